@@ -1,0 +1,146 @@
+//! Tx 1 — claim: the idempotency key, the booking row and its seats, in one transaction.
+
+use chrono::Utc;
+use rand::Rng;
+use skybook_domain::{
+    BookingId, BookingReference, CardFingerprint, EntityFingerprint, Flight, IdempotencyKey, Money, NewBooking,
+    RequestFingerprint,
+};
+use skybook_storage::{BookingRecord, InsertBooking, NewBookingRow, Tenant, Tx};
+
+use crate::outcome::{BookingView, Outcome, Reply};
+use crate::service::{check_existing, BookingError, BookingService};
+
+pub(crate) struct ClaimInput<'a> {
+    pub tenant: &'a Tenant,
+    pub key: &'a IdempotencyKey,
+    pub fingerprint: &'a RequestFingerprint,
+    pub request: &'a NewBooking,
+    pub flight: &'a Flight,
+    pub amount: Money,
+    pub card_fingerprint: CardFingerprint,
+    pub entity_fingerprint: EntityFingerprint,
+}
+
+pub(crate) enum Claim {
+    /// The request is answered without charging: replay, duplicate, sold out.
+    Answered(Reply),
+    /// A booking holds seats and awaits its charge; `resumed` when an earlier request may already have sent it.
+    Proceed { booking: BookingRecord, resumed: bool },
+}
+
+/// A fresh reference collides with odds of ~1 in 887 million per existing booking; a few draws always suffice.
+const REFERENCE_ATTEMPTS: usize = 8;
+
+impl BookingService {
+    #[tracing::instrument(name = "booking.claim", skip_all, fields(tenant = %input.tenant.slug))]
+    pub(crate) async fn claim(&self, input: ClaimInput<'_>) -> Result<Claim, BookingError> {
+        let inner = &self.0;
+        let now = Utc::now();
+        let lease_until = now + inner.config.key_lease;
+        let tenant = input.tenant.id;
+        let mut tx = inner.store.begin().await?;
+
+        if !tx.insert_idempotency_key(tenant, input.key, input.fingerprint, lease_until, now).await? {
+            // The key exists (possibly committed a moment ago by a concurrent request): decide under its row lock.
+            let existing = tx.lock_idempotency_key(tenant, input.key).await?.ok_or_else(|| {
+                BookingError::Storage(skybook_storage::StorageError::Corrupt("idempotency key vanished".into()))
+            })?;
+            if let Some(reply) = check_existing(&existing, input.fingerprint)? {
+                return Ok(Claim::Answered(reply));
+            }
+            // Unfinished and unleased: the request that held it died or left it pending. Take it over and resume.
+            tx.lease_idempotency_key(tenant, input.key, Some(lease_until), now).await?;
+            if let Some(booking_id) = existing.booking_id {
+                if let Some(booking) = tx.booking(tenant, booking_id).await? {
+                    tx.commit().await?;
+                    tracing::info!(booking.id = %booking.id, "resuming a booking after its key's lease lapsed");
+                    return Ok(Claim::Proceed { booking, resumed: true });
+                }
+            }
+        }
+
+        let row = NewBookingRow {
+            id: BookingId::new(),
+            tenant_id: tenant,
+            reference: BookingReference::generate(&mut rand::rng()),
+            flight_id: input.flight.id,
+            contact_email: input.request.contact_email.clone(),
+            passengers: input.request.passengers.clone(),
+            amount: input.amount,
+            card_last4: input.request.card.number.last4(),
+            card_brand: input.request.card.number.brand().as_str().to_owned(),
+            card_fingerprint: input.card_fingerprint,
+            entity_fingerprint: input.entity_fingerprint,
+            hold_expires_at: now + inner.config.seat_hold,
+            now,
+        };
+        let row = match self.insert_with_fresh_reference(&mut tx, row).await? {
+            Ok(row) => row,
+            Err(existing) => {
+                tracing::info!(existing.reference = %existing.reference, "duplicate booking refused");
+                let reply = self.finish(&mut tx, input.tenant, Some(input.key), Outcome::Duplicate(existing)).await?;
+                tx.commit().await?;
+                return Ok(Claim::Answered(reply));
+            }
+        };
+
+        let seats = row.passengers.len() as u32;
+        if !tx.take_seats(tenant, row.flight_id, seats).await? {
+            tx.discard_new_booking(tenant, row.id).await?;
+            let reply = self.finish(&mut tx, input.tenant, Some(input.key), Outcome::SoldOut).await?;
+            tx.commit().await?;
+            return Ok(Claim::Answered(reply));
+        }
+        tx.attach_booking_to_key(tenant, input.key, row.id).await?;
+        let booking = tx.booking(tenant, row.id).await?.ok_or_else(|| {
+            BookingError::Storage(skybook_storage::StorageError::Corrupt("booking vanished inside its transaction".into()))
+        })?;
+        tx.commit().await?;
+        Ok(Claim::Proceed { booking, resumed: false })
+    }
+
+    /// Inserts the booking, drawing new references on collision. `Err(existing)` for a live duplicate.
+    async fn insert_with_fresh_reference(
+        &self,
+        tx: &mut Tx,
+        mut row: NewBookingRow,
+    ) -> Result<Result<NewBookingRow, BookingRecord>, BookingError> {
+        for _ in 0..REFERENCE_ATTEMPTS {
+            match tx.insert_booking(&row).await? {
+                InsertBooking::Inserted => return Ok(Ok(row)),
+                InsertBooking::Duplicate(existing) => return Ok(Err(existing)),
+                InsertBooking::ReferenceTaken => row.reference = BookingReference::generate(&mut rand::rng()),
+            }
+        }
+        Err(BookingError::Storage(skybook_storage::StorageError::Corrupt("could not draw a free booking reference".into())))
+    }
+
+    /// Renders `outcome`, stores it as the key's final response (unless pending) and returns it.
+    /// Without a key (the sentinel settling in the background) it only renders.
+    pub(crate) async fn finish(
+        &self,
+        tx: &mut Tx,
+        tenant: &Tenant,
+        key: Option<&IdempotencyKey>,
+        outcome: Outcome,
+    ) -> Result<Reply, BookingError> {
+        let rendered = self.0.renderer.render(&outcome);
+        let now = Utc::now();
+        match key {
+            Some(key) if outcome.is_final() => {
+                tx.finish_idempotency_key(tenant.id, key, rendered.status, &rendered.body, now).await?
+            }
+            Some(key) => tx.lease_idempotency_key(tenant.id, key, None, now).await?,
+            None => {}
+        }
+        metrics::counter!("skybook_bookings_total", "outcome" => outcome.label()).increment(1);
+        Ok(Reply { rendered, replayed: false, label: outcome.label() })
+    }
+}
+
+impl BookingView {
+    pub(crate) fn new(booking: BookingRecord, flight: Flight) -> Self {
+        Self { booking, flight }
+    }
+}

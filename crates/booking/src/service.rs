@@ -1,0 +1,148 @@
+//! The booking service: the entry point the web layer (and later the sentinel) calls.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use secrecy::SecretString;
+use skybook_clients::payments::{CardDetails, PaymentProvider};
+use skybook_domain::{
+    BookingId, CardFingerprint, EntityFingerprint, IdempotencyKey, NewBooking, RequestFingerprint, SecretKey,
+};
+use skybook_storage::{IdempotencyRecord, Store, StorageError, Tenant};
+
+use crate::claim::{Claim, ClaimInput};
+use crate::outcome::{BookingView, RenderOutcome, Rendered, Reply};
+
+/// Timings of the pipeline.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// How long a request holds its idempotency key. Longer than the slowest charge with all its retries, so a
+    /// live request is never taken over; after a crash a retry with the same key resumes once it lapses.
+    pub key_lease: Duration,
+    /// How long seats stay held for a booking that has not been charged; the sentinel releases them after.
+    pub seat_hold: Duration,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self { key_lease: Duration::from_secs(60), seat_hold: Duration::from_secs(15 * 60) }
+    }
+}
+
+/// Why a request got no outcome. The web layer maps each to its status code.
+#[derive(Debug, thiserror::Error)]
+pub enum BookingError {
+    #[error("flight not found")]
+    FlightNotFound,
+    #[error("another request with this idempotency key is in progress")]
+    RequestInProgress,
+    #[error("the idempotency key was used for a different request")]
+    KeyReused,
+    #[error("the booking total is out of range")]
+    AmountOutOfRange,
+    #[error("the payment provider is unavailable: {0}")]
+    PaymentUnavailable(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Store,
+    pub(crate) payments: Arc<dyn PaymentProvider>,
+    pub(crate) secret: Arc<SecretKey>,
+    pub(crate) renderer: Arc<dyn RenderOutcome>,
+    pub(crate) config: PipelineConfig,
+}
+
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct BookingService(pub(crate) Arc<Inner>);
+
+impl BookingService {
+    pub fn new(
+        store: Store,
+        payments: Arc<dyn PaymentProvider>,
+        secret: Arc<SecretKey>,
+        renderer: Arc<dyn RenderOutcome>,
+        config: PipelineConfig,
+    ) -> Self {
+        Self(Arc::new(Inner { store, payments, secret, renderer, config }))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    /// Creates a booking, or replays / resumes the request this key already made.
+    #[tracing::instrument(name = "booking.create", skip_all, fields(tenant = %tenant.slug, booking.id, outcome))]
+    pub async fn create(&self, tenant: &Tenant, key: &IdempotencyKey, request: NewBooking) -> Result<Reply, BookingError> {
+        let inner = &self.0;
+        let fingerprint = RequestFingerprint::compute(&inner.secret, tenant.id, &request);
+
+        // Fast path without a write: replays and in-progress answers need neither the provider nor a lock.
+        if let Some(existing) = inner.store.idempotency_key(tenant.id, key).await? {
+            if let Some(reply) = check_existing(&existing, &fingerprint)? {
+                return Ok(reply);
+            }
+        }
+
+        let flight = inner.store.flight(tenant.id, request.flight_id).await?.ok_or(BookingError::FlightNotFound)?;
+        let amount = flight.price_for(request.passengers.len()).ok_or(BookingError::AmountOutOfRange)?;
+        let card_fingerprint = CardFingerprint::compute(&inner.secret, &request.card.number);
+        let entity_fingerprint =
+            EntityFingerprint::compute(&inner.secret, tenant.id, flight.id, &request.passengers, &card_fingerprint);
+
+        let input = ClaimInput {
+            tenant,
+            key,
+            fingerprint: &fingerprint,
+            request: &request,
+            flight: &flight,
+            amount,
+            card_fingerprint,
+            entity_fingerprint,
+        };
+        let claimed = match self.claim(input).await? {
+            Claim::Answered(reply) => return Ok(reply),
+            Claim::Proceed { booking, resumed } => (booking, resumed),
+        };
+        tracing::Span::current().record("booking.id", tracing::field::display(claimed.0.id));
+        let view = BookingView::new(claimed.0, flight);
+        let reply = self.charge_and_settle(tenant, Some(key), view, claimed.1, Some(&request)).await?;
+        tracing::Span::current().record("outcome", reply.label);
+        Ok(reply)
+    }
+}
+
+/// What an existing key answers without further work: its stored response, 422 for a different request, 409
+/// while another request holds it. `None` when the request should go on (a resume after a lapsed lease).
+pub(crate) fn check_existing(existing: &IdempotencyRecord, fingerprint: &RequestFingerprint) -> Result<Option<Reply>, BookingError> {
+    if &existing.request_fingerprint != fingerprint {
+        return Err(BookingError::KeyReused);
+    }
+    if let Some((status, body)) = existing.response() {
+        metrics::counter!("skybook_bookings_total", "outcome" => "replayed").increment(1);
+        return Ok(Some(Reply { rendered: Rendered { status, body: body.to_owned() }, replayed: true, label: "replayed" }));
+    }
+    if existing.is_locked(Utc::now()) {
+        return Err(BookingError::RequestInProgress);
+    }
+    Ok(None)
+}
+
+/// The card as the provider's tokeniser takes it.
+pub(crate) fn card_details(request: &NewBooking) -> CardDetails {
+    let card = &request.card;
+    CardDetails {
+        number: SecretString::from(card.number.expose_digits().to_owned()),
+        exp_month: card.expiry.month(),
+        exp_year: card.expiry.year(),
+        cvc: SecretString::from(card.cvc.expose().to_owned()),
+    }
+}
+
+/// The deterministic Message-ID of a booking's confirmation email.
+pub(crate) fn confirmation_message_id(booking: BookingId) -> String {
+    format!("<booking-{booking}.confirmation@skybook>")
+}

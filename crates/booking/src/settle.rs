@@ -1,0 +1,214 @@
+//! Charge, then Tx 2 — settle. Also the resume path for bookings an earlier request left unfinished.
+
+use chrono::Utc;
+use skybook_clients::payments::{ChargeOutcome, ChargeRequest, ChargeStatus};
+use skybook_domain::{BookingStatus, FailureReason, IdempotencyKey, NewBooking};
+use skybook_storage::{NewOutboxEmail, StatusChange, Tenant};
+
+use crate::outcome::{BookingView, Outcome, Reply};
+use crate::service::{card_details, confirmation_message_id, BookingError, BookingService};
+
+const UNSETTLED: &[BookingStatus] = &[BookingStatus::SeatHeld, BookingStatus::PaymentPending];
+
+/// How the charge step ended, before Tx 2 writes it down.
+enum Charged {
+    Yes { charge_id: String },
+    No(FailureReason),
+    /// Nothing was sent to the provider (tokenising failed): safe to forget the attempt entirely.
+    NotAttempted(String),
+    Unknown,
+}
+
+impl BookingService {
+    /// Charges a claimed booking and settles it. `resumed`: an earlier request may have sent the charge, so the
+    /// provider is asked first (by the booking id, its idempotency key) instead of charging blindly.
+    /// `request` carries the card; without it (background settlement) only a lookup is possible.
+    #[tracing::instrument(name = "booking.charge_and_settle", skip_all, fields(booking.id = %view.booking.id, tenant = %tenant.slug, resumed))]
+    pub(crate) async fn charge_and_settle(
+        &self,
+        tenant: &Tenant,
+        key: Option<&IdempotencyKey>,
+        view: BookingView,
+        resumed: bool,
+        request: Option<&NewBooking>,
+    ) -> Result<Reply, BookingError> {
+        match view.booking.status {
+            BookingStatus::Confirmed => return self.record_final(tenant, key, Outcome::Confirmed(view)).await,
+            BookingStatus::Failed => return self.record_final(tenant, key, Outcome::Failed(view)).await,
+            BookingStatus::SeatHeld | BookingStatus::PaymentPending => {}
+        }
+        let charged = match (resumed, request) {
+            (true, request) => match self.lookup_charge(&view).await {
+                Some(charged) => charged,
+                None => match request {
+                    Some(request) => self.charge(&view, request).await,
+                    None => Charged::Unknown,
+                },
+            },
+            (false, Some(request)) => self.charge(&view, request).await,
+            (false, None) => Charged::Unknown,
+        };
+        match charged {
+            Charged::Yes { charge_id } => self.settle_confirmed(tenant, key, view, &charge_id).await,
+            Charged::No(reason) => self.settle_failed(tenant, key, view, reason).await,
+            Charged::NotAttempted(cause) => {
+                self.abandon(tenant, key, &view).await?;
+                Err(BookingError::PaymentUnavailable(cause))
+            }
+            Charged::Unknown => self.mark_pending(tenant, key, view).await,
+        }
+    }
+
+    /// Asks the provider whether this booking was charged. `None`: no charge exists (or the lookup failed and
+    /// a charge with the same idempotency key is the safe way on).
+    async fn lookup_charge(&self, view: &BookingView) -> Option<Charged> {
+        match self.0.payments.find_charge(&view.booking.id.to_string()).await {
+            Ok(Some(charge)) => Some(match charge.status {
+                ChargeStatus::Succeeded => Charged::Yes { charge_id: charge.id },
+                ChargeStatus::Failed => Charged::No(FailureReason::CardDeclined),
+            }),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "charge lookup failed; charging with the same idempotency key instead");
+                None
+            }
+        }
+    }
+
+    #[tracing::instrument(name = "booking.charge", skip_all, fields(booking.id = %view.booking.id))]
+    async fn charge(&self, view: &BookingView, request: &NewBooking) -> Charged {
+        let payments = &self.0.payments;
+        let token = match payments.tokenize(&card_details(request)).await {
+            Ok(token) => token,
+            Err(e) => return Charged::NotAttempted(e.to_string()),
+        };
+        let booking = &view.booking;
+        let charge = ChargeRequest {
+            idempotency_key: booking.id.to_string(),
+            amount_minor: booking.amount.amount_minor,
+            currency: booking.amount.currency.as_str().to_ascii_lowercase(),
+            source: token.id,
+            description: format!("skybook booking {}", booking.reference),
+            metadata: [
+                ("booking_id".to_owned(), booking.id.to_string()),
+                ("tenant_id".to_owned(), booking.tenant_id.to_string()),
+                ("reference".to_owned(), booking.reference.to_string()),
+                ("entity_fingerprint".to_owned(), booking.entity_fingerprint.as_str().to_owned()),
+            ]
+            .into(),
+        };
+        match payments.charge(&charge).await {
+            ChargeOutcome::Succeeded(charge) => Charged::Yes { charge_id: charge.id },
+            ChargeOutcome::Declined { .. } => Charged::No(FailureReason::CardDeclined),
+            ChargeOutcome::Rejected { reason } => {
+                tracing::error!(%reason, "the payment provider rejected the charge request");
+                Charged::No(FailureReason::PaymentRejected)
+            }
+            ChargeOutcome::Unknown { reason } => {
+                tracing::warn!(%reason, "charge outcome unknown; leaving the booking payment_pending");
+                Charged::Unknown
+            }
+        }
+    }
+
+    /// Tx 2: charge id, `confirmed`, the confirmation email in the outbox and the final response, atomically.
+    #[tracing::instrument(name = "booking.settle_confirmed", skip_all, fields(booking.id = %view.booking.id))]
+    async fn settle_confirmed(&self, tenant: &Tenant, key: Option<&IdempotencyKey>, view: BookingView, charge_id: &str) -> Result<Reply, BookingError> {
+        let now = Utc::now();
+        let id = view.booking.id;
+        let mut tx = self.0.store.begin().await?;
+        let change = StatusChange { from: UNSETTLED, to: BookingStatus::Confirmed, charge_id: Some(charge_id), failure_reason: None };
+        if tx.change_status(tenant.id, id, &change, now).await? {
+            let email = NewOutboxEmail {
+                tenant_id: tenant.id,
+                booking_id: id,
+                kind: "booking_confirmation",
+                recipient: view.booking.contact_email.clone(),
+                message_id: confirmation_message_id(id),
+            };
+            tx.insert_outbox_email(&email, now).await?;
+        }
+        let outcome = self.current_outcome(&mut tx, tenant, view).await?;
+        if let Outcome::Failed(failed) = &outcome {
+            // Charged after the booking was given up: the sentinel's duplicate/orphan scan refunds the charge.
+            tracing::error!(booking.id = %failed.booking.id, %charge_id, "charge succeeded for a booking already failed");
+        }
+        let reply = self.finish(&mut tx, tenant, key, outcome).await?;
+        tx.commit().await?;
+        Ok(reply)
+    }
+
+    /// Tx 2 for a charge that did not happen: `failed`, seats released, final response stored.
+    #[tracing::instrument(name = "booking.settle_failed", skip_all, fields(booking.id = %view.booking.id, reason = reason.as_str()))]
+    async fn settle_failed(&self, tenant: &Tenant, key: Option<&IdempotencyKey>, view: BookingView, reason: FailureReason) -> Result<Reply, BookingError> {
+        let mut tx = self.0.store.begin().await?;
+        let change = StatusChange { from: UNSETTLED, to: BookingStatus::Failed, charge_id: None, failure_reason: Some(reason) };
+        if tx.change_status(tenant.id, view.booking.id, &change, Utc::now()).await? {
+            tx.release_seats(tenant.id, view.booking.flight_id, view.booking.seats).await?;
+        }
+        let outcome = self.current_outcome(&mut tx, tenant, view).await?;
+        let reply = self.finish(&mut tx, tenant, key, outcome).await?;
+        tx.commit().await?;
+        Ok(reply)
+    }
+
+    /// The charge may or may not have happened: `payment_pending`, lease released so a retry or the sentinel
+    /// can settle it later. Never stored as the key's response.
+    #[tracing::instrument(name = "booking.mark_pending", skip_all, fields(booking.id = %view.booking.id))]
+    async fn mark_pending(&self, tenant: &Tenant, key: Option<&IdempotencyKey>, view: BookingView) -> Result<Reply, BookingError> {
+        let mut tx = self.0.store.begin().await?;
+        let change = StatusChange {
+            from: &[BookingStatus::SeatHeld],
+            to: BookingStatus::PaymentPending,
+            charge_id: None,
+            failure_reason: None,
+        };
+        tx.change_status(tenant.id, view.booking.id, &change, Utc::now()).await?;
+        let outcome = self.current_outcome(&mut tx, tenant, view).await?;
+        let reply = self.finish(&mut tx, tenant, key, outcome).await?;
+        tx.commit().await?;
+        Ok(reply)
+    }
+
+    /// Nothing reached the provider: release the seats, fail the booking and forget the key, so the client's
+    /// retry (with the same key) starts afresh.
+    async fn abandon(&self, tenant: &Tenant, key: Option<&IdempotencyKey>, view: &BookingView) -> Result<(), BookingError> {
+        let mut tx = self.0.store.begin().await?;
+        let change = StatusChange {
+            from: UNSETTLED,
+            to: BookingStatus::Failed,
+            charge_id: None,
+            failure_reason: Some(FailureReason::ProviderUnavailable),
+        };
+        if tx.change_status(tenant.id, view.booking.id, &change, Utc::now()).await? {
+            tx.release_seats(tenant.id, view.booking.flight_id, view.booking.seats).await?;
+        }
+        if let Some(key) = key {
+            tx.delete_idempotency_key(tenant.id, key).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Stores a final outcome for a key whose booking is already settled.
+    async fn record_final(&self, tenant: &Tenant, key: Option<&IdempotencyKey>, outcome: Outcome) -> Result<Reply, BookingError> {
+        let mut tx = self.0.store.begin().await?;
+        let reply = self.finish(&mut tx, tenant, key, outcome).await?;
+        tx.commit().await?;
+        Ok(reply)
+    }
+
+    /// The booking as this transaction now sees it, as an outcome.
+    async fn current_outcome(&self, tx: &mut skybook_storage::Tx, tenant: &Tenant, view: BookingView) -> Result<Outcome, BookingError> {
+        let booking = tx
+            .booking(tenant.id, view.booking.id)
+            .await?
+            .ok_or_else(|| BookingError::Storage(skybook_storage::StorageError::Corrupt("booking vanished".into())))?;
+        let view = BookingView::new(booking, view.flight);
+        Ok(match view.booking.status {
+            BookingStatus::Confirmed => Outcome::Confirmed(view),
+            BookingStatus::Failed => Outcome::Failed(view),
+            BookingStatus::SeatHeld | BookingStatus::PaymentPending => Outcome::Pending(view),
+        })
+    }
+}

@@ -1,0 +1,5 @@
+//! skybook-clients against the real sandbox over real HTTP (one test binary; one sandbox per test).
+
+mod oauth;
+mod payments;
+mod support;

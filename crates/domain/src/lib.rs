@@ -1,0 +1,28 @@
+//! skybook's domain. Pure: no I/O, no HTTP, no SQL text.
+//!
+//! Parse, don't validate: every type here has a constructor that checks its rules, so a value that exists is
+//! valid — a [`card::CardNumber`] has passed Luhn, an [`text::Email`] is well-formed. Types that are stored
+//! implement sqlx's `Type`/`Encode`/`Decode` and parse again when read.
+
+pub mod booking;
+pub mod card;
+pub mod error;
+pub mod fingerprint;
+pub mod ids;
+pub mod money;
+pub mod passenger;
+pub mod reference;
+pub mod retry;
+mod sqlx_string;
+pub mod text;
+
+pub use booking::{BookingStatus, FailureReason, Flight, NewBooking};
+pub use card::{Card, CardNumber, Cvc, Expiry};
+pub use error::{FieldErrors, ParseError};
+pub use fingerprint::{CardFingerprint, EntityFingerprint, RequestFingerprint, SecretKey};
+pub use ids::{BookingId, FlightId, OutboxId, TenantId};
+pub use money::{Currency, Money};
+pub use passenger::{Passenger, PersonName, MAX_PASSENGERS};
+pub use reference::BookingReference;
+pub use retry::RetryPolicy;
+pub use text::{AirportCode, Email, FlightNumber, IdempotencyKey, TenantSlug};

@@ -1,0 +1,482 @@
+//! Everything the sandbox remembers across restarts, in `<data_dir>/sandbox.db` (SQLite, WAL): access-token
+//! hashes, card tokens, charges and refunds.
+//!
+//! All access goes through one pool with a single connection. SQLite allows one writer at a time; with a
+//! single connection, concurrent requests queue on the pool instead of racing for the write lock, so there
+//! are no `SQLITE_BUSY` upgrade deadlocks, and every read-check-write sequence (idempotency, refund limits)
+//! runs inside one transaction that nothing else can interleave with. A sandbox's load is tiny, so the
+//! lost read parallelism does not matter.
+//!
+//! What is *not* here matters as much: no card number and no access token ever reaches this file — card
+//! tokens keep last4/brand/expiry, access tokens are stored as their SHA-256.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row as _, SqliteConnection};
+
+use crate::ids::{new_id, now_seconds};
+
+/// File name of the sandbox database inside the data directory.
+pub const DATABASE_FILE: &str = "sandbox.db";
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS access_tokens (
+        token_sha256 TEXT PRIMARY KEY,
+        client_id    TEXT NOT NULL,
+        scope        TEXT,
+        issued_at_ms INTEGER NOT NULL,
+        expires_at_ms INTEGER NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS card_tokens (
+        id              TEXT PRIMARY KEY,
+        last4           TEXT NOT NULL,
+        brand           TEXT NOT NULL,
+        exp_month       INTEGER NOT NULL,
+        exp_year        INTEGER NOT NULL,
+        always_declines INTEGER NOT NULL,
+        created         INTEGER NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS charges (
+        id              TEXT PRIMARY KEY,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        amount          INTEGER NOT NULL,
+        currency        TEXT NOT NULL,
+        source          TEXT NOT NULL,
+        description     TEXT,
+        metadata        TEXT NOT NULL,
+        status          TEXT NOT NULL CHECK (status IN ('succeeded', 'failed')),
+        amount_refunded INTEGER NOT NULL DEFAULT 0,
+        created         INTEGER NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS refunds (
+        id              TEXT PRIMARY KEY,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        charge_id       TEXT NOT NULL REFERENCES charges (id),
+        amount          INTEGER NOT NULL,
+        created         INTEGER NOT NULL
+    )",
+];
+
+/// Why a payment operation was refused (or failed).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("idempotency key reused with different parameters")]
+    IdempotencyKeyReused,
+    #[error("no such card token")]
+    UnknownSource,
+    #[error("no such charge")]
+    UnknownCharge,
+    #[error("a failed charge cannot be refunded")]
+    ChargeNotRefundable,
+    #[error("the charge is fully refunded")]
+    ChargeAlreadyRefunded,
+    #[error("refund exceeds the {remaining} left")]
+    AmountTooLarge { remaining: i64 },
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// A tokenised card: everything the sandbox keeps about it.
+#[derive(Debug, Clone)]
+pub struct CardToken {
+    pub id: String,
+    pub last4: String,
+    pub brand: &'static str,
+    pub exp_month: u32,
+    pub exp_year: u32,
+    pub always_declines: bool,
+    pub created: i64,
+}
+
+/// A charge request that passed validation.
+#[derive(Debug, Clone)]
+pub struct NewCharge<'a> {
+    pub idempotency_key: &'a str,
+    pub amount: i64,
+    pub currency: &'a str,
+    pub source: &'a str,
+    pub description: Option<&'a str>,
+    /// The metadata object, as JSON text.
+    pub metadata: String,
+}
+
+/// A stored charge.
+#[derive(Debug, Clone)]
+pub struct Charge {
+    pub id: String,
+    pub idempotency_key: String,
+    pub amount: i64,
+    pub currency: String,
+    pub source: String,
+    pub description: Option<String>,
+    pub metadata: String,
+    pub status: String,
+    pub amount_refunded: i64,
+    pub created: i64,
+}
+
+impl Charge {
+    pub fn succeeded(&self) -> bool {
+        self.status == "succeeded"
+    }
+
+    fn from_row(row: &SqliteRow) -> Self {
+        Self {
+            id: row.get("id"),
+            idempotency_key: row.get("idempotency_key"),
+            amount: row.get("amount"),
+            currency: row.get("currency"),
+            source: row.get("source"),
+            description: row.get("description"),
+            metadata: row.get("metadata"),
+            status: row.get("status"),
+            amount_refunded: row.get("amount_refunded"),
+            created: row.get("created"),
+        }
+    }
+}
+
+/// A stored refund.
+#[derive(Debug, Clone)]
+pub struct Refund {
+    pub id: String,
+    pub charge: String,
+    pub amount: i64,
+    pub created: i64,
+}
+
+/// Whether an idempotent operation did the work now or found it done under the same key.
+#[derive(Debug, Clone)]
+pub enum Outcome<T> {
+    Created(T),
+    Replayed(T),
+}
+
+impl<T> Outcome<T> {
+    pub fn into_inner(self) -> T {
+        match self {
+            Self::Created(value) | Self::Replayed(value) => value,
+        }
+    }
+}
+
+/// Totals over the stored state, for `/sandbox/stats`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Totals {
+    pub tokens_issued: i64,
+    pub card_tokens: i64,
+    pub charges: i64,
+    pub declines: i64,
+    pub refunds: i64,
+}
+
+const CHARGE_COLUMNS: &str =
+    "id, idempotency_key, amount, currency, source, description, metadata, status, \
+                              amount_refunded, created";
+
+/// Handle on the sandbox database (cheap to clone: it is a pool handle).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) `<data_dir>/sandbox.db` and creates the schema.
+    pub async fn open(data_dir: &Path) -> anyhow::Result<Self> {
+        tokio::fs::create_dir_all(data_dir)
+            .await
+            .with_context(|| format!("creating sandbox data dir {}", data_dir.display()))?;
+        let path = data_dir.join(DATABASE_FILE);
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("opening sandbox database {}", path.display()))?;
+        for statement in SCHEMA {
+            sqlx::query(statement)
+                .execute(&pool)
+                .await
+                .context("creating sandbox schema")?;
+        }
+        Ok(Self { pool })
+    }
+
+    /// Closes the connection (checkpointing the WAL), e.g. before the same data dir is opened again.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub async fn insert_access_token(
+        &self,
+        token_sha256: &str,
+        client_id: &str,
+        scope: Option<&str>,
+        issued_at_ms: i64,
+        expires_at_ms: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO access_tokens (token_sha256, client_id, scope, issued_at_ms, expires_at_ms) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(token_sha256)
+        .bind(client_id)
+        .bind(scope)
+        .bind(issued_at_ms)
+        .bind(expires_at_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// `(sha256, expires_at_ms)` of every access token still valid at `now_ms`.
+    pub async fn live_access_tokens(&self, now_ms: i64) -> Result<Vec<(String, i64)>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT token_sha256, expires_at_ms FROM access_tokens WHERE expires_at_ms > ?",
+        )
+        .bind(now_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.get("token_sha256"), row.get("expires_at_ms")))
+            .collect())
+    }
+
+    pub async fn insert_card_token(&self, card: &CardToken) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO card_tokens (id, last4, brand, exp_month, exp_year, always_declines, created) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&card.id)
+        .bind(&card.last4)
+        .bind(card.brand)
+        .bind(card.exp_month)
+        .bind(card.exp_year)
+        .bind(card.always_declines)
+        .bind(card.created)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Creates the charge for `new.idempotency_key`, or returns the one already made under that key.
+    ///
+    /// One transaction on the single connection: look the key up, check the card, then
+    /// `INSERT ... ON CONFLICT(idempotency_key) DO NOTHING` and read back whatever row holds the key. However
+    /// many identical requests race, exactly one row exists and every one of them gets it.
+    pub async fn create_charge(
+        &self,
+        new: &NewCharge<'_>,
+        decline_all: bool,
+    ) -> Result<Outcome<Charge>, StoreError> {
+        let same_request = |c: &Charge| {
+            c.amount == new.amount && c.currency == new.currency && c.source == new.source
+        };
+        let mut tx = self.pool.begin().await?;
+        if let Some(existing) =
+            charge_where(&mut tx, "idempotency_key", new.idempotency_key).await?
+        {
+            tx.commit().await?;
+            return if same_request(&existing) {
+                Ok(Outcome::Replayed(existing))
+            } else {
+                Err(StoreError::IdempotencyKeyReused)
+            };
+        }
+        let always_declines: bool =
+            sqlx::query("SELECT always_declines FROM card_tokens WHERE id = ?")
+                .bind(new.source)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::UnknownSource)?
+                .get("always_declines");
+        let status = if always_declines || decline_all {
+            "failed"
+        } else {
+            "succeeded"
+        };
+        let inserted = sqlx::query(
+            "INSERT INTO charges (id, idempotency_key, amount, currency, source, description, metadata, status, \
+             amount_refunded, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?) \
+             ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .bind(new_id("ch_"))
+        .bind(new.idempotency_key)
+        .bind(new.amount)
+        .bind(new.currency)
+        .bind(new.source)
+        .bind(new.description)
+        .bind(&new.metadata)
+        .bind(status)
+        .bind(now_seconds())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        let charge = charge_where(&mut tx, "idempotency_key", new.idempotency_key)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)?;
+        tx.commit().await?;
+        match (inserted, same_request(&charge)) {
+            (true, _) => Ok(Outcome::Created(charge)),
+            (false, true) => Ok(Outcome::Replayed(charge)),
+            (false, false) => Err(StoreError::IdempotencyKeyReused),
+        }
+    }
+
+    pub async fn charge_by_id(&self, id: &str) -> Result<Option<Charge>, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        charge_where(&mut conn, "id", id).await
+    }
+
+    pub async fn charge_by_idempotency_key(
+        &self,
+        key: &str,
+    ) -> Result<Option<Charge>, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        charge_where(&mut conn, "idempotency_key", key).await
+    }
+
+    /// Charges newest first, optionally only those with `status`, at most `limit` of them.
+    pub async fn list_charges(
+        &self,
+        status: Option<&str>,
+        limit: Option<i64>,
+    ) -> Result<Vec<Charge>, sqlx::Error> {
+        let sql = format!(
+            "SELECT {CHARGE_COLUMNS} FROM charges WHERE (?1 IS NULL OR status = ?1) ORDER BY rowid DESC LIMIT ?2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(status)
+            .bind(limit.unwrap_or(-1))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(Charge::from_row).collect())
+    }
+
+    /// Refunds `amount` (default: what is left) of `charge_id` under `idempotency_key`, or returns the refund
+    /// already made under that key. Same single-transaction scheme as [`Store::create_charge`].
+    pub async fn create_refund(
+        &self,
+        idempotency_key: &str,
+        charge_id: &str,
+        amount: Option<i64>,
+    ) -> Result<Outcome<Refund>, StoreError> {
+        let same_request =
+            |r: &Refund| r.charge == charge_id && amount.is_none_or(|a| a == r.amount);
+        let mut tx = self.pool.begin().await?;
+        if let Some(existing) = refund_by_key(&mut tx, idempotency_key).await? {
+            tx.commit().await?;
+            return if same_request(&existing) {
+                Ok(Outcome::Replayed(existing))
+            } else {
+                Err(StoreError::IdempotencyKeyReused)
+            };
+        }
+        let charge = charge_where(&mut tx, "id", charge_id)
+            .await?
+            .ok_or(StoreError::UnknownCharge)?;
+        if !charge.succeeded() {
+            return Err(StoreError::ChargeNotRefundable);
+        }
+        let remaining = charge.amount - charge.amount_refunded;
+        if remaining <= 0 {
+            return Err(StoreError::ChargeAlreadyRefunded);
+        }
+        let amount = amount.unwrap_or(remaining);
+        if amount > remaining {
+            return Err(StoreError::AmountTooLarge { remaining });
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO refunds (id, idempotency_key, charge_id, amount, created) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .bind(new_id("re_"))
+        .bind(idempotency_key)
+        .bind(charge_id)
+        .bind(amount)
+        .bind(now_seconds())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if inserted {
+            sqlx::query("UPDATE charges SET amount_refunded = amount_refunded + ? WHERE id = ?")
+                .bind(amount)
+                .bind(charge_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let refund = refund_by_key(&mut tx, idempotency_key)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)?;
+        tx.commit().await?;
+        match (inserted, same_request(&refund)) {
+            (true, _) => Ok(Outcome::Created(refund)),
+            (false, true) => Ok(Outcome::Replayed(refund)),
+            (false, false) => Err(StoreError::IdempotencyKeyReused),
+        }
+    }
+
+    pub async fn totals(&self) -> Result<Totals, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM access_tokens) AS tokens_issued, \
+                    (SELECT COUNT(*) FROM card_tokens) AS card_tokens, \
+                    (SELECT COUNT(*) FROM charges WHERE status = 'succeeded') AS charges, \
+                    (SELECT COUNT(*) FROM charges WHERE status = 'failed') AS declines, \
+                    (SELECT COUNT(*) FROM refunds) AS refunds",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Totals {
+            tokens_issued: row.get("tokens_issued"),
+            card_tokens: row.get("card_tokens"),
+            charges: row.get("charges"),
+            declines: row.get("declines"),
+            refunds: row.get("refunds"),
+        })
+    }
+}
+
+/// The charge whose `column` (`id` or `idempotency_key`, never client input) equals `value`.
+async fn charge_where(
+    conn: &mut SqliteConnection,
+    column: &'static str,
+    value: &str,
+) -> Result<Option<Charge>, sqlx::Error> {
+    let sql = format!("SELECT {CHARGE_COLUMNS} FROM charges WHERE {column} = ?");
+    let row = sqlx::query(&sql).bind(value).fetch_optional(conn).await?;
+    Ok(row.as_ref().map(Charge::from_row))
+}
+
+async fn refund_by_key(
+    conn: &mut SqliteConnection,
+    key: &str,
+) -> Result<Option<Refund>, sqlx::Error> {
+    let row =
+        sqlx::query("SELECT id, charge_id, amount, created FROM refunds WHERE idempotency_key = ?")
+            .bind(key)
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.map(|row| Refund {
+        id: row.get("id"),
+        charge: row.get("charge_id"),
+        amount: row.get("amount"),
+        created: row.get("created"),
+    }))
+}

@@ -1,0 +1,233 @@
+//! Booking rows: reads scoped by tenant, and the pipeline's statements inside a [`Tx`].
+
+use chrono::{DateTime, Utc};
+use skybook_domain::{
+    BookingId, BookingReference, BookingStatus, CardFingerprint, Currency, Email, EntityFingerprint, FailureReason,
+    FlightId, Money, Passenger, TenantId,
+};
+
+use crate::backend::{on_pool, on_tx};
+use crate::error::{Result, StorageError};
+use crate::store::Store;
+use crate::tx::Tx;
+
+/// A stored booking. Holds no card data beyond last 4 digits and brand.
+#[derive(Debug, Clone)]
+pub struct BookingRecord {
+    pub id: BookingId,
+    pub tenant_id: TenantId,
+    pub reference: BookingReference,
+    pub flight_id: FlightId,
+    pub status: BookingStatus,
+    pub contact_email: Email,
+    pub passengers: Vec<Passenger>,
+    pub seats: u32,
+    pub amount: Money,
+    pub card_last4: String,
+    pub card_brand: String,
+    pub entity_fingerprint: EntityFingerprint,
+    pub charge_id: Option<String>,
+    pub failure_reason: Option<String>,
+    pub hold_expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct BookingRow {
+    id: BookingId,
+    tenant_id: TenantId,
+    reference: BookingReference,
+    flight_id: FlightId,
+    status: BookingStatus,
+    contact_email: Email,
+    passengers: String,
+    seats: i32,
+    amount_minor: i64,
+    currency: Currency,
+    card_last4: String,
+    card_brand: String,
+    entity_fingerprint: EntityFingerprint,
+    charge_id: Option<String>,
+    failure_reason: Option<String>,
+    hold_expires_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+const BOOKING_COLUMNS: &str = "id, tenant_id, reference, flight_id, status, contact_email, passengers, seats, amount_minor, \
+     currency, card_last4, card_brand, entity_fingerprint, charge_id, failure_reason, hold_expires_at, created_at, updated_at";
+
+impl TryFrom<BookingRow> for BookingRecord {
+    type Error = StorageError;
+    fn try_from(r: BookingRow) -> Result<Self> {
+        let corrupt = |what: &str| StorageError::Corrupt(format!("booking {}: {what}", r.id));
+        Ok(Self {
+            passengers: serde_json::from_str(&r.passengers).map_err(|_| corrupt("passengers"))?,
+            seats: u32::try_from(r.seats).map_err(|_| corrupt("seats"))?,
+            amount: Money::new(r.amount_minor, r.currency),
+            id: r.id,
+            tenant_id: r.tenant_id,
+            reference: r.reference,
+            flight_id: r.flight_id,
+            status: r.status,
+            contact_email: r.contact_email,
+            card_last4: r.card_last4,
+            card_brand: r.card_brand,
+            entity_fingerprint: r.entity_fingerprint,
+            charge_id: r.charge_id,
+            failure_reason: r.failure_reason,
+            hold_expires_at: r.hold_expires_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+/// What Tx 1 writes for a new booking.
+#[derive(Debug, Clone)]
+pub struct NewBookingRow {
+    pub id: BookingId,
+    pub tenant_id: TenantId,
+    pub reference: BookingReference,
+    pub flight_id: FlightId,
+    pub contact_email: Email,
+    pub passengers: Vec<Passenger>,
+    pub amount: Money,
+    pub card_last4: String,
+    pub card_brand: String,
+    pub card_fingerprint: CardFingerprint,
+    pub entity_fingerprint: EntityFingerprint,
+    pub hold_expires_at: DateTime<Utc>,
+    pub now: DateTime<Utc>,
+}
+
+/// The result of inserting a booking under the one-live-booking-per-entity index.
+#[derive(Debug)]
+pub enum InsertBooking {
+    Inserted,
+    /// A live booking for the same entity exists (it may have committed a moment ago on another node).
+    Duplicate(BookingRecord),
+    /// The random reference collided with another booking's; draw a new one and try again.
+    ReferenceTaken,
+}
+
+/// A conditional status change: applied only while the booking is in one of `from`.
+#[derive(Debug, Clone)]
+pub struct StatusChange<'a> {
+    pub from: &'a [BookingStatus],
+    pub to: BookingStatus,
+    pub charge_id: Option<&'a str>,
+    pub failure_reason: Option<FailureReason>,
+}
+
+impl Store {
+    pub async fn booking_by_reference(&self, tenant: TenantId, reference: &BookingReference) -> Result<Option<BookingRecord>> {
+        let sql = format!("SELECT {BOOKING_COLUMNS} FROM bookings WHERE tenant_id = $1 AND reference = $2");
+        let row: Option<BookingRow> =
+            on_pool!(&self.backend, c => sqlx::query_as(&sql).bind(tenant).bind(reference).fetch_optional(c).await)?;
+        row.map(BookingRecord::try_from).transpose()
+    }
+
+    pub async fn booking(&self, tenant: TenantId, id: BookingId) -> Result<Option<BookingRecord>> {
+        let sql = format!("SELECT {BOOKING_COLUMNS} FROM bookings WHERE tenant_id = $1 AND id = $2");
+        let row: Option<BookingRow> =
+            on_pool!(&self.backend, c => sqlx::query_as(&sql).bind(tenant).bind(id).fetch_optional(c).await)?;
+        row.map(BookingRecord::try_from).transpose()
+    }
+
+    /// Bookings of every tenant still in `status`, last touched before `before` — the sentinel's work list.
+    pub async fn bookings_in_status(&self, status: BookingStatus, before: DateTime<Utc>, limit: u32) -> Result<Vec<BookingRecord>> {
+        let sql = format!(
+            "SELECT {BOOKING_COLUMNS} FROM bookings WHERE status = $1 AND updated_at < $2 ORDER BY updated_at LIMIT $3"
+        );
+        let rows: Vec<BookingRow> = on_pool!(&self.backend, c => sqlx::query_as(&sql)
+            .bind(status).bind(before).bind(i64::from(limit)).fetch_all(c).await)?;
+        rows.into_iter().map(BookingRecord::try_from).collect()
+    }
+}
+
+impl Tx {
+    pub async fn booking(&mut self, tenant: TenantId, id: BookingId) -> Result<Option<BookingRecord>> {
+        let sql = format!("SELECT {BOOKING_COLUMNS} FROM bookings WHERE tenant_id = $1 AND id = $2{}", self.for_update());
+        let row: Option<BookingRow> = on_tx!(self, c => sqlx::query_as(&sql).bind(tenant).bind(id).fetch_optional(c).await)?;
+        row.map(BookingRecord::try_from).transpose()
+    }
+
+    /// Inserts the booking as `seat_held` unless a live booking of the same entity exists. The partial unique
+    /// index decides, so two nodes racing on the same booking cannot both insert: the second waits for the
+    /// first to commit, then sees the conflict.
+    pub async fn insert_booking(&mut self, b: &NewBookingRow) -> Result<InsertBooking> {
+        let passengers = serde_json::to_string(&b.passengers).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        let seats = i32::try_from(b.passengers.len()).map_err(|_| StorageError::Corrupt("too many passengers".into()))?;
+        let sql = "INSERT INTO bookings (id, tenant_id, reference, flight_id, status, contact_email, passengers, seats,
+                       amount_minor, currency, card_last4, card_brand, card_fingerprint, entity_fingerprint,
+                       hold_expires_at, created_at, updated_at)
+                   VALUES ($1, $2, $3, $4, 'seat_held', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)
+                   ON CONFLICT DO NOTHING";
+        let inserted = on_tx!(self, c => sqlx::query(sql)
+            .bind(b.id).bind(b.tenant_id).bind(&b.reference).bind(b.flight_id).bind(&b.contact_email)
+            .bind(&passengers).bind(seats).bind(b.amount.amount_minor).bind(&b.amount.currency)
+            .bind(&b.card_last4).bind(&b.card_brand).bind(&b.card_fingerprint).bind(&b.entity_fingerprint)
+            .bind(b.hold_expires_at).bind(b.now)
+            .execute(c).await.map(|r| r.rows_affected()))?;
+        if inserted == 1 {
+            return Ok(InsertBooking::Inserted);
+        }
+        let sql = format!(
+            "SELECT {BOOKING_COLUMNS} FROM bookings WHERE tenant_id = $1 AND entity_fingerprint = $2
+               AND status IN ('seat_held', 'payment_pending', 'confirmed')"
+        );
+        let live: Option<BookingRow> =
+            on_tx!(self, c => sqlx::query_as(&sql).bind(b.tenant_id).bind(&b.entity_fingerprint).fetch_optional(c).await)?;
+        match live {
+            Some(row) => Ok(InsertBooking::Duplicate(row.try_into()?)),
+            None => Ok(InsertBooking::ReferenceTaken),
+        }
+    }
+
+    /// Takes `seats` on the flight if that many are left: one conditional UPDATE, so concurrent bookings can
+    /// never oversell. Returns whether the seats were taken.
+    pub async fn take_seats(&mut self, tenant: TenantId, flight: FlightId, seats: u32) -> Result<bool> {
+        let seats = i64::from(seats);
+        let sql = "UPDATE flights SET seats_sold = seats_sold + $3
+                   WHERE tenant_id = $1 AND id = $2 AND seats_sold + $3 <= capacity";
+        let n = on_tx!(self, c => sqlx::query(sql).bind(tenant).bind(flight).bind(seats).execute(c).await.map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    pub async fn release_seats(&mut self, tenant: TenantId, flight: FlightId, seats: u32) -> Result<()> {
+        let sql = "UPDATE flights SET seats_sold = seats_sold - $3 WHERE tenant_id = $1 AND id = $2";
+        on_tx!(self, c => sqlx::query(sql).bind(tenant).bind(flight).bind(i64::from(seats)).execute(c).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Removes a booking this same transaction inserted (when its seats turned out to be sold out).
+    pub async fn discard_new_booking(&mut self, tenant: TenantId, id: BookingId) -> Result<()> {
+        let sql = "DELETE FROM bookings WHERE tenant_id = $1 AND id = $2 AND status = 'seat_held'";
+        on_tx!(self, c => sqlx::query(sql).bind(tenant).bind(id).execute(c).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Applies `change` if the booking is still in one of its `from` statuses. Returns whether it applied —
+    /// `false` means another actor (a retry, the sentinel) moved it first.
+    pub async fn change_status(&mut self, tenant: TenantId, id: BookingId, change: &StatusChange<'_>, now: DateTime<Utc>) -> Result<bool> {
+        let from: Vec<&str> = change.from.iter().map(BookingStatus::as_str).collect();
+        let placeholders: Vec<String> = (0..from.len()).map(|i| format!("${}", i + 7)).collect();
+        let sql = format!(
+            "UPDATE bookings SET status = $3, charge_id = COALESCE($4, charge_id), failure_reason = $5, updated_at = $6
+             WHERE tenant_id = $1 AND id = $2 AND status IN ({})",
+            placeholders.join(", ")
+        );
+        let n = on_tx!(self, c => {
+            let mut q = sqlx::query(&sql)
+                .bind(tenant).bind(id).bind(change.to).bind(change.charge_id)
+                .bind(change.failure_reason.map(|r| r.as_str())).bind(now);
+            for s in &from {
+                q = q.bind(*s);
+            }
+            q.execute(c).await.map(|r| r.rows_affected())
+        })?;
+        Ok(n == 1)
+    }
+}

@@ -1,0 +1,137 @@
+//! Tenants and flights: what can be booked.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use skybook_domain::{AirportCode, Currency, Flight, FlightId, FlightNumber, Money, TenantId, TenantSlug};
+
+use crate::backend::on_pool;
+use crate::error::{Result, StorageError};
+use crate::store::Store;
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub slug: TenantSlug,
+    pub name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewFlight {
+    pub number: FlightNumber,
+    pub origin: AirportCode,
+    pub destination: AirportCode,
+    pub departs_at: DateTime<Utc>,
+    pub capacity: u32,
+    pub fare: Money,
+}
+
+/// Optional filters for a tenant's flights; `date` is the UTC departure day.
+#[derive(Debug, Clone, Default)]
+pub struct FlightSearch {
+    pub origin: Option<AirportCode>,
+    pub destination: Option<AirportCode>,
+    pub date: Option<NaiveDate>,
+    pub limit: u32,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct FlightRow {
+    id: FlightId,
+    tenant_id: TenantId,
+    number: FlightNumber,
+    origin: AirportCode,
+    destination: AirportCode,
+    departs_at: DateTime<Utc>,
+    capacity: i32,
+    seats_sold: i32,
+    fare_minor: i64,
+    currency: Currency,
+}
+
+impl TryFrom<FlightRow> for Flight {
+    type Error = StorageError;
+    fn try_from(r: FlightRow) -> Result<Self> {
+        let count = |v: i32| u32::try_from(v).map_err(|_| StorageError::Corrupt(format!("flight {}: negative seat count", r.id)));
+        Ok(Flight {
+            id: r.id,
+            tenant_id: r.tenant_id,
+            number: r.number,
+            origin: r.origin,
+            destination: r.destination,
+            departs_at: r.departs_at,
+            capacity: count(r.capacity)?,
+            seats_sold: count(r.seats_sold)?,
+            fare: Money::new(r.fare_minor, r.currency),
+        })
+    }
+}
+
+const FLIGHT_COLUMNS: &str =
+    "id, tenant_id, number, origin, destination, departs_at, capacity, seats_sold, fare_minor, currency";
+
+impl Store {
+    pub async fn tenant_by_slug(&self, slug: &TenantSlug) -> Result<Option<Tenant>> {
+        let sql = "SELECT id, slug, name FROM tenants WHERE slug = $1";
+        Ok(on_pool!(&self.backend, c => sqlx::query_as(sql).bind(slug).fetch_optional(c).await)?)
+    }
+
+    /// Creates the tenant if its slug is new; either way returns it. Idempotent, for seeding.
+    pub async fn ensure_tenant(&self, slug: &TenantSlug, name: &str) -> Result<Tenant> {
+        let mut tx = self.begin().await?;
+        let sql = "INSERT INTO tenants (id, slug, name, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (slug) DO NOTHING";
+        crate::backend::on_tx!(tx, c => sqlx::query(sql).bind(TenantId::new()).bind(slug).bind(name).bind(Utc::now()).execute(c).await.map(|r| r.rows_affected()))?;
+        tx.commit().await?;
+        self.tenant_by_slug(slug).await?.ok_or_else(|| StorageError::Corrupt(format!("tenant {slug} vanished")))
+    }
+
+    /// Inserts the flight unless the tenant already has that number departing at that time. Idempotent.
+    pub async fn ensure_flight(&self, tenant: TenantId, flight: &NewFlight) -> Result<()> {
+        let capacity = i32::try_from(flight.capacity).map_err(|_| StorageError::Corrupt("capacity too large".into()))?;
+        let mut tx = self.begin().await?;
+        let sql = "INSERT INTO flights (id, tenant_id, number, origin, destination, departs_at, capacity, seats_sold, fare_minor, currency, created_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10)
+                   ON CONFLICT (tenant_id, number, departs_at) DO NOTHING";
+        crate::backend::on_tx!(tx, c => sqlx::query(sql)
+            .bind(FlightId::new()).bind(tenant).bind(&flight.number).bind(&flight.origin).bind(&flight.destination)
+            .bind(flight.departs_at).bind(capacity).bind(flight.fare.amount_minor).bind(&flight.fare.currency).bind(Utc::now())
+            .execute(c).await.map(|r| r.rows_affected()))?;
+        tx.commit().await
+    }
+
+    pub async fn flight(&self, tenant: TenantId, id: FlightId) -> Result<Option<Flight>> {
+        let sql = format!("SELECT {FLIGHT_COLUMNS} FROM flights WHERE tenant_id = $1 AND id = $2");
+        let row: Option<FlightRow> =
+            on_pool!(&self.backend, c => sqlx::query_as(&sql).bind(tenant).bind(id).fetch_optional(c).await)?;
+        row.map(Flight::try_from).transpose()
+    }
+
+    pub async fn search_flights(&self, tenant: TenantId, search: &FlightSearch) -> Result<Vec<Flight>> {
+        let (from, to) = match search.date {
+            Some(day) => {
+                let start = day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
+                (start, start + chrono::Duration::days(1))
+            }
+            // Bounds every engine can store and that sort correctly as SQLite text.
+            None => (DateTime::UNIX_EPOCH, "9999-12-31T00:00:00Z".parse().expect("valid time")),
+        };
+        let sql = format!(
+            "SELECT {FLIGHT_COLUMNS} FROM flights
+             WHERE tenant_id = $1
+               AND (CAST($2 AS TEXT) IS NULL OR origin = $2)
+               AND (CAST($3 AS TEXT) IS NULL OR destination = $3)
+               AND departs_at >= $4 AND departs_at < $5
+             ORDER BY departs_at, number
+             LIMIT $6"
+        );
+        let limit = i64::from(if search.limit == 0 { 100 } else { search.limit });
+        let rows: Vec<FlightRow> = on_pool!(&self.backend, c => sqlx::query_as(&sql)
+            .bind(tenant)
+            .bind(search.origin.as_ref().map(|a| a.as_str()))
+            .bind(search.destination.as_ref().map(|a| a.as_str()))
+            .bind(from)
+            .bind(to)
+            .bind(limit)
+            .fetch_all(c)
+            .await)?;
+        rows.into_iter().map(Flight::try_from).collect()
+    }
+}

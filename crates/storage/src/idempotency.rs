@@ -1,0 +1,112 @@
+//! Idempotency keys, scoped per tenant: the record of one client request, its lease while a request works on
+//! it, and its final response once finished.
+
+use chrono::{DateTime, Utc};
+use skybook_domain::{BookingId, IdempotencyKey, RequestFingerprint, TenantId};
+
+use crate::backend::{on_pool, on_tx};
+use crate::error::Result;
+use crate::store::Store;
+use crate::tx::Tx;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct IdempotencyRecord {
+    pub tenant_id: TenantId,
+    pub key: IdempotencyKey,
+    pub request_fingerprint: RequestFingerprint,
+    pub booking_id: Option<BookingId>,
+    /// While in the future, a request holds the key; `None` or past means it is free to resume.
+    pub locked_until: Option<DateTime<Utc>>,
+    pub response_status: Option<i32>,
+    pub response_body: Option<String>,
+}
+
+impl IdempotencyRecord {
+    /// The stored final response, if the request finished.
+    pub fn response(&self) -> Option<(u16, &str)> {
+        let status = u16::try_from(self.response_status?).ok()?;
+        Some((status, self.response_body.as_deref()?))
+    }
+
+    pub fn is_locked(&self, now: DateTime<Utc>) -> bool {
+        self.locked_until.is_some_and(|until| until > now)
+    }
+}
+
+const KEY_COLUMNS: &str =
+    "tenant_id, key, request_fingerprint, booking_id, locked_until, response_status, response_body";
+
+impl Store {
+    /// A read outside any transaction: the pipeline's fast path for replays and in-progress answers.
+    pub async fn idempotency_key(&self, tenant: TenantId, key: &IdempotencyKey) -> Result<Option<IdempotencyRecord>> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM idempotency_keys WHERE tenant_id = $1 AND key = $2");
+        Ok(on_pool!(&self.backend, c => sqlx::query_as(&sql).bind(tenant).bind(key).fetch_optional(c).await)?)
+    }
+}
+
+impl Tx {
+    /// Records a new key holding a lease until `locked_until`. Returns `false` if the key exists (then read it
+    /// with [`Tx::lock_idempotency_key`]). On PostgreSQL a concurrent insert of the same key waits here until the
+    /// first transaction ends.
+    pub async fn insert_idempotency_key(
+        &mut self,
+        tenant: TenantId,
+        key: &IdempotencyKey,
+        fingerprint: &RequestFingerprint,
+        locked_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let sql = "INSERT INTO idempotency_keys (tenant_id, key, request_fingerprint, locked_until, created_at, updated_at)
+                   VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (tenant_id, key) DO NOTHING";
+        let n = on_tx!(self, c => sqlx::query(sql)
+            .bind(tenant).bind(key).bind(fingerprint).bind(locked_until).bind(now).execute(c).await.map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// Reads the key, locking its row for the rest of the transaction.
+    pub async fn lock_idempotency_key(&mut self, tenant: TenantId, key: &IdempotencyKey) -> Result<Option<IdempotencyRecord>> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM idempotency_keys WHERE tenant_id = $1 AND key = $2{}", self.for_update());
+        Ok(on_tx!(self, c => sqlx::query_as(&sql).bind(tenant).bind(key).fetch_optional(c).await)?)
+    }
+
+    /// Sets (or clears, with `None`) the key's lease.
+    pub async fn lease_idempotency_key(
+        &mut self,
+        tenant: TenantId,
+        key: &IdempotencyKey,
+        locked_until: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let sql = "UPDATE idempotency_keys SET locked_until = $3, updated_at = $4 WHERE tenant_id = $1 AND key = $2";
+        on_tx!(self, c => sqlx::query(sql).bind(tenant).bind(key).bind(locked_until).bind(now).execute(c).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn attach_booking_to_key(&mut self, tenant: TenantId, key: &IdempotencyKey, booking: BookingId) -> Result<()> {
+        let sql = "UPDATE idempotency_keys SET booking_id = $3 WHERE tenant_id = $1 AND key = $2";
+        on_tx!(self, c => sqlx::query(sql).bind(tenant).bind(key).bind(booking).execute(c).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Stores the final response and releases the lease: from now on the key only replays.
+    pub async fn finish_idempotency_key(
+        &mut self,
+        tenant: TenantId,
+        key: &IdempotencyKey,
+        status: u16,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let sql = "UPDATE idempotency_keys SET response_status = $3, response_body = $4, locked_until = NULL, updated_at = $5
+                   WHERE tenant_id = $1 AND key = $2";
+        on_tx!(self, c => sqlx::query(sql).bind(tenant).bind(key).bind(i32::from(status)).bind(body).bind(now).execute(c).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Forgets the key, so the same key starts a new request (used when nothing reached the provider).
+    pub async fn delete_idempotency_key(&mut self, tenant: TenantId, key: &IdempotencyKey) -> Result<()> {
+        let sql = "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2";
+        on_tx!(self, c => sqlx::query(sql).bind(tenant).bind(key).execute(c).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,26 @@
+//! skybook's storage layer — the only crate that writes SQL.
+//!
+//! One [`Store`] API over SQLite (embedded, the default) and PostgreSQL (the scale-out engine). Each query is
+//! written once and compiled for both engines (see `backend.rs`); the engines' differences live in
+//! `migrations/sqlite` and `migrations/postgres`. Every tenant-owned query takes the tenant id and filters by it.
+//!
+//! Reads go through [`Store`]; the booking pipeline's atomic phases each open a [`Tx`] and call the statement
+//! methods on it, so the pipeline decides *what* happens and this crate only knows *how* it is written down.
+
+mod backend;
+mod bookings;
+mod catalog;
+mod error;
+mod idempotency;
+mod outbox;
+mod store;
+mod tx;
+
+pub use backend::{redact, Engine, PoolSettings};
+pub use bookings::{BookingRecord, InsertBooking, NewBookingRow, StatusChange};
+pub use catalog::{FlightSearch, NewFlight, Tenant};
+pub use error::{Result, StorageError};
+pub use idempotency::IdempotencyRecord;
+pub use outbox::{NewOutboxEmail, OutboxEmail};
+pub use store::{MigrationStatus, Store};
+pub use tx::Tx;

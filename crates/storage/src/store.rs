@@ -1,0 +1,89 @@
+//! The [`Store`]: connecting, migrating, health.
+
+use sqlx::migrate::{Migrate, Migrator};
+
+use crate::backend::{on_pool, Backend, Engine, PoolSettings};
+use crate::error::Result;
+use crate::tx::Tx;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A handle on the database; cheap to clone (pools inside).
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) backend: Backend,
+}
+
+/// Whether the schema matches this build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MigrationStatus {
+    UpToDate,
+    /// Versions this build knows that the database has not applied.
+    Pending(Vec<i64>),
+}
+
+impl Store {
+    /// Connects to `sqlite://...` or `postgres://...`. Does not migrate.
+    pub async fn connect(url: &str, settings: &PoolSettings) -> Result<Self> {
+        Ok(Self { backend: Backend::connect(url, settings).await? })
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.backend.engine()
+    }
+
+    fn migrator(&self) -> &'static Migrator {
+        match self.engine() {
+            Engine::Sqlite => &SQLITE_MIGRATIONS,
+            Engine::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    /// Applies pending migrations. Safe to run from several processes: sqlx takes an advisory lock on PostgreSQL.
+    pub async fn migrate(&self) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite { writer, .. } => SQLITE_MIGRATIONS.run(writer).await?,
+            Backend::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    pub async fn migration_status(&self) -> Result<MigrationStatus> {
+        let applied = match &self.backend {
+            Backend::Sqlite { writer, .. } => {
+                let mut conn = writer.acquire().await?;
+                conn.ensure_migrations_table().await?;
+                conn.list_applied_migrations().await?
+            }
+            Backend::Postgres(pool) => {
+                let mut conn = pool.acquire().await?;
+                conn.ensure_migrations_table().await?;
+                conn.list_applied_migrations().await?
+            }
+        };
+        let pending: Vec<i64> = self
+            .migrator()
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration())
+            .map(|m| m.version)
+            .filter(|v| !applied.iter().any(|a| a.version == *v))
+            .collect();
+        Ok(if pending.is_empty() { MigrationStatus::UpToDate } else { MigrationStatus::Pending(pending) })
+    }
+
+    /// One round trip to the database, for `/ready`.
+    pub async fn ping(&self) -> Result<()> {
+        on_pool!(&self.backend, c => sqlx::query("SELECT 1").execute(c).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Opens a write transaction.
+    pub async fn begin(&self) -> Result<Tx> {
+        Tx::begin(&self.backend).await
+    }
+
+    pub async fn close(&self) {
+        self.backend.close().await
+    }
+}

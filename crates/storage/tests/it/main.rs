@@ -1,0 +1,173 @@
+//! The storage contract, run against SQLite and PostgreSQL alike.
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use futures::future::join_all;
+use skybook_domain::*;
+use skybook_storage::*;
+use skybook_testkit::backend_tests;
+use skybook_testkit::fixtures::tenant_with_flight;
+
+fn booking_row(tenant: TenantId, flight: &Flight, family: &str) -> NewBookingRow {
+    let key = skybook_testkit::secret_key();
+    let passengers = vec![Passenger { given_name: PersonName::parse("Ann").unwrap(), family_name: PersonName::parse(family).unwrap() }];
+    let card = CardFingerprint::compute(&key, &CardNumber::parse("4242424242424242").unwrap());
+    let now = Utc::now();
+    NewBookingRow {
+        id: BookingId::new(),
+        tenant_id: tenant,
+        reference: BookingReference::generate(&mut rand::rng()),
+        flight_id: flight.id,
+        contact_email: Email::parse("ann@example.com").unwrap(),
+        entity_fingerprint: EntityFingerprint::compute(&key, tenant, flight.id, &passengers, &card),
+        passengers,
+        amount: flight.fare.clone(),
+        card_last4: "4242".into(),
+        card_brand: "visa".into(),
+        card_fingerprint: card,
+        hold_expires_at: now + Duration::minutes(15),
+        now,
+    }
+}
+
+async fn migrations_report_up_to_date(engine: Engine) {
+    let store = skybook_testkit::store(engine, "migrations").await;
+    assert_eq!(store.migration_status().await.unwrap(), MigrationStatus::UpToDate);
+    assert_eq!(store.engine(), engine);
+    store.migrate().await.expect("migrating twice is a no-op");
+    store.ping().await.unwrap();
+}
+
+async fn fresh_database_reports_pending_migrations(engine: Engine) {
+    let url = skybook_testkit::fresh_database_url(engine, "pending").await;
+    let store = Store::connect(&url, &PoolSettings::default()).await.unwrap();
+    assert!(matches!(store.migration_status().await.unwrap(), MigrationStatus::Pending(v) if !v.is_empty()));
+}
+
+async fn seeding_is_idempotent_and_search_filters(engine: Engine) {
+    let store = skybook_testkit::store(engine, "seeding").await;
+    let (tenant, flight) = tenant_with_flight(&store, "air-one", 5).await;
+    let (again, same) = tenant_with_flight(&store, "air-one", 5).await;
+    assert_eq!(tenant, again);
+    assert_eq!(flight.id, same.id, "re-seeding must not duplicate a flight");
+
+    let dub = AirportCode::parse("DUB").unwrap();
+    let lhr = AirportCode::parse("LHR").unwrap();
+    let day = flight.departs_at.date_naive();
+    let search = |origin: &AirportCode, destination: &AirportCode, date| FlightSearch {
+        origin: Some(origin.clone()),
+        destination: Some(destination.clone()),
+        date: Some(date),
+        limit: 10,
+    };
+    assert_eq!(store.search_flights(tenant.id, &search(&dub, &lhr, day)).await.unwrap().len(), 1);
+    assert!(store.search_flights(tenant.id, &search(&lhr, &dub, day)).await.unwrap().is_empty());
+    assert!(store.search_flights(tenant.id, &search(&dub, &lhr, day.succ_opt().unwrap())).await.unwrap().is_empty());
+    assert_eq!(store.search_flights(tenant.id, &FlightSearch::default()).await.unwrap().len(), 1);
+
+    let (other, _) = tenant_with_flight(&store, "air-two", 5).await;
+    assert!(store.flight(other.id, flight.id).await.unwrap().is_none(), "flights are scoped by tenant");
+}
+
+async fn seats_never_oversell_under_concurrency(engine: Engine) {
+    let store = skybook_testkit::store(engine, "oversell").await;
+    let (tenant, flight) = tenant_with_flight(&store, "air", 10).await;
+    let attempts = (0..30).map(|_| {
+        let store = store.clone();
+        async move {
+            let mut tx = store.begin().await.unwrap();
+            let taken = tx.take_seats(tenant.id, flight.id, 1).await.unwrap();
+            tx.commit().await.unwrap();
+            taken
+        }
+    });
+    let taken = join_all(attempts.map(tokio::spawn)).await.into_iter().filter(|r| *r.as_ref().unwrap()).count();
+    assert_eq!(taken, 10);
+    let flight = store.flight(tenant.id, flight.id).await.unwrap().unwrap();
+    assert_eq!((flight.seats_sold, flight.seats_left()), (10, 0));
+}
+
+async fn one_live_booking_per_entity_under_concurrency(engine: Engine) {
+    let store = skybook_testkit::store(engine, "entity").await;
+    let (tenant, flight) = tenant_with_flight(&store, "air", 50).await;
+    let flight = Arc::new(flight);
+    let attempts = (0..20).map(|_| {
+        let (store, flight) = (store.clone(), flight.clone());
+        tokio::spawn(async move {
+            let mut tx = store.begin().await.unwrap();
+            let result = tx.insert_booking(&booking_row(tenant.id, &flight, "Lee")).await.unwrap();
+            tx.commit().await.unwrap();
+            result
+        })
+    });
+    let results = join_all(attempts).await;
+    let inserted = results.iter().filter(|r| matches!(r.as_ref().unwrap(), InsertBooking::Inserted)).count();
+    let duplicates = results.iter().filter(|r| matches!(r.as_ref().unwrap(), InsertBooking::Duplicate(_))).count();
+    assert_eq!((inserted, duplicates), (1, 19));
+
+    // Once the live one fails, the same entity may book again.
+    let InsertBooking::Duplicate(live) = results.into_iter().find_map(|r| match r.unwrap() {
+        d @ InsertBooking::Duplicate(_) => Some(d),
+        _ => None,
+    }).unwrap() else { unreachable!() };
+    let mut tx = store.begin().await.unwrap();
+    let change = StatusChange { from: &[BookingStatus::SeatHeld], to: BookingStatus::Failed, charge_id: None, failure_reason: Some(FailureReason::CardDeclined) };
+    assert!(tx.change_status(tenant.id, live.id, &change, Utc::now()).await.unwrap());
+    assert!(!tx.change_status(tenant.id, live.id, &change, Utc::now()).await.unwrap(), "status changes are conditional");
+    assert!(matches!(tx.insert_booking(&booking_row(tenant.id, &flight, "Lee")).await.unwrap(), InsertBooking::Inserted));
+    tx.commit().await.unwrap();
+}
+
+async fn bookings_are_scoped_by_tenant(engine: Engine) {
+    let store = skybook_testkit::store(engine, "scoping").await;
+    let (tenant, flight) = tenant_with_flight(&store, "air", 5).await;
+    let (other, _) = tenant_with_flight(&store, "other", 5).await;
+    let row = booking_row(tenant.id, &flight, "Kim");
+    let mut tx = store.begin().await.unwrap();
+    assert!(matches!(tx.insert_booking(&row).await.unwrap(), InsertBooking::Inserted));
+    tx.commit().await.unwrap();
+    let found = store.booking_by_reference(tenant.id, &row.reference).await.unwrap().unwrap();
+    assert_eq!((found.id, found.status, found.card_last4.as_str()), (row.id, BookingStatus::SeatHeld, "4242"));
+    assert_eq!(found.passengers, row.passengers);
+    assert!(store.booking_by_reference(other.id, &row.reference).await.unwrap().is_none());
+    assert!(store.booking(other.id, row.id).await.unwrap().is_none());
+}
+
+async fn idempotency_keys_insert_once_and_finish(engine: Engine) {
+    let store = skybook_testkit::store(engine, "keys").await;
+    let (tenant, _) = tenant_with_flight(&store, "air", 5).await;
+    let key = IdempotencyKey::parse("key-0123456789abcdef").unwrap();
+    let fp = RequestFingerprint::parse(&"a".repeat(64)).unwrap();
+    let now = Utc::now();
+    let attempts = (0..10).map(|_| {
+        let (store, key, fp) = (store.clone(), key.clone(), fp.clone());
+        tokio::spawn(async move {
+            let mut tx = store.begin().await.unwrap();
+            let inserted = tx.insert_idempotency_key(tenant.id, &key, &fp, now + Duration::seconds(60), now).await.unwrap();
+            tx.commit().await.unwrap();
+            inserted
+        })
+    });
+    let inserted = join_all(attempts).await.into_iter().filter(|r| *r.as_ref().unwrap()).count();
+    assert_eq!(inserted, 1);
+
+    let record = store.idempotency_key(tenant.id, &key).await.unwrap().unwrap();
+    assert!(record.is_locked(Utc::now()) && record.response().is_none());
+    let mut tx = store.begin().await.unwrap();
+    tx.finish_idempotency_key(tenant.id, &key, 201, "{\"ok\":true}", Utc::now()).await.unwrap();
+    tx.commit().await.unwrap();
+    let record = store.idempotency_key(tenant.id, &key).await.unwrap().unwrap();
+    assert_eq!(record.response(), Some((201, "{\"ok\":true}")));
+    assert!(!record.is_locked(Utc::now()));
+}
+
+backend_tests!(
+    migrations_report_up_to_date,
+    fresh_database_reports_pending_migrations,
+    seeding_is_idempotent_and_search_filters,
+    seats_never_oversell_under_concurrency,
+    one_live_booking_per_entity_under_concurrency,
+    bookings_are_scoped_by_tenant,
+    idempotency_keys_insert_once_and_finish,
+);

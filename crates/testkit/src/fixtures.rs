@@ -1,0 +1,48 @@
+//! Test data: a tenant with flights, valid booking bodies, the cards tests use.
+
+use chrono::{Duration, Utc};
+use skybook_domain::{AirportCode, Currency, Flight, FlightNumber, Money, TenantSlug};
+use skybook_storage::{FlightSearch, NewFlight, Store, Tenant};
+
+/// Cards used across the suite; the final scan looks for every one of them.
+pub const CARD_OK: &str = "4242424242424242";
+pub const CARD_OK_2: &str = "5555555555554444";
+pub const CARD_DECLINED: &str = "4000000000000002";
+pub const ALL_CARDS: [&str; 3] = [CARD_OK, CARD_OK_2, CARD_DECLINED];
+
+/// A tenant with one DUB→LHR flight tomorrow of `capacity` seats at 95.99 EUR.
+pub async fn tenant_with_flight(store: &Store, slug: &str, capacity: u32) -> (Tenant, Flight) {
+    let tenant = store.ensure_tenant(&TenantSlug::parse(slug).unwrap(), "Test Air").await.unwrap();
+    let flight = add_flight(store, &tenant, "EI154", capacity).await;
+    (tenant, flight)
+}
+
+pub async fn add_flight(store: &Store, tenant: &Tenant, number: &str, capacity: u32) -> Flight {
+    let departs_at = (Utc::now() + Duration::days(1)).date_naive().and_hms_opt(9, 30, 0).unwrap().and_utc();
+    let new = NewFlight {
+        number: FlightNumber::parse(number).unwrap(),
+        origin: AirportCode::parse("DUB").unwrap(),
+        destination: AirportCode::parse("LHR").unwrap(),
+        departs_at,
+        capacity,
+        fare: Money::new(9599, Currency::parse("EUR").unwrap()),
+    };
+    store.ensure_flight(tenant.id, &new).await.unwrap();
+    store
+        .search_flights(tenant.id, &FlightSearch { date: Some(departs_at.date_naive()), ..FlightSearch::default() })
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|f| f.number.as_str() == number)
+        .unwrap()
+}
+
+/// A valid booking request body for one passenger.
+pub fn booking_body(flight: &Flight, given: &str, family: &str, card: &str) -> serde_json::Value {
+    serde_json::json!({
+        "flight_id": flight.id.to_string(),
+        "contact_email": format!("{}@example.com", given.to_lowercase()),
+        "passengers": [{"given_name": given, "family_name": family}],
+        "card": {"number": card, "exp_month": 12, "exp_year": 2031, "cvc": "123"}
+    })
+}

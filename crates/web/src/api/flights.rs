@@ -1,0 +1,57 @@
+//! `GET /api/v1/tenants/{tenant}/flights`
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use chrono::NaiveDate;
+use skybook_domain::{AirportCode, FieldErrors, ParseError};
+use skybook_storage::FlightSearch;
+
+use crate::error::ApiError;
+use crate::render::{FlightJson, FlightsJson};
+use crate::AppState;
+
+/// Search a tenant's flights. Every filter is optional; each one given must be valid.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{tenant}/flights",
+    params(
+        ("tenant" = String, Path, description = "Tenant slug"),
+        ("origin" = Option<String>, Query, description = "IATA code, e.g. DUB"),
+        ("destination" = Option<String>, Query, description = "IATA code, e.g. LHR"),
+        ("date" = Option<String>, Query, description = "Departure day (UTC), YYYY-MM-DD"),
+    ),
+    responses(
+        (status = 200, description = "Matching flights, earliest first", body = FlightsJson),
+        (status = 404, description = "Unknown tenant"),
+        (status = 422, description = "Invalid filters, each named"),
+    ),
+    tag = "flights"
+)]
+pub async fn search(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<FlightsJson>, ApiError> {
+    let tenant = super::tenant(&state, &tenant).await?;
+    let search = parse_search(&query).map_err(ApiError::Invalid)?;
+    let flights = state.store.search_flights(tenant.id, &search).await?;
+    Ok(Json(FlightsJson { flights: flights.iter().map(FlightJson::from).collect() }))
+}
+
+/// The search filters; shared with the website's search form.
+pub fn parse_search(query: &HashMap<String, String>) -> Result<FlightSearch, FieldErrors> {
+    let mut errors = FieldErrors::new();
+    let given = |name: &str| query.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let origin = given("origin").and_then(|v| errors.check("origin", AirportCode::parse(v)));
+    let destination = given("destination").and_then(|v| errors.check("destination", AirportCode::parse(v)));
+    let date = given("date").and_then(|v| {
+        errors.check(
+            "date",
+            NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| ParseError::new("must be a date as YYYY-MM-DD")),
+        )
+    });
+    errors.into_result()?;
+    Ok(FlightSearch { origin, destination, date, limit: 100 })
+}
