@@ -1,7 +1,6 @@
 //! Tx 1 — claim: the idempotency key, the booking row and its seats, in one transaction.
 
 use chrono::Utc;
-use rand::Rng;
 use skybook_domain::{
     BookingId, BookingReference, CardFingerprint, EntityFingerprint, Flight, IdempotencyKey, Money, NewBooking,
     RequestFingerprint,

@@ -35,6 +35,8 @@ impl Default for PipelineConfig {
 pub enum BookingError {
     #[error("flight not found")]
     FlightNotFound,
+    #[error("the flight has already departed")]
+    FlightDeparted,
     #[error("another request with this idempotency key is in progress")]
     RequestInProgress,
     #[error("the idempotency key was used for a different request")]
@@ -88,6 +90,9 @@ impl BookingService {
         }
 
         let flight = inner.store.flight(tenant.id, request.flight_id).await?.ok_or(BookingError::FlightNotFound)?;
+        if flight.departs_at <= Utc::now() {
+            return Err(BookingError::FlightDeparted);
+        }
         let amount = flight.price_for(request.passengers.len()).ok_or(BookingError::AmountOutOfRange)?;
         let card_fingerprint = CardFingerprint::compute(&inner.secret, &request.card.number);
         let entity_fingerprint =

@@ -1,8 +1,8 @@
 //! Bearer-token checking for every protected endpoint (`/v1/*`, `/feeds/*`).
 //!
-//! Valid tokens are kept in memory (as SHA-256 hashes with their expiry), loaded from the database at start
-//! and added to as `/oauth/token` issues them, so checking a request never touches SQLite. Expiry is
-//! checked against the wall clock on every request.
+//! Valid tokens are kept in memory (as SHA-256 hashes with their expiry), loaded from the database
+//! at start and added to as `/oauth/token` issues them, so checking a request never touches SQLite.
+//! Expiry is checked against the wall clock on every request.
 
 use std::collections::HashMap;
 use std::sync::RwLock;

@@ -1,8 +1,8 @@
 //! Card tokenisation, `POST /v1/tokens`: the only place a card number is ever seen.
 //!
-//! The number is validated (12–19 digits, Luhn), reduced to last4, brand and the "always declines" flag,
-//! and dropped; neither it nor the CVC is stored or logged. Error messages here never quote the request
-//! body, since serde's messages echo offending values.
+//! The number is validated (12–19 digits, Luhn), reduced to last4, brand and the "always declines"
+//! flag, and dropped; neither it nor the CVC is stored or logged. Error messages here never quote
+//! the request body, since serde's messages echo offending values.
 
 use axum::body::Bytes;
 use axum::extract::State;

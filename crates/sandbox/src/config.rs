@@ -1,6 +1,7 @@
-//! How a sandbox is set up: where its state lives, which OAuth2 client it accepts and how long the access
-//! tokens it issues stay valid. Kept apart from the server so the `skybook` binary can build one from its
-//! command line (`--data-dir`, `--token-ttl`, `--client`) without knowing anything else about the sandbox.
+//! How a sandbox is set up: where its state lives, which OAuth2 client it accepts and how long the
+//! access tokens it issues stay valid. Kept apart from the server so the `skybook` binary can build
+//! one from its command line (`--data-dir`, `--token-ttl`, `--client`) without knowing anything
+//! else about the sandbox.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,5 +1,5 @@
-//! The sandbox's own control surface, open without a token: `/health_check`, `/sandbox/stats` (what has
-//! happened, for tests to assert on) and `/sandbox/faults` (what should go wrong next).
+//! The sandbox's own control surface, open without a token: `/health_check`, `/sandbox/stats` (what
+//! has happened, for tests to assert on) and `/sandbox/faults` (what should go wrong next).
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -40,8 +40,8 @@ pub async fn get_faults(State(state): State<AppState>) -> Response {
     Json(state.faults.current()).into_response()
 }
 
-/// `POST /sandbox/faults`: applies the given settings on top of the current ones (`{}` or an empty body
-/// clears all) and answers the result.
+/// `POST /sandbox/faults`: applies the given settings on top of the current ones (`{}` or an empty
+/// body clears all) and answers the result.
 #[tracing::instrument(name = "set_faults", skip_all)]
 pub async fn set_faults(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let patch: FaultsPatch = if body.iter().all(u8::is_ascii_whitespace) {

@@ -1,7 +1,7 @@
 //! The two error shapes the sandbox speaks. Payment, feed and bearer errors are Stripe-like
 //! (`{"error": {"type", "code", "message"}}`); the token endpoint answers RFC 6749 §5.2 shapes
-//! (`{"error": "invalid_client"}`). Every rejection of client input goes through here so bad input is a 4xx
-//! with a body a client can act on, never a bare 500 or an axum plain-text rejection.
+//! (`{"error": "invalid_client"}`). Every rejection of client input goes through here so bad input
+//! is a 4xx with a body a client can act on, never a bare 500 or an axum plain-text rejection.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -129,8 +129,8 @@ impl From<StoreError> for ApiError {
 
 /// Parses a JSON body into `T`, mapping every failure to a `400` in the Stripe-like shape.
 ///
-/// The serde message is passed on so a client sees which field is wrong; callers handling secrets (card
-/// numbers) replace it, since serde quotes offending values.
+/// The serde message is passed on so a client sees which field is wrong; callers handling secrets
+/// (card numbers) replace it, since serde quotes offending values.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|error| {
         let code = match error.classify() {

@@ -1,7 +1,7 @@
-//! Injected faults: the failures a real provider has on a bad day, switched on by tests and demos through
-//! `POST /sandbox/faults` so skybook's retry, idempotency and fallback paths can be exercised on purpose.
-//! Settings live in process memory only (a restart clears them), behind a plain mutex that is never held
-//! across an `.await`.
+//! Injected faults: the failures a real provider has on a bad day, switched on by tests and demos
+//! through `POST /sandbox/faults` so skybook's retry, idempotency and fallback paths can be
+//! exercised on purpose. Settings live in process memory only (a restart clears them), behind a
+//! plain mutex that is never held across an `.await`.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -18,7 +18,8 @@ use crate::state::AppState;
 pub struct Faults {
     /// The next n charge requests answer `500` before charging.
     pub fail_next_charges: u32,
-    /// The next n charge responses are lost: the charge is committed, then the connection is dropped.
+    /// The next n charge responses are lost: the charge is committed, then the connection is
+    /// dropped.
     pub lose_next_charge_responses: u32,
     /// Every charge declines.
     pub decline_all: bool,
@@ -28,7 +29,8 @@ pub struct Faults {
     pub token_endpoint_down: bool,
 }
 
-/// A `POST /sandbox/faults` body: each given field replaces the current setting; an empty object clears all.
+/// A `POST /sandbox/faults` body: each given field replaces the current setting; an empty object
+/// clears all.
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultsPatch {
@@ -57,8 +59,8 @@ pub struct FaultSwitch {
 
 impl FaultSwitch {
     fn lock(&self) -> std::sync::MutexGuard<'_, Faults> {
-        // A panic while holding this lock cannot leave `Faults` half-updated (plain field stores), so a
-        // poisoned lock is still good data.
+        // A panic while holding this lock cannot leave `Faults` half-updated (plain field stores),
+        // so a poisoned lock is still good data.
         self.faults
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -122,9 +124,9 @@ fn take_one(counter: &mut u32) -> bool {
     }
 }
 
-/// Middleware on `/v1/*`: runs the request, then holds the response back for `latency_ms`. Delaying after
-/// the work (not before) is what a slow provider looks like to a client that times out: the charge exists
-/// even though the client gave up waiting.
+/// Middleware on `/v1/*`: runs the request, then holds the response back for `latency_ms`. Delaying
+/// after the work (not before) is what a slow provider looks like to a client that times out: the
+/// charge exists even though the client gave up waiting.
 pub async fn inject_latency(
     State(state): State<AppState>,
     request: Request,
@@ -144,8 +146,9 @@ pub struct LostResponse;
 
 /// Drops the current connection without writing a response byte.
 ///
-/// `axum::serve` runs each connection in its own task, so unwinding out of the handler ends that task and
-/// closes its socket; `resume_unwind` (unlike `panic!`) does not run the panic hook, so nothing is printed.
+/// `axum::serve` runs each connection in its own task, so unwinding out of the handler ends that
+/// task and closes its socket; `resume_unwind` (unlike `panic!`) does not run the panic hook, so
+/// nothing is printed.
 pub fn drop_connection() -> ! {
     std::panic::resume_unwind(Box::new(LostResponse))
 }

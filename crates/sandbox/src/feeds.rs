@@ -1,9 +1,10 @@
 //! Partner data feeds for skybook's importer: `GET /feeds/{tenant}/{feed}?date=YYYY-MM-DD` answers
-//! `{"data": <base64 zip>, "filename": "<feed>-<date>.csv"}`, the way partners hand over nightly files.
+//! `{"data": <base64 zip>, "filename": "<feed>-<date>.csv"}`, the way partners hand over nightly
+//! files.
 //!
-//! The CSV is generated, not stored: a small PRNG seeded from SHA-256(tenant, feed, date) makes the same
-//! request always produce byte-identical content (the zip entry's timestamp is the feed date, not "now"),
-//! so importer tests can assert on exact rows and re-imports are real no-ops.
+//! The CSV is generated, not stored: a small PRNG seeded from SHA-256(tenant, feed, date) makes the
+//! same request always produce byte-identical content (the zip entry's timestamp is the feed date,
+//! not "now"), so importer tests can assert on exact rows and re-imports are real no-ops.
 
 use std::collections::HashMap;
 use std::io::Write as _;

@@ -1,5 +1,5 @@
-//! Identifiers, clocks and hashes shared by every part of the sandbox, so that id formats
-//! (`ch_`, `re_`, `tok_`, `sbx_at_` + 24 random alphanumerics) and the access-token hash are defined once.
+//! Identifiers, clocks and hashes shared by every part of the sandbox, so that id formats (`ch_`,
+//! `re_`, `tok_`, `sbx_at_` + 24 random alphanumerics) and the access-token hash are defined once.
 
 use rand::distr::Alphanumeric;
 use rand::Rng;
@@ -26,7 +26,8 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Wall-clock time in unix milliseconds (access-token expiry survives restarts, so it is wall-clock).
+/// Wall-clock time in unix milliseconds (access-token expiry survives restarts, so it is
+/// wall-clock).
 pub fn now_millis() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }

@@ -1,17 +1,18 @@
 //! # skybook-sandbox: the outside world, as a real HTTP service
 //!
-//! skybook depends on systems it cannot reach in development or tests: an OAuth2 authorisation server, a
-//! Stripe-like payment provider and partner data feeds. This crate stands in for all three, speaking the
-//! wire format of `docs/sandbox.md` over real sockets, so skybook's clients are exercised end to end (token
-//! caching, retries, idempotency keys, lost responses) without knowing they talk to a stand-in.
+//! skybook depends on systems it cannot reach in development or tests: an OAuth2 authorisation
+//! server, a Stripe-like payment provider and partner data feeds. This crate stands in for all
+//! three, speaking the wire format of `docs/sandbox.md` over real sockets, so skybook's clients are
+//! exercised end to end (token caching, retries, idempotency keys, lost responses) without knowing
+//! they talk to a stand-in.
 //!
-//! State (tokens, card tokens, charges, refunds) is kept in SQLite, so a restart behaves like a provider
-//! that remembers; injected faults live in memory. Run it as its own process (`skybook sandbox`), inside
-//! `skybook demo`, or from a test with [`spawn`].
+//! State (tokens, card tokens, charges, refunds) is kept in SQLite, so a restart behaves like a
+//! provider that remembers; injected faults live in memory. Run it as its own process (`skybook
+//! sandbox`), inside `skybook demo`, or from a test with [`spawn`].
 //!
 //! Modules: [`config`] (settings), `store` (the database), `oauth` (token endpoint), `auth` (bearer
-//! checks), `cards` (tokenisation), `payments` (charges, refunds), `feeds` (partner files), `faults`
-//! (fault injection), `controls` (`/health_check`, `/sandbox/*`), `state`, `error`, `ids`.
+//! checks), `cards` (tokenisation), `payments` (charges, refunds), `feeds` (partner files),
+//! `faults` (fault injection), `controls` (`/health_check`, `/sandbox/*`), `state`, `error`, `ids`.
 
 mod auth;
 mod cards;
@@ -48,13 +49,14 @@ use crate::store::Store;
 /// How long [`RunningSandbox::shutdown`] waits for in-flight requests before cutting them off.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// The sandbox as an axum router. Opens (creating if needed) `<data_dir>/sandbox.db` and its schema.
+/// The sandbox as an axum router. Opens (creating if needed) `<data_dir>/sandbox.db` and its
+/// schema.
 pub async fn router(config: SandboxConfig) -> anyhow::Result<Router> {
     Ok(build(config).await?.0)
 }
 
-/// Serves the sandbox on `listener` until `shutdown` completes, then finishes in-flight requests and
-/// closes the database.
+/// Serves the sandbox on `listener` until `shutdown` completes, then finishes in-flight requests
+/// and closes the database.
 pub async fn serve(
     config: SandboxConfig,
     listener: TcpListener,
@@ -89,8 +91,8 @@ pub async fn spawn(config: SandboxConfig, listen: SocketAddr) -> anyhow::Result<
     })
 }
 
-/// A sandbox serving in a background task (see [`spawn`]). Dropping it leaves the sandbox serving until
-/// the runtime stops; call [`RunningSandbox::shutdown`] to stop it and release its database.
+/// A sandbox serving in a background task (see [`spawn`]). Dropping it leaves the sandbox serving
+/// until the runtime stops; call [`RunningSandbox::shutdown`] to stop it and release its database.
 #[derive(Debug)]
 pub struct RunningSandbox {
     addr: SocketAddr,
@@ -114,8 +116,8 @@ impl RunningSandbox {
         format!("http://{}", SocketAddr::new(ip, self.addr.port()))
     }
 
-    /// Stops accepting connections, lets in-flight requests finish (for at most 10 s) and closes the
-    /// database, so the same data dir can be opened again straight away.
+    /// Stops accepting connections, lets in-flight requests finish (for at most 10 s) and closes
+    /// the database, so the same data dir can be opened again straight away.
     pub async fn shutdown(self) {
         let Self {
             shutdown, mut task, ..

@@ -1,7 +1,7 @@
-//! The OAuth2 authorisation server: `POST /oauth/token`, client-credentials grant only (RFC 6749 §4.4),
-//! with the client authenticating either by form fields or by HTTP Basic (§2.3.1). Issued tokens are opaque
-//! random strings; only their SHA-256 is stored (database and memory), so a leaked `sandbox.db` holds no
-//! usable credential.
+//! The OAuth2 authorisation server: `POST /oauth/token`, client-credentials grant only (RFC 6749
+//! §4.4), with the client authenticating either by form fields or by HTTP Basic (§2.3.1). Issued
+//! tokens are opaque random strings; only their SHA-256 is stored (database and memory), so a
+//! leaked `sandbox.db` holds no usable credential.
 
 use std::collections::HashMap;
 
@@ -81,7 +81,11 @@ async fn issue(
     state.tokens.insert(hash, expires_at_ms);
     tracing::info!(client_id, "access token issued");
 
-    let mut body = json!({ "access_token": access_token, "token_type": "Bearer", "expires_in": ttl.as_secs() });
+    let mut body = json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": ttl.as_secs(),
+    });
     if let Some(scope) = scope {
         body["scope"] = json!(scope);
     }
@@ -134,8 +138,8 @@ fn client_matches(state: &AppState, id: &str, secret: &str) -> bool {
     matches(id, secret) || matches(&form_urldecode(id), &form_urldecode(secret))
 }
 
-/// Decodes `application/x-www-form-urlencoded` text (`+` is a space, `%XX` a byte); a malformed escape
-/// stays as written.
+/// Decodes `application/x-www-form-urlencoded` text (`+` is a space, `%XX` a byte); a malformed
+/// escape stays as written.
 fn form_urldecode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());

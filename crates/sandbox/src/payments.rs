@@ -1,11 +1,12 @@
 //! The Stripe-like payment provider: charges and refunds (`/v1/charges`, `/v1/refunds`).
 //!
 //! Both writes are idempotent on the `Idempotency-Key` header, enforced by the database (see
-//! [`Store::create_charge`](crate::store::Store::create_charge)). Declines are charges too (`status:
-//! "failed"`, answered `402`), so a retried declined request declines again without a second decline being
-//! counted. The charge faults (`fail_next_charges`, `lose_next_charge_responses`) hook in here because they
-//! are about exactly this endpoint's failure modes: failing before anything happens, and succeeding without
-//! the client hearing about it.
+//! [`Store::create_charge`](crate::store::Store::create_charge)). Declines are charges too
+//! (`status: "failed"`, answered `402`), so a retried declined request declines again without a
+//! second decline being counted. The charge faults (`fail_next_charges`,
+//! `lose_next_charge_responses`) hook in here because they are about exactly this endpoint's
+//! failure modes: failing before anything happens, and succeeding without the client hearing about
+//! it.
 
 use std::collections::{BTreeMap, HashMap};
 

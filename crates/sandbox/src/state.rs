@@ -1,5 +1,5 @@
-//! What every handler shares: configuration, the database, the in-memory access-token cache, the fault
-//! switch and the request counters that `/sandbox/stats` reports next to the database totals.
+//! What every handler shares: configuration, the database, the in-memory access-token cache, the
+//! fault switch and the request counters that `/sandbox/stats` reports next to the database totals.
 
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};

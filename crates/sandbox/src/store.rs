@@ -1,14 +1,14 @@
-//! Everything the sandbox remembers across restarts, in `<data_dir>/sandbox.db` (SQLite, WAL): access-token
-//! hashes, card tokens, charges and refunds.
+//! Everything the sandbox remembers across restarts, in `<data_dir>/sandbox.db` (SQLite, WAL):
+//! access-token hashes, card tokens, charges and refunds.
 //!
-//! All access goes through one pool with a single connection. SQLite allows one writer at a time; with a
-//! single connection, concurrent requests queue on the pool instead of racing for the write lock, so there
-//! are no `SQLITE_BUSY` upgrade deadlocks, and every read-check-write sequence (idempotency, refund limits)
-//! runs inside one transaction that nothing else can interleave with. A sandbox's load is tiny, so the
-//! lost read parallelism does not matter.
+//! All access goes through one pool with a single connection. SQLite allows one writer at a time;
+//! with a single connection, concurrent requests queue on the pool instead of racing for the write
+//! lock, so there are no `SQLITE_BUSY` upgrade deadlocks, and every read-check-write sequence
+//! (idempotency, refund limits) runs inside one transaction that nothing else can interleave with.
+//! A sandbox's load is tiny, so the lost read parallelism does not matter.
 //!
-//! What is *not* here matters as much: no card number and no access token ever reaches this file — card
-//! tokens keep last4/brand/expiry, access tokens are stored as their SHA-256.
+//! What is *not* here matters as much: no card number and no access token ever reaches this file —
+//! card tokens keep last4/brand/expiry, access tokens are stored as their SHA-256.
 
 use std::path::Path;
 use std::time::Duration;
@@ -216,7 +216,8 @@ impl Store {
         Ok(Self { pool })
     }
 
-    /// Closes the connection (checkpointing the WAL), e.g. before the same data dir is opened again.
+    /// Closes the connection (checkpointing the WAL), e.g. before the same data dir is opened
+    /// again.
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -230,8 +231,8 @@ impl Store {
         expires_at_ms: i64,
     ) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO access_tokens (token_sha256, client_id, scope, issued_at_ms, expires_at_ms) \
-             VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO access_tokens \
+             (token_sha256, client_id, scope, issued_at_ms, expires_at_ms) VALUES (?, ?, ?, ?, ?)",
         )
         .bind(token_sha256)
         .bind(client_id)
@@ -259,7 +260,8 @@ impl Store {
 
     pub async fn insert_card_token(&self, card: &CardToken) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO card_tokens (id, last4, brand, exp_month, exp_year, always_declines, created) \
+            "INSERT INTO card_tokens \
+             (id, last4, brand, exp_month, exp_year, always_declines, created) \
              VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&card.id)
@@ -274,10 +276,11 @@ impl Store {
         Ok(())
     }
 
-    /// Creates the charge for `new.idempotency_key`, or returns the one already made under that key.
+    /// Creates the charge for `new.idempotency_key`, or returns the one already made under that
+    /// key.
     ///
-    /// One transaction on the single connection: look the key up, check the card, then
-    /// `INSERT ... ON CONFLICT(idempotency_key) DO NOTHING` and read back whatever row holds the key. However
+    /// One transaction on the single connection: look the key up, check the card, then `INSERT ...
+    /// ON CONFLICT(idempotency_key) DO NOTHING` and read back whatever row holds the key. However
     /// many identical requests race, exactly one row exists and every one of them gets it.
     pub async fn create_charge(
         &self,
@@ -311,8 +314,8 @@ impl Store {
             "succeeded"
         };
         let inserted = sqlx::query(
-            "INSERT INTO charges (id, idempotency_key, amount, currency, source, description, metadata, status, \
-             amount_refunded, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?) \
+            "INSERT INTO charges (id, idempotency_key, amount, currency, source, description, \
+             metadata, status, amount_refunded, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?) \
              ON CONFLICT (idempotency_key) DO NOTHING",
         )
         .bind(new_id("ch_"))
@@ -359,7 +362,8 @@ impl Store {
         limit: Option<i64>,
     ) -> Result<Vec<Charge>, sqlx::Error> {
         let sql = format!(
-            "SELECT {CHARGE_COLUMNS} FROM charges WHERE (?1 IS NULL OR status = ?1) ORDER BY rowid DESC LIMIT ?2"
+            "SELECT {CHARGE_COLUMNS} FROM charges WHERE (?1 IS NULL OR status = ?1) \
+             ORDER BY rowid DESC LIMIT ?2"
         );
         let rows = sqlx::query(&sql)
             .bind(status)
@@ -369,8 +373,9 @@ impl Store {
         Ok(rows.iter().map(Charge::from_row).collect())
     }
 
-    /// Refunds `amount` (default: what is left) of `charge_id` under `idempotency_key`, or returns the refund
-    /// already made under that key. Same single-transaction scheme as [`Store::create_charge`].
+    /// Refunds `amount` (default: what is left) of `charge_id` under `idempotency_key`, or returns
+    /// the refund already made under that key. Same single-transaction scheme as
+    /// [`Store::create_charge`].
     pub async fn create_refund(
         &self,
         idempotency_key: &str,
@@ -403,7 +408,8 @@ impl Store {
             return Err(StoreError::AmountTooLarge { remaining });
         }
         let inserted = sqlx::query(
-            "INSERT INTO refunds (id, idempotency_key, charge_id, amount, created) VALUES (?, ?, ?, ?, ?) \
+            "INSERT INTO refunds (id, idempotency_key, charge_id, amount, created) \
+             VALUES (?, ?, ?, ?, ?) \
              ON CONFLICT (idempotency_key) DO NOTHING",
         )
         .bind(new_id("re_"))

@@ -1,1 +1,20 @@
-fn main() {}
+//! The `skybook` binary: parses configuration and wires the components together. No business logic lives here.
+
+mod cli;
+mod commands;
+mod config;
+mod logging;
+mod wiring;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() {
+    let cli = cli::Cli::parse();
+    logging::init(cli.log_format);
+    if let Err(e) = commands::run(cli.command).await {
+        // One line naming what is wrong: config mistakes must be readable at a glance in a pod's log.
+        eprintln!("skybook: error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -24,9 +24,11 @@ pub struct NewFlight {
     pub fare: Money,
 }
 
-/// Optional filters for a tenant's flights; `date` is the UTC departure day.
+/// Optional filters for a tenant's flights; `date` is the UTC departure day. Only flights departing after
+/// `after` (when set) are listed: a search should not offer a flight that has left.
 #[derive(Debug, Clone, Default)]
 pub struct FlightSearch {
+    pub after: Option<DateTime<Utc>>,
     pub origin: Option<AirportCode>,
     pub destination: Option<AirportCode>,
     pub date: Option<NaiveDate>,
@@ -113,6 +115,7 @@ impl Store {
             // Bounds every engine can store and that sort correctly as SQLite text.
             None => (DateTime::UNIX_EPOCH, "9999-12-31T00:00:00Z".parse().expect("valid time")),
         };
+        let from = search.after.map_or(from, |after| from.max(after));
         let sql = format!(
             "SELECT {FLIGHT_COLUMNS} FROM flights
              WHERE tenant_id = $1

@@ -55,6 +55,11 @@ impl From<BookingError> for ApiError {
             BookingError::FlightNotFound => Self::NotFound("flight"),
             BookingError::RequestInProgress => Self::RequestInProgress,
             BookingError::KeyReused => Self::IdempotencyKeyReused,
+            BookingError::FlightDeparted => {
+                let mut fields = FieldErrors::new();
+                fields.add("flight_id", "this flight has already departed");
+                Self::Invalid(fields)
+            }
             BookingError::AmountOutOfRange => {
                 let mut fields = FieldErrors::new();
                 fields.add("passengers", "the total for this many passengers is out of range");

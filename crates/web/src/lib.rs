@@ -67,7 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn(middleware::record_metrics))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(axum::middleware::from_fn(middleware::report_server_errors))
-        .layer(TimeoutLayer::new(state.options.request_timeout))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, state.options.request_timeout))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request<_>| {

@@ -86,7 +86,7 @@ impl Harness {
             .http
             .post(self.url("/v1/tokens"))
             .bearer_auth(token)
-            .json(&json!({ "card": { "number": number, "exp_month": 12, "exp_year": 2030, "cvc": "123" } }))
+            .json(&card_body(number))
             .send()
             .await
             .unwrap();
@@ -113,7 +113,12 @@ impl Harness {
             .post(self.url("/v1/charges"))
             .bearer_auth(token)
             .header("Idempotency-Key", key)
-            .json(&json!({ "amount": amount, "currency": "eur", "source": source, "metadata": { "booking": "b1" } }))
+            .json(&json!({
+                "amount": amount,
+                "currency": "eur",
+                "source": source,
+                "metadata": { "booking": "b1" },
+            }))
             .send()
             .await
     }
@@ -154,6 +159,11 @@ impl Harness {
         assert_eq!(response.status(), StatusCode::OK);
         response.json().await.unwrap()
     }
+}
+
+/// A `POST /v1/tokens` body for `number`, expiring 07/2031.
+pub fn card_body(number: &str) -> Value {
+    json!({ "card": { "number": number, "exp_month": 7, "exp_year": 2031, "cvc": "123" } })
 }
 
 /// Status and JSON body of a response.

@@ -1,5 +1,6 @@
-//! Integration tests of the sandbox over real HTTP: each test spawns its own sandbox on an ephemeral
-//! loopback port with a fresh temporary data dir and talks to it with reqwest, like skybook's clients do.
+//! Integration tests of the sandbox over real HTTP: each test spawns its own sandbox on an
+//! ephemeral loopback port with a fresh temporary data dir and talks to it with reqwest, like
+//! skybook's clients do.
 
 mod common;
 mod faults;

@@ -6,7 +6,7 @@ use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::common::{status_json, Harness, DECLINED_CARD, GOOD_CARD};
+use crate::common::{card_body, status_json, Harness, DECLINED_CARD, GOOD_CARD};
 
 #[tokio::test]
 async fn tokenising_keeps_last4_and_brand_and_rejects_bad_numbers() {
@@ -16,7 +16,7 @@ async fn tokenising_keeps_last4_and_brand_and_rejects_bad_numbers() {
         .http
         .post(h.url("/v1/tokens"))
         .bearer_auth(&token)
-        .json(&json!({ "card": { "number": "5555 5555 5555 4444", "exp_month": 7, "exp_year": 2031, "cvc": "123" } }))
+        .json(&card_body("5555 5555 5555 4444"))
         .send()
         .await
         .unwrap();
@@ -34,7 +34,7 @@ async fn tokenising_keeps_last4_and_brand_and_rejects_bad_numbers() {
             .http
             .post(h.url("/v1/tokens"))
             .bearer_auth(&token)
-            .json(&json!({ "card": { "number": number, "exp_month": 7, "exp_year": 2031, "cvc": "123" } }))
+            .json(&card_body(number))
             .send()
             .await
             .unwrap();

@@ -9,7 +9,8 @@ async fn sandbox_files_never_contain_card_numbers_or_tokens() {
     let good = h.tokenise(&token, GOOD_CARD).await;
     h.tokenise(&token, DECLINED_CARD).await;
     h.charge(&token, "privacy", 1_000, &good).await;
-    // Restarting closes the database, so everything is in the files (WAL checkpointed into sandbox.db).
+    // Restarting closes the database, so everything is in the files (WAL checkpointed into
+    // sandbox.db).
     h.restart().await;
 
     let mut scanned = 0;

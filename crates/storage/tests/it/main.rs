@@ -59,12 +59,15 @@ async fn seeding_is_idempotent_and_search_filters(engine: Engine) {
         origin: Some(origin.clone()),
         destination: Some(destination.clone()),
         date: Some(date),
+        after: None,
         limit: 10,
     };
     assert_eq!(store.search_flights(tenant.id, &search(&dub, &lhr, day)).await.unwrap().len(), 1);
     assert!(store.search_flights(tenant.id, &search(&lhr, &dub, day)).await.unwrap().is_empty());
     assert!(store.search_flights(tenant.id, &search(&dub, &lhr, day.succ_opt().unwrap())).await.unwrap().is_empty());
     assert_eq!(store.search_flights(tenant.id, &FlightSearch::default()).await.unwrap().len(), 1);
+    let after_departure = FlightSearch { after: Some(flight.departs_at), ..FlightSearch::default() };
+    assert!(store.search_flights(tenant.id, &after_departure).await.unwrap().is_empty(), "departed flights are not offered");
 
     let (other, _) = tenant_with_flight(&store, "air-two", 5).await;
     assert!(store.flight(other.id, flight.id).await.unwrap().is_none(), "flights are scoped by tenant");

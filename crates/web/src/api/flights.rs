@@ -53,5 +53,5 @@ pub fn parse_search(query: &HashMap<String, String>) -> Result<FlightSearch, Fie
         )
     });
     errors.into_result()?;
-    Ok(FlightSearch { origin, destination, date, limit: 100 })
+    Ok(FlightSearch { origin, destination, date, after: Some(chrono::Utc::now()), limit: 100 })
 }

@@ -1,0 +1,113 @@
+//! The command line. Every flag also reads an environment variable (flags win); values are kept as text here
+//! and parsed in `config.rs`, so a bad value is reported as one line that names the variable.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "skybook", version, about = "Flight booking that never bills twice.")]
+pub struct Cli {
+    /// Log format: human-readable text, or JSON lines for a log aggregator.
+    #[arg(long, global = true, env = "SKYBOOK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Zero-setup demo: embedded SQLite, demo data, the sandbox in-process, site + API + workers.
+    Demo(DemoArgs),
+    /// Production server: site, API and background workers.
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(MigrateArgs),
+    /// The sandbox third party (payments, OAuth2, partner feeds) as its own process.
+    Sandbox(SandboxArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where the demo keeps its database, secret key, admin token, sandbox state and mail.
+    #[arg(long, env = "SKYBOOK_DATA_DIR", default_value = "./skybook-data")]
+    pub data_dir: PathBuf,
+    /// Address of the site and API.
+    #[arg(long, env = "SKYBOOK_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Address of the in-process sandbox (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub sandbox_listen: String,
+    /// Run the demo on this database instead of `<data-dir>/skybook.db`, e.g. postgres://...
+    #[arg(long, env = "SKYBOOK_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Address to listen on.
+    #[arg(long, env = "SKYBOOK_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Keys the card fingerprints and cookie signing; shared by every node of one deployment (32+ characters).
+    #[arg(long, env = "SKYBOOK_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    #[command(flatten)]
+    pub payments: PaymentsArgs,
+    /// Run the web server only, without background workers.
+    #[arg(long)]
+    pub no_workers: bool,
+    /// Mount `POST /debug/panic` for crash tests. Never in production.
+    #[arg(long, env = "SKYBOOK_ENABLE_FAULT_INJECTION", hide = true)]
+    pub enable_fault_injection: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// sqlite://path/to/file.db or postgres://user@host/db
+    #[arg(long, env = "SKYBOOK_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PaymentsArgs {
+    /// Base URL of the payment provider (or of the auth proxy in front of it).
+    #[arg(long, env = "SKYBOOK_PAYMENTS_URL")]
+    pub payments_url: Option<String>,
+    /// OAuth2 token endpoint; with client id and secret, skybook fetches its own tokens.
+    #[arg(long, env = "SKYBOOK_PAYMENTS_TOKEN_URL")]
+    pub payments_token_url: Option<String>,
+    #[arg(long, env = "SKYBOOK_PAYMENTS_CLIENT_ID")]
+    pub payments_client_id: Option<String>,
+    #[arg(long, env = "SKYBOOK_PAYMENTS_CLIENT_SECRET", hide_env_values = true)]
+    pub payments_client_secret: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    #[arg(long, default_value = "127.0.0.1:7000")]
+    pub listen: String,
+    /// Where `sandbox.db` lives.
+    #[arg(long, default_value = "./sandbox-data")]
+    pub data_dir: PathBuf,
+    /// Lifetime of issued access tokens, in seconds.
+    #[arg(long, default_value = "3600")]
+    pub token_ttl: String,
+    /// The OAuth2 client the token endpoint accepts, as ID:SECRET.
+    #[arg(long, default_value = "skybook:sandbox-secret", hide_default_value = true)]
+    pub client: String,
+}

@@ -1,0 +1,19 @@
+//! One module per subcommand.
+
+mod demo;
+mod migrate;
+mod sandbox;
+mod serve;
+
+use anyhow::Result;
+
+use crate::cli::Command;
+
+pub async fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Demo(args) => demo::run(args).await,
+        Command::Serve(args) => serve::run(args).await,
+        Command::Migrate(args) => migrate::run(args).await,
+        Command::Sandbox(args) => sandbox::run(args).await,
+    }
+}

@@ -1,0 +1,101 @@
+//! Wiring: building the components from configuration and serving them. Shared by `serve` and `demo`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use skybook_booking::{BookingService, PipelineConfig};
+use skybook_clients::{
+    HttpPaymentProvider, HttpPaymentProviderConfig, PaymentProvider, TokenManager, TokenManagerConfig, TokenSource,
+};
+use skybook_domain::{RetryPolicy, SecretKey};
+use skybook_storage::{Engine, MigrationStatus, PoolSettings, Store};
+use skybook_web::{AppState, JsonRenderer, WebOptions};
+use tokio::net::TcpListener;
+
+use crate::config::PaymentsConfig;
+
+/// How `connect` treats the schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// Apply pending migrations (SQLite always; the demo on PostgreSQL too).
+    Migrate,
+    /// SQLite migrates; PostgreSQL must already be current (`skybook migrate` runs as its own job).
+    MigrateSqliteOnly,
+}
+
+pub async fn connect(url: &str, schema: Schema) -> Result<Store> {
+    let redacted = skybook_storage::redact(url);
+    let store = Store::connect(url, &PoolSettings::default())
+        .await
+        .with_context(|| format!("cannot open the database at {redacted}"))?;
+    let migrate = schema == Schema::Migrate || store.engine() == Engine::Sqlite;
+    if migrate {
+        store.migrate().await.with_context(|| format!("migrating {redacted}"))?;
+    } else if let MigrationStatus::Pending(versions) = store.migration_status().await? {
+        bail!(
+            "the database schema at {redacted} is out of date ({} pending migration(s), e.g. {}): run `skybook migrate` first",
+            versions.len(),
+            versions[0]
+        );
+    }
+    Ok(store)
+}
+
+pub fn payment_provider(config: PaymentsConfig) -> Result<Arc<dyn PaymentProvider>> {
+    let mut provider_config = HttpPaymentProviderConfig {
+        base_url: config.url,
+        auth: None,
+        retry: RetryPolicy::outbound(),
+        connect_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(10),
+    };
+    let http = provider_config.http_client().context("building the HTTP client")?;
+    provider_config.auth = config.credentials.map(|credentials| {
+        TokenManager::new(
+            http.clone(),
+            TokenManagerConfig {
+                name: "payments".into(),
+                source: TokenSource::ClientCredentials(credentials),
+                default_ttl: Duration::from_secs(300),
+                retry: RetryPolicy::outbound(),
+            },
+        )
+    });
+    Ok(Arc::new(HttpPaymentProvider::new(http, provider_config)))
+}
+
+pub fn router(store: Store, payments: Arc<dyn PaymentProvider>, secret: SecretKey, options: WebOptions) -> axum::Router {
+    let bookings =
+        BookingService::new(store.clone(), payments, Arc::new(secret), Arc::new(JsonRenderer), PipelineConfig::default());
+    skybook_web::router(AppState { store, bookings, metrics: skybook_web::ops::metrics_handle(), options })
+}
+
+pub async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} for the {what}"))
+}
+
+/// Serves until SIGINT/SIGTERM, then lets in-flight requests finish.
+pub async fn serve(listener: TcpListener, router: axum::Router) -> Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")
+}
+
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}
