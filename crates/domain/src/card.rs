@@ -101,17 +101,18 @@ pub struct Expiry {
 
 impl Expiry {
     /// `year` may be given as 2 or 4 digits. `today` decides whether it has passed (the domain reads no clock).
-    pub fn parse(month: i64, year: i64, today: NaiveDate) -> Result<Self, ParseError> {
+    /// The error says which part is wrong; an expired card is reported against the year.
+    pub fn parse(month: i64, year: i64, today: NaiveDate) -> Result<Self, (ExpiryPart, ParseError)> {
         if !(1..=12).contains(&month) {
-            return Err(ParseError::new("exp_month must be 1 to 12"));
+            return Err((ExpiryPart::Month, ParseError::new("must be 1 to 12")));
         }
         let year = if (0..100).contains(&year) { 2000 + year } else { year };
         if !(2000..=2100).contains(&year) {
-            return Err(ParseError::new("exp_year must be a year such as 2030"));
+            return Err((ExpiryPart::Year, ParseError::new("must be a year such as 2030")));
         }
         let (month, year) = (month as u8, year as u16);
         if (i32::from(year), u32::from(month)) < (today.year(), today.month()) {
-            return Err(ParseError::new("the card has expired"));
+            return Err((ExpiryPart::Year, ParseError::new("the card has expired")));
         }
         Ok(Self { month, year })
     }
@@ -122,6 +123,13 @@ impl Expiry {
     pub fn year(&self) -> u16 {
         self.year
     }
+}
+
+/// Which half of an expiry date is wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpiryPart {
+    Month,
+    Year,
 }
 
 /// The 3–4 digit card verification code. Secret like the number.

@@ -111,3 +111,13 @@ pub struct SandboxArgs {
     #[arg(long, default_value = "skybook:sandbox-secret", hide_default_value = true)]
     pub client: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -60,7 +60,8 @@ pub fn seconds(name: &str, raw: &str) -> Result<Duration> {
     }
 }
 
-/// Where and how skybook reaches its payment provider.
+/// Where and how skybook reaches its payment provider. (`Debug` is safe: `ClientCredentials` hides its secret.)
+#[derive(Debug)]
 pub struct PaymentsConfig {
     pub url: Url,
     /// `None`: send no credentials (an auth proxy in front injects them).

@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use skybook_booking::{BookingService, PipelineConfig};
+use skybook_booking::PipelineConfig;
 use skybook_clients::{
     HttpPaymentProvider, HttpPaymentProviderConfig, PaymentProvider, TokenManager, TokenManagerConfig, TokenSource,
 };
 use skybook_domain::{RetryPolicy, SecretKey};
 use skybook_storage::{Engine, MigrationStatus, PoolSettings, Store};
-use skybook_web::{AppState, JsonRenderer, WebOptions};
+use skybook_web::{AppState, WebOptions};
 use tokio::net::TcpListener;
 
 use crate::config::PaymentsConfig;
@@ -67,9 +67,7 @@ pub fn payment_provider(config: PaymentsConfig) -> Result<Arc<dyn PaymentProvide
 }
 
 pub fn router(store: Store, payments: Arc<dyn PaymentProvider>, secret: SecretKey, options: WebOptions) -> axum::Router {
-    let bookings =
-        BookingService::new(store.clone(), payments, Arc::new(secret), Arc::new(JsonRenderer), PipelineConfig::default());
-    skybook_web::router(AppState { store, bookings, metrics: skybook_web::ops::metrics_handle(), options })
+    skybook_web::router(AppState::new(store, payments, Arc::new(secret), PipelineConfig::default(), options))
 }
 
 pub async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener> {

@@ -11,13 +11,16 @@ pub mod ops;
 pub mod parse;
 pub mod render;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderName, Request};
 use axum::routing::{get, post};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
-use skybook_booking::BookingService;
+use skybook_booking::{BookingService, PipelineConfig};
+use skybook_clients::PaymentProvider;
+use skybook_domain::SecretKey;
 use skybook_storage::Store;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -35,6 +38,20 @@ pub struct AppState {
     pub bookings: BookingService,
     pub metrics: PrometheusHandle,
     pub options: WebOptions,
+}
+
+impl AppState {
+    /// The one way to assemble the application: the booking pipeline renders with [`JsonRenderer`].
+    pub fn new(
+        store: Store,
+        payments: Arc<dyn PaymentProvider>,
+        secret: Arc<SecretKey>,
+        pipeline: PipelineConfig,
+        options: WebOptions,
+    ) -> Self {
+        let bookings = BookingService::new(store.clone(), payments, secret, Arc::new(JsonRenderer), pipeline);
+        Self { store, bookings, metrics: ops::metrics_handle(), options }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -2,6 +2,7 @@
 
 use chrono::NaiveDate;
 use serde_json::Value;
+use skybook_domain::card::ExpiryPart;
 use skybook_domain::{
     Card, CardNumber, Cvc, Email, Expiry, FieldErrors, FlightId, NewBooking, ParseError, Passenger, PersonName,
     MAX_PASSENGERS,
@@ -122,8 +123,11 @@ fn card(value: &Value, today: NaiveDate, errors: &mut FieldErrors) -> Option<Car
     let expiry = match (month, year) {
         (Some(m), Some(y)) => match Expiry::parse(m, y, today) {
             Ok(expiry) => Some(expiry),
-            Err(e) => {
-                let field = if e.message().starts_with("exp_month") { "card.exp_month" } else { "card.exp_year" };
+            Err((part, e)) => {
+                let field = match part {
+                    ExpiryPart::Month => "card.exp_month",
+                    ExpiryPart::Year => "card.exp_year",
+                };
                 errors.add(field, e.message());
                 None
             }

@@ -1,0 +1,127 @@
+//! Configuration mistakes, schema checks and the demo, as a person at a terminal meets them.
+
+use serde_json::Value;
+use skybook_testkit::fixtures::CARD_OK;
+use skybook_testkit::Engine;
+
+use crate::process::{run_to_end, skybook, Running};
+
+const KEY: &str = "0123456789abcdef0123456789abcdef";
+
+/// Each mistake stops startup with exactly one line that names the setting.
+#[test]
+fn config_mistakes_are_one_line_naming_the_setting() {
+    let serve = |env: &[(&str, &str)]| {
+        let mut cmd = skybook();
+        cmd.arg("serve");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        run_to_end(cmd)
+    };
+    let base = [
+        ("SKYBOOK_DATABASE_URL", "sqlite:///nonexistent/dir/x.db"),
+        ("SKYBOOK_SECRET_KEY", KEY),
+        ("SKYBOOK_PAYMENTS_URL", "http://127.0.0.1:9"),
+    ];
+    let with = |k: &'static str, v: &'static str| {
+        let mut env: Vec<(&str, &str)> = base.iter().copied().filter(|(name, _)| *name != k).collect();
+        env.push((k, v));
+        env
+    };
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (vec![], "SKYBOOK_DATABASE_URL"),
+        (with("SKYBOOK_DATABASE_URL", "mysql://db"), "SKYBOOK_DATABASE_URL"),
+        (with("SKYBOOK_SECRET_KEY", "short"), "SKYBOOK_SECRET_KEY"),
+        (with("SKYBOOK_PAYMENTS_URL", "not a url"), "SKYBOOK_PAYMENTS_URL"),
+        (with("SKYBOOK_LISTEN", "nowhere"), "SKYBOOK_LISTEN"),
+        (with("SKYBOOK_PAYMENTS_CLIENT_ID", "skybook"), "SKYBOOK_PAYMENTS_TOKEN_URL"),
+        (with("SKYBOOK_ENABLE_FAULT_INJECTION", "maybe"), "SKYBOOK_ENABLE_FAULT_INJECTION"),
+    ];
+    for (env, named) in cases {
+        let (code, stderr) = serve(&env);
+        assert_ne!(code, 0, "{env:?} must stop startup");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line for {env:?}, got: {stderr}");
+        assert!(lines[0].contains(named), "{env:?}: the line names {named}: {stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_on_postgres_refuses_an_outdated_schema_until_migrated() {
+    let url = skybook_testkit::fresh_database_url(Engine::Postgres, "outdated").await;
+    let dir = skybook_testkit::test_dir("outdated");
+    let serve = || {
+        let mut cmd = skybook();
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+            .env("SKYBOOK_DATABASE_URL", &url)
+            .env("SKYBOOK_SECRET_KEY", KEY)
+            .env("SKYBOOK_PAYMENTS_URL", "http://127.0.0.1:9");
+        cmd
+    };
+    let (code, stderr) = run_to_end(serve());
+    assert_ne!(code, 0);
+    assert!(stderr.contains("run `skybook migrate`"), "{stderr}");
+
+    let mut migrate = skybook();
+    migrate.arg("migrate").env("SKYBOOK_DATABASE_URL", &url);
+    let (code, stderr) = run_to_end(migrate);
+    assert_eq!(code, 0, "{stderr}");
+
+    let server = Running::start(serve(), &dir, "serve");
+    let base = server.serving_url();
+    let ready = reqwest::get(format!("{base}/ready")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+}
+
+/// `skybook demo` from an empty data dir: seeded flights, a booking through the in-process sandbox, the secret
+/// key and admin token written, and a restart keeps everything (seeding is idempotent).
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_runs_from_an_empty_data_dir() {
+    let dir = skybook_testkit::test_dir("demo");
+    let data = dir.join("data");
+    let demo = || {
+        let mut cmd = skybook();
+        cmd.args(["demo", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&data);
+        cmd
+    };
+    let reference = {
+        let server = Running::start(demo(), &dir, "demo-1");
+        let site = site_url(&server);
+        let flights: Value = reqwest::get(format!("{site}/api/v1/tenants/demo/flights?origin=DUB&destination=LHR"))
+            .await.unwrap().json().await.unwrap();
+        let flights = flights["flights"].as_array().unwrap();
+        assert!(flights.len() >= 58, "two a day for 30 days (today's may have left): {}", flights.len());
+        assert_eq!(flights[0]["fare"], serde_json::json!({"amount_minor": 9599, "currency": "EUR"}));
+        let body = serde_json::json!({
+            "flight_id": flights[0]["id"], "contact_email": "demo@example.com",
+            "passengers": [{"given_name": "Bryan", "family_name": "Hunt"}],
+            "card": {"number": CARD_OK, "exp_month": 12, "exp_year": 2031, "cvc": "123"}
+        });
+        let response = reqwest::Client::new()
+            .post(format!("{site}/api/v1/tenants/demo/bookings"))
+            .header("idempotency-key", "demo-test-key-000001")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let booked: Value = response.json().await.unwrap();
+        booked["booking"]["reference"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(std::fs::read_to_string(data.join("secret-key")).unwrap().trim().len(), 64);
+    assert_eq!(std::fs::read_to_string(data.join("admin-token")).unwrap().trim().len(), 64);
+
+    let server = Running::start(demo(), &dir, "demo-2");
+    let site = site_url(&server);
+    let shown = reqwest::get(format!("{site}/api/v1/tenants/demo/bookings/{reference}")).await.unwrap();
+    assert_eq!(shown.status(), 200, "the booking survives a restart");
+    let flights: Value = reqwest::get(format!("{site}/api/v1/tenants/demo/flights?origin=DUB&destination=LHR"))
+        .await.unwrap().json().await.unwrap();
+    assert!(flights["flights"].as_array().unwrap().len() <= 60, "re-seeding added no duplicates");
+}
+
+fn site_url(server: &Running) -> String {
+    let line = server.wait_for_line("site:");
+    line.split_whitespace().nth(1).unwrap().trim_end_matches('/').to_owned()
+}

@@ -1,0 +1,5 @@
+//! The `skybook` binary as operators run it: real processes, real ports.
+
+mod cli;
+mod multi_node;
+mod process;

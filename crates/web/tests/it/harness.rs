@@ -1,0 +1,150 @@
+//! A running skybook (router + store) wired to a real sandbox, and helpers to talk to both.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use serde_json::Value;
+use skybook_booking::PipelineConfig;
+use skybook_clients::{
+    ClientCredentials, HttpPaymentProvider, HttpPaymentProviderConfig, TokenManager, TokenManagerConfig, TokenSource,
+};
+use skybook_domain::{Flight, RetryPolicy};
+use skybook_sandbox::RunningSandbox;
+use skybook_storage::{Engine, Store, Tenant};
+use skybook_testkit::fixtures;
+use skybook_web::{AppState, WebOptions};
+use tower::ServiceExt;
+
+pub struct TestApp {
+    pub router: Router,
+    pub store: Store,
+    pub sandbox: RunningSandbox,
+    pub tenant: Tenant,
+    pub flight: Flight,
+    http: reqwest::Client,
+}
+
+/// Quick retries so fault tests stay fast; the same shape as production's policy.
+pub fn test_retry() -> RetryPolicy {
+    RetryPolicy {
+        initial_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(50),
+        max_retries: 4,
+        max_elapsed: Duration::from_secs(5),
+    }
+}
+
+/// A payment provider client for `sandbox`, fetching its own tokens like `serve` with credentials does.
+pub fn payments_for(sandbox: &RunningSandbox) -> Arc<HttpPaymentProvider> {
+    let http = reqwest::Client::new();
+    let auth = TokenManager::new(
+        http.clone(),
+        TokenManagerConfig {
+            name: "payments".into(),
+            source: TokenSource::ClientCredentials(ClientCredentials {
+                token_url: format!("{}/oauth/token", sandbox.url()).parse().unwrap(),
+                client_id: "skybook".into(),
+                client_secret: skybook_testkit::sandbox_client_secret(),
+                scope: None,
+                audience: None,
+                extra_params: vec![],
+            }),
+            default_ttl: Duration::from_secs(300),
+            retry: test_retry(),
+        },
+    );
+    Arc::new(HttpPaymentProvider::new(
+        http,
+        HttpPaymentProviderConfig {
+            base_url: sandbox.url().parse().unwrap(),
+            auth: Some(auth),
+            retry: test_retry(),
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(5),
+        },
+    ))
+}
+
+impl TestApp {
+    /// Tenant `air` with one flight of `capacity` seats.
+    pub async fn start(engine: Engine, name: &str, capacity: u32) -> Self {
+        let store = skybook_testkit::store(engine, name).await;
+        let sandbox = skybook_testkit::sandbox(name).await;
+        let (tenant, flight) = fixtures::tenant_with_flight(&store, "air", capacity).await;
+        let state = AppState::new(
+            store.clone(),
+            payments_for(&sandbox),
+            Arc::new(skybook_testkit::secret_key()),
+            PipelineConfig::default(),
+            WebOptions { fault_injection: true, ..WebOptions::default() },
+        );
+        let router = skybook_web::router(state);
+        Self { router, store, sandbox, tenant, flight, http: reqwest::Client::new() }
+    }
+
+    /// Serves the router on an ephemeral loopback port; returns its base URL.
+    pub async fn serve(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = self.router.clone();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        format!("http://{addr}")
+    }
+
+    pub async fn request(&self, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        (parts.status, parts.headers, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let (status, _, body) = self.request(Request::get(path).body(Body::empty()).unwrap()).await;
+        (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
+    }
+
+    /// POSTs a booking for tenant `air` in-process; returns status and raw body.
+    pub async fn book_raw(&self, key: Option<&str>, body: &Value) -> (StatusCode, String) {
+        let mut request = Request::post("/api/v1/tenants/air/bookings").header("content-type", "application/json");
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        let (status, _, body) = self.request(request.body(Body::from(body.to_string())).unwrap()).await;
+        (status, body)
+    }
+
+    pub async fn book(&self, key: &str, body: &Value) -> (StatusCode, Value) {
+        let (status, body) = self.book_raw(Some(key), body).await;
+        (status, serde_json::from_str(&body).unwrap())
+    }
+
+    pub async fn sandbox_stats(&self) -> Value {
+        self.http.get(format!("{}/sandbox/stats", self.sandbox.url())).send().await.unwrap().json().await.unwrap()
+    }
+
+    pub async fn sandbox_faults(&self, faults: Value) {
+        let response = self.http.post(format!("{}/sandbox/faults", self.sandbox.url())).json(&faults).send().await.unwrap();
+        assert!(response.status().is_success());
+    }
+
+    /// Successful charges at the provider.
+    pub async fn charges(&self) -> i64 {
+        self.sandbox_stats().await["charges"].as_i64().unwrap()
+    }
+
+    pub async fn seats_left(&self) -> u32 {
+        self.store.flight(self.tenant.id, self.flight.id).await.unwrap().unwrap().seats_left()
+    }
+
+    pub fn body(&self, given: &str, family: &str, card: &str) -> Value {
+        fixtures::booking_body(&self.flight, given, family, card)
+    }
+}
+
+/// A fresh idempotency key.
+pub fn key(prefix: &str, i: usize) -> String {
+    format!("{prefix}-{i:04}-{}", uuid::Uuid::new_v4().simple())
+}
