@@ -29,8 +29,10 @@ impl PersonName {
     }
 
     /// NFKC, case-folded, single-spaced: "  SEÁN  o'brien" and "Seán O'Brien" compare equal.
+    /// Upper- then lower-casing is the fold: lower-casing alone keeps `ß` while its capital form `SS` lowers to
+    /// `ss`, so "Straße" and "STRASSE" would differ (found by the property tests).
     pub fn normalized(&self) -> String {
-        self.0.nfkc().collect::<String>().to_lowercase()
+        self.0.nfkc().collect::<String>().to_uppercase().to_lowercase()
     }
 }
 
@@ -75,5 +77,7 @@ mod tests {
         assert_eq!(a.normalized(), b.normalized());
         assert!(PersonName::parse("   ").is_err());
         assert!(PersonName::parse("1234").is_err());
+        let strasse = PersonName::parse("Straße").unwrap().normalized();
+        assert_eq!(strasse, PersonName::parse("STRASSE").unwrap().normalized());
     }
 }
