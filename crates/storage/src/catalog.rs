@@ -24,7 +24,7 @@ pub struct NewFlight {
     pub fare: Money,
 }
 
-/// Optional filters for a tenant's flights; `date` is the UTC departure day. Only flights departing after
+/// Optional filters for a tenant's flights; `date` is the UTC departure day. Only flights departing at or after
 /// `after` (when set) are listed: a search should not offer a flight that has left.
 #[derive(Debug, Clone, Default)]
 pub struct FlightSearch {

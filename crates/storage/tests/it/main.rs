@@ -66,7 +66,7 @@ async fn seeding_is_idempotent_and_search_filters(engine: Engine) {
     assert!(store.search_flights(tenant.id, &search(&lhr, &dub, day)).await.unwrap().is_empty());
     assert!(store.search_flights(tenant.id, &search(&dub, &lhr, day.succ_opt().unwrap())).await.unwrap().is_empty());
     assert_eq!(store.search_flights(tenant.id, &FlightSearch::default()).await.unwrap().len(), 1);
-    let after_departure = FlightSearch { after: Some(flight.departs_at), ..FlightSearch::default() };
+    let after_departure = FlightSearch { after: Some(flight.departs_at + Duration::seconds(1)), ..FlightSearch::default() };
     assert!(store.search_flights(tenant.id, &after_departure).await.unwrap().is_empty(), "departed flights are not offered");
 
     let (other, _) = tenant_with_flight(&store, "air-two", 5).await;
