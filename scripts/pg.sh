@@ -31,10 +31,12 @@ pg_start() {
   if [ "$(id -u)" = 0 ]; then chown postgres: "$PG_DIR"; fi
   pg_as_owner "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$PG_DIR/initdb.log" 2>&1 ||
     { cat "$PG_DIR/initdb.log" >&2; return 1; }
-  # Durability off: these clusters hold only test data and die with the run.
+  # Durability off for tests (the clusters hold only test data and die with the run); PG_DURABLE=1 keeps
+  # PostgreSQL's production defaults, for benchmarks.
+  local durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  [ "${PG_DURABLE:-0}" = 1 ] && durability=""
   pg_as_owner "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 start -o \
-    "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR -c max_connections=600 -c fsync=off \
-     -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=256MB" >/dev/null ||
+    "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR -c max_connections=600 $durability -c shared_buffers=256MB" >/dev/null ||
     { cat "$PG_DIR/server.log" >&2; return 1; }
   export PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
   export PG_BIN PG_DIR PG_PORT

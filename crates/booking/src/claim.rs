@@ -2,8 +2,8 @@
 
 use chrono::Utc;
 use skybook_domain::{
-    BookingId, BookingReference, CardFingerprint, EntityFingerprint, Flight, IdempotencyKey, Money, NewBooking,
-    RequestFingerprint,
+    BookingId, BookingReference, CardFingerprint, EntityFingerprint, Flight, IdempotencyKey, Money,
+    NewBooking, RequestFingerprint,
 };
 use skybook_storage::{BookingRecord, InsertBooking, NewBookingRow, Tenant, Tx};
 
@@ -25,7 +25,10 @@ pub(crate) enum Claim {
     /// The request is answered without charging: replay, duplicate, sold out.
     Answered(Reply),
     /// A booking holds seats and awaits its charge; `resumed` when an earlier request may already have sent it.
-    Proceed { booking: BookingRecord, resumed: bool },
+    Proceed {
+        booking: Box<BookingRecord>,
+        resumed: bool,
+    },
 }
 
 /// A fresh reference collides with odds of ~1 in 887 million per existing booking; a few draws always suffice.
@@ -40,21 +43,33 @@ impl BookingService {
         let tenant = input.tenant.id;
         let mut tx = inner.store.begin().await?;
 
-        if !tx.insert_idempotency_key(tenant, input.key, input.fingerprint, lease_until, now).await? {
+        if !tx
+            .insert_idempotency_key(tenant, input.key, input.fingerprint, lease_until, now)
+            .await?
+        {
             // The key exists (possibly committed a moment ago by a concurrent request): decide under its row lock.
-            let existing = tx.lock_idempotency_key(tenant, input.key).await?.ok_or_else(|| {
-                BookingError::Storage(skybook_storage::StorageError::Corrupt("idempotency key vanished".into()))
-            })?;
+            let existing = tx
+                .lock_idempotency_key(tenant, input.key)
+                .await?
+                .ok_or_else(|| {
+                    BookingError::Storage(skybook_storage::StorageError::Corrupt(
+                        "idempotency key vanished".into(),
+                    ))
+                })?;
             if let Some(reply) = check_existing(&existing, input.fingerprint)? {
                 return Ok(Claim::Answered(reply));
             }
             // Unfinished and unleased: the request that held it died or left it pending. Take it over and resume.
-            tx.lease_idempotency_key(tenant, input.key, Some(lease_until), now).await?;
+            tx.lease_idempotency_key(tenant, input.key, Some(lease_until), now)
+                .await?;
             if let Some(booking_id) = existing.booking_id {
                 if let Some(booking) = tx.booking(tenant, booking_id).await? {
                     tx.commit().await?;
                     tracing::info!(booking.id = %booking.id, "resuming a booking after its key's lease lapsed");
-                    return Ok(Claim::Proceed { booking, resumed: true });
+                    return Ok(Claim::Proceed {
+                        booking: Box::new(booking),
+                        resumed: true,
+                    });
                 }
             }
         }
@@ -78,7 +93,14 @@ impl BookingService {
             Ok(row) => row,
             Err(existing) => {
                 tracing::info!(existing.reference = %existing.reference, "duplicate booking refused");
-                let reply = self.finish(&mut tx, input.tenant, Some(input.key), Outcome::Duplicate(existing)).await?;
+                let reply = self
+                    .finish(
+                        &mut tx,
+                        input.tenant,
+                        Some(input.key),
+                        Outcome::Duplicate(existing),
+                    )
+                    .await?;
                 tx.commit().await?;
                 return Ok(Claim::Answered(reply));
             }
@@ -87,16 +109,23 @@ impl BookingService {
         let seats = row.passengers.len() as u32;
         if !tx.take_seats(tenant, row.flight_id, seats).await? {
             tx.discard_new_booking(tenant, row.id).await?;
-            let reply = self.finish(&mut tx, input.tenant, Some(input.key), Outcome::SoldOut).await?;
+            let reply = self
+                .finish(&mut tx, input.tenant, Some(input.key), Outcome::SoldOut)
+                .await?;
             tx.commit().await?;
             return Ok(Claim::Answered(reply));
         }
         tx.attach_booking_to_key(tenant, input.key, row.id).await?;
         let booking = tx.booking(tenant, row.id).await?.ok_or_else(|| {
-            BookingError::Storage(skybook_storage::StorageError::Corrupt("booking vanished inside its transaction".into()))
+            BookingError::Storage(skybook_storage::StorageError::Corrupt(
+                "booking vanished inside its transaction".into(),
+            ))
         })?;
         tx.commit().await?;
-        Ok(Claim::Proceed { booking, resumed: false })
+        Ok(Claim::Proceed {
+            booking: Box::new(booking),
+            resumed: false,
+        })
     }
 
     /// Inserts the booking, drawing new references on collision. `Err(existing)` for a live duplicate.
@@ -108,11 +137,17 @@ impl BookingService {
         for _ in 0..REFERENCE_ATTEMPTS {
             match tx.insert_booking(&row).await? {
                 InsertBooking::Inserted => return Ok(Ok(row)),
-                InsertBooking::Duplicate(existing) => return Ok(Err(existing)),
-                InsertBooking::ReferenceTaken => row.reference = BookingReference::generate(&mut rand::rng()),
+                InsertBooking::Duplicate(existing) => return Ok(Err(*existing)),
+                InsertBooking::ReferenceTaken => {
+                    row.reference = BookingReference::generate(&mut rand::rng())
+                }
             }
         }
-        Err(BookingError::Storage(skybook_storage::StorageError::Corrupt("could not draw a free booking reference".into())))
+        Err(BookingError::Storage(
+            skybook_storage::StorageError::Corrupt(
+                "could not draw a free booking reference".into(),
+            ),
+        ))
     }
 
     /// Renders `outcome`, stores it as the key's final response (unless pending) and returns it.
@@ -128,13 +163,18 @@ impl BookingService {
         let now = Utc::now();
         match key {
             Some(key) if outcome.is_final() => {
-                tx.finish_idempotency_key(tenant.id, key, rendered.status, &rendered.body, now).await?
+                tx.finish_idempotency_key(tenant.id, key, rendered.status, &rendered.body, now)
+                    .await?
             }
             Some(key) => tx.lease_idempotency_key(tenant.id, key, None, now).await?,
             None => {}
         }
         metrics::counter!("skybook_bookings_total", "outcome" => outcome.label()).increment(1);
-        Ok(Reply { rendered, replayed: false, label: outcome.label() })
+        Ok(Reply {
+            rendered,
+            replayed: false,
+            label: outcome.label(),
+        })
     }
 }
 

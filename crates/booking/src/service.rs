@@ -7,9 +7,10 @@ use chrono::Utc;
 use secrecy::SecretString;
 use skybook_clients::payments::{CardDetails, PaymentProvider};
 use skybook_domain::{
-    BookingId, CardFingerprint, EntityFingerprint, IdempotencyKey, NewBooking, RequestFingerprint, SecretKey,
+    BookingId, CardFingerprint, EntityFingerprint, IdempotencyKey, NewBooking, RequestFingerprint,
+    SecretKey,
 };
-use skybook_storage::{IdempotencyRecord, Store, StorageError, Tenant};
+use skybook_storage::{IdempotencyRecord, StorageError, Store, Tenant};
 
 use crate::claim::{Claim, ClaimInput};
 use crate::outcome::{BookingView, RenderOutcome, Rendered, Reply};
@@ -26,7 +27,10 @@ pub struct PipelineConfig {
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        Self { key_lease: Duration::from_secs(60), seat_hold: Duration::from_secs(15 * 60) }
+        Self {
+            key_lease: Duration::from_secs(60),
+            seat_hold: Duration::from_secs(15 * 60),
+        }
     }
 }
 
@@ -69,7 +73,13 @@ impl BookingService {
         renderer: Arc<dyn RenderOutcome>,
         config: PipelineConfig,
     ) -> Self {
-        Self(Arc::new(Inner { store, payments, secret, renderer, config }))
+        Self(Arc::new(Inner {
+            store,
+            payments,
+            secret,
+            renderer,
+            config,
+        }))
     }
 
     pub fn store(&self) -> &Store {
@@ -78,7 +88,12 @@ impl BookingService {
 
     /// Creates a booking, or replays / resumes the request this key already made.
     #[tracing::instrument(name = "booking.create", skip_all, fields(tenant = %tenant.slug, booking.id, outcome))]
-    pub async fn create(&self, tenant: &Tenant, key: &IdempotencyKey, request: NewBooking) -> Result<Reply, BookingError> {
+    pub async fn create(
+        &self,
+        tenant: &Tenant,
+        key: &IdempotencyKey,
+        request: NewBooking,
+    ) -> Result<Reply, BookingError> {
         let inner = &self.0;
         let fingerprint = RequestFingerprint::compute(&inner.secret, tenant.id, &request);
 
@@ -89,14 +104,25 @@ impl BookingService {
             }
         }
 
-        let flight = inner.store.flight(tenant.id, request.flight_id).await?.ok_or(BookingError::FlightNotFound)?;
+        let flight = inner
+            .store
+            .flight(tenant.id, request.flight_id)
+            .await?
+            .ok_or(BookingError::FlightNotFound)?;
         if flight.departs_at <= Utc::now() {
             return Err(BookingError::FlightDeparted);
         }
-        let amount = flight.price_for(request.passengers.len()).ok_or(BookingError::AmountOutOfRange)?;
+        let amount = flight
+            .price_for(request.passengers.len())
+            .ok_or(BookingError::AmountOutOfRange)?;
         let card_fingerprint = CardFingerprint::compute(&inner.secret, &request.card.number);
-        let entity_fingerprint =
-            EntityFingerprint::compute(&inner.secret, tenant.id, flight.id, &request.passengers, &card_fingerprint);
+        let entity_fingerprint = EntityFingerprint::compute(
+            &inner.secret,
+            tenant.id,
+            flight.id,
+            &request.passengers,
+            &card_fingerprint,
+        );
 
         let input = ClaimInput {
             tenant,
@@ -113,8 +139,10 @@ impl BookingService {
             Claim::Proceed { booking, resumed } => (booking, resumed),
         };
         tracing::Span::current().record("booking.id", tracing::field::display(claimed.0.id));
-        let view = BookingView::new(claimed.0, flight);
-        let reply = self.charge_and_settle(tenant, Some(key), view, claimed.1, Some(&request)).await?;
+        let view = BookingView::new(*claimed.0, flight);
+        let reply = self
+            .charge_and_settle(tenant, Some(key), view, claimed.1, Some(&request))
+            .await?;
         tracing::Span::current().record("outcome", reply.label);
         Ok(reply)
     }
@@ -122,13 +150,23 @@ impl BookingService {
 
 /// What an existing key answers without further work: its stored response, 422 for a different request, 409
 /// while another request holds it. `None` when the request should go on (a resume after a lapsed lease).
-pub(crate) fn check_existing(existing: &IdempotencyRecord, fingerprint: &RequestFingerprint) -> Result<Option<Reply>, BookingError> {
+pub(crate) fn check_existing(
+    existing: &IdempotencyRecord,
+    fingerprint: &RequestFingerprint,
+) -> Result<Option<Reply>, BookingError> {
     if &existing.request_fingerprint != fingerprint {
         return Err(BookingError::KeyReused);
     }
     if let Some((status, body)) = existing.response() {
         metrics::counter!("skybook_bookings_total", "outcome" => "replayed").increment(1);
-        return Ok(Some(Reply { rendered: Rendered { status, body: body.to_owned() }, replayed: true, label: "replayed" }));
+        return Ok(Some(Reply {
+            rendered: Rendered {
+                status,
+                body: body.to_owned(),
+            },
+            replayed: true,
+            label: "replayed",
+        }));
     }
     if existing.is_locked(Utc::now()) {
         return Err(BookingError::RequestInProgress);

@@ -12,7 +12,9 @@ const UNSETTLED: &[BookingStatus] = &[BookingStatus::SeatHeld, BookingStatus::Pa
 
 /// How the charge step ended, before Tx 2 writes it down.
 enum Charged {
-    Yes { charge_id: String },
+    Yes {
+        charge_id: String,
+    },
     No(FailureReason),
     /// Nothing was sent to the provider (tokenising failed): safe to forget the attempt entirely.
     NotAttempted(String),
@@ -33,8 +35,14 @@ impl BookingService {
         request: Option<&NewBooking>,
     ) -> Result<Reply, BookingError> {
         match view.booking.status {
-            BookingStatus::Confirmed => return self.record_final(tenant, key, Outcome::Confirmed(view)).await,
-            BookingStatus::Failed => return self.record_final(tenant, key, Outcome::Failed(view)).await,
+            BookingStatus::Confirmed => {
+                return self
+                    .record_final(tenant, key, Outcome::Confirmed(view))
+                    .await
+            }
+            BookingStatus::Failed => {
+                return self.record_final(tenant, key, Outcome::Failed(view)).await
+            }
             BookingStatus::SeatHeld | BookingStatus::PaymentPending => {}
         }
         let charged = match (resumed, request) {
@@ -49,7 +57,9 @@ impl BookingService {
             (false, None) => Charged::Unknown,
         };
         match charged {
-            Charged::Yes { charge_id } => self.settle_confirmed(tenant, key, view, &charge_id).await,
+            Charged::Yes { charge_id } => {
+                self.settle_confirmed(tenant, key, view, &charge_id).await
+            }
             Charged::No(reason) => self.settle_failed(tenant, key, view, reason).await,
             Charged::NotAttempted(cause) => {
                 self.abandon(tenant, key, &view).await?;
@@ -62,9 +72,16 @@ impl BookingService {
     /// Asks the provider whether this booking was charged. `None`: no charge exists (or the lookup failed and
     /// a charge with the same idempotency key is the safe way on).
     async fn lookup_charge(&self, view: &BookingView) -> Option<Charged> {
-        match self.0.payments.find_charge(&view.booking.id.to_string()).await {
+        match self
+            .0
+            .payments
+            .find_charge(&view.booking.id.to_string())
+            .await
+        {
             Ok(Some(charge)) => Some(match charge.status {
-                ChargeStatus::Succeeded => Charged::Yes { charge_id: charge.id },
+                ChargeStatus::Succeeded => Charged::Yes {
+                    charge_id: charge.id,
+                },
                 ChargeStatus::Failed => Charged::No(FailureReason::CardDeclined),
             }),
             Ok(None) => None,
@@ -93,12 +110,17 @@ impl BookingService {
                 ("booking_id".to_owned(), booking.id.to_string()),
                 ("tenant_id".to_owned(), booking.tenant_id.to_string()),
                 ("reference".to_owned(), booking.reference.to_string()),
-                ("entity_fingerprint".to_owned(), booking.entity_fingerprint.as_str().to_owned()),
+                (
+                    "entity_fingerprint".to_owned(),
+                    booking.entity_fingerprint.as_str().to_owned(),
+                ),
             ]
             .into(),
         };
         match payments.charge(&charge).await {
-            ChargeOutcome::Succeeded(charge) => Charged::Yes { charge_id: charge.id },
+            ChargeOutcome::Succeeded(charge) => Charged::Yes {
+                charge_id: charge.id,
+            },
             ChargeOutcome::Declined { .. } => Charged::No(FailureReason::CardDeclined),
             ChargeOutcome::Rejected { reason } => {
                 tracing::error!(%reason, "the payment provider rejected the charge request");
@@ -113,11 +135,22 @@ impl BookingService {
 
     /// Tx 2: charge id, `confirmed`, the confirmation email in the outbox and the final response, atomically.
     #[tracing::instrument(name = "booking.settle_confirmed", skip_all, fields(booking.id = %view.booking.id))]
-    async fn settle_confirmed(&self, tenant: &Tenant, key: Option<&IdempotencyKey>, view: BookingView, charge_id: &str) -> Result<Reply, BookingError> {
+    async fn settle_confirmed(
+        &self,
+        tenant: &Tenant,
+        key: Option<&IdempotencyKey>,
+        view: BookingView,
+        charge_id: &str,
+    ) -> Result<Reply, BookingError> {
         let now = Utc::now();
         let id = view.booking.id;
         let mut tx = self.0.store.begin().await?;
-        let change = StatusChange { from: UNSETTLED, to: BookingStatus::Confirmed, charge_id: Some(charge_id), failure_reason: None };
+        let change = StatusChange {
+            from: UNSETTLED,
+            to: BookingStatus::Confirmed,
+            charge_id: Some(charge_id),
+            failure_reason: None,
+        };
         if tx.change_status(tenant.id, id, &change, now).await? {
             let email = NewOutboxEmail {
                 tenant_id: tenant.id,
@@ -140,11 +173,26 @@ impl BookingService {
 
     /// Tx 2 for a charge that did not happen: `failed`, seats released, final response stored.
     #[tracing::instrument(name = "booking.settle_failed", skip_all, fields(booking.id = %view.booking.id, reason = reason.as_str()))]
-    async fn settle_failed(&self, tenant: &Tenant, key: Option<&IdempotencyKey>, view: BookingView, reason: FailureReason) -> Result<Reply, BookingError> {
+    async fn settle_failed(
+        &self,
+        tenant: &Tenant,
+        key: Option<&IdempotencyKey>,
+        view: BookingView,
+        reason: FailureReason,
+    ) -> Result<Reply, BookingError> {
         let mut tx = self.0.store.begin().await?;
-        let change = StatusChange { from: UNSETTLED, to: BookingStatus::Failed, charge_id: None, failure_reason: Some(reason) };
-        if tx.change_status(tenant.id, view.booking.id, &change, Utc::now()).await? {
-            tx.release_seats(tenant.id, view.booking.flight_id, view.booking.seats).await?;
+        let change = StatusChange {
+            from: UNSETTLED,
+            to: BookingStatus::Failed,
+            charge_id: None,
+            failure_reason: Some(reason),
+        };
+        if tx
+            .change_status(tenant.id, view.booking.id, &change, Utc::now())
+            .await?
+        {
+            tx.release_seats(tenant.id, view.booking.flight_id, view.booking.seats)
+                .await?;
         }
         let outcome = self.current_outcome(&mut tx, tenant, view).await?;
         let reply = self.finish(&mut tx, tenant, key, outcome).await?;
@@ -155,7 +203,12 @@ impl BookingService {
     /// The charge may or may not have happened: `payment_pending`, lease released so a retry or the sentinel
     /// can settle it later. Never stored as the key's response.
     #[tracing::instrument(name = "booking.mark_pending", skip_all, fields(booking.id = %view.booking.id))]
-    async fn mark_pending(&self, tenant: &Tenant, key: Option<&IdempotencyKey>, view: BookingView) -> Result<Reply, BookingError> {
+    async fn mark_pending(
+        &self,
+        tenant: &Tenant,
+        key: Option<&IdempotencyKey>,
+        view: BookingView,
+    ) -> Result<Reply, BookingError> {
         let mut tx = self.0.store.begin().await?;
         let change = StatusChange {
             from: &[BookingStatus::SeatHeld],
@@ -163,7 +216,8 @@ impl BookingService {
             charge_id: None,
             failure_reason: None,
         };
-        tx.change_status(tenant.id, view.booking.id, &change, Utc::now()).await?;
+        tx.change_status(tenant.id, view.booking.id, &change, Utc::now())
+            .await?;
         let outcome = self.current_outcome(&mut tx, tenant, view).await?;
         let reply = self.finish(&mut tx, tenant, key, outcome).await?;
         tx.commit().await?;
@@ -172,7 +226,12 @@ impl BookingService {
 
     /// Nothing reached the provider: release the seats, fail the booking and forget the key, so the client's
     /// retry (with the same key) starts afresh.
-    async fn abandon(&self, tenant: &Tenant, key: Option<&IdempotencyKey>, view: &BookingView) -> Result<(), BookingError> {
+    async fn abandon(
+        &self,
+        tenant: &Tenant,
+        key: Option<&IdempotencyKey>,
+        view: &BookingView,
+    ) -> Result<(), BookingError> {
         let mut tx = self.0.store.begin().await?;
         let change = StatusChange {
             from: UNSETTLED,
@@ -180,8 +239,12 @@ impl BookingService {
             charge_id: None,
             failure_reason: Some(FailureReason::ProviderUnavailable),
         };
-        if tx.change_status(tenant.id, view.booking.id, &change, Utc::now()).await? {
-            tx.release_seats(tenant.id, view.booking.flight_id, view.booking.seats).await?;
+        if tx
+            .change_status(tenant.id, view.booking.id, &change, Utc::now())
+            .await?
+        {
+            tx.release_seats(tenant.id, view.booking.flight_id, view.booking.seats)
+                .await?;
         }
         if let Some(key) = key {
             tx.delete_idempotency_key(tenant.id, key).await?;
@@ -191,7 +254,12 @@ impl BookingService {
     }
 
     /// Stores a final outcome for a key whose booking is already settled.
-    async fn record_final(&self, tenant: &Tenant, key: Option<&IdempotencyKey>, outcome: Outcome) -> Result<Reply, BookingError> {
+    async fn record_final(
+        &self,
+        tenant: &Tenant,
+        key: Option<&IdempotencyKey>,
+        outcome: Outcome,
+    ) -> Result<Reply, BookingError> {
         let mut tx = self.0.store.begin().await?;
         let reply = self.finish(&mut tx, tenant, key, outcome).await?;
         tx.commit().await?;
@@ -199,11 +267,20 @@ impl BookingService {
     }
 
     /// The booking as this transaction now sees it, as an outcome.
-    async fn current_outcome(&self, tx: &mut skybook_storage::Tx, tenant: &Tenant, view: BookingView) -> Result<Outcome, BookingError> {
+    async fn current_outcome(
+        &self,
+        tx: &mut skybook_storage::Tx,
+        tenant: &Tenant,
+        view: BookingView,
+    ) -> Result<Outcome, BookingError> {
         let booking = tx
             .booking(tenant.id, view.booking.id)
             .await?
-            .ok_or_else(|| BookingError::Storage(skybook_storage::StorageError::Corrupt("booking vanished".into())))?;
+            .ok_or_else(|| {
+                BookingError::Storage(skybook_storage::StorageError::Corrupt(
+                    "booking vanished".into(),
+                ))
+            })?;
         let view = BookingView::new(booking, view.flight);
         Ok(match view.booking.status {
             BookingStatus::Confirmed => Outcome::Confirmed(view),

@@ -42,7 +42,12 @@ pub enum BookingStatus {
 }
 
 impl BookingStatus {
-    pub const ALL: [BookingStatus; 4] = [Self::SeatHeld, Self::PaymentPending, Self::Confirmed, Self::Failed];
+    pub const ALL: [BookingStatus; 4] = [
+        Self::SeatHeld,
+        Self::PaymentPending,
+        Self::Confirmed,
+        Self::Failed,
+    ];
 
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -74,7 +79,11 @@ impl BookingStatus {
         use BookingStatus::*;
         matches!(
             (self, next),
-            (SeatHeld, PaymentPending) | (SeatHeld, Confirmed) | (SeatHeld, Failed) | (PaymentPending, Confirmed) | (PaymentPending, Failed)
+            (SeatHeld, PaymentPending)
+                | (SeatHeld, Confirmed)
+                | (SeatHeld, Failed)
+                | (PaymentPending, Confirmed)
+                | (PaymentPending, Failed)
         )
     }
 }

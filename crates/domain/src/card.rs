@@ -102,13 +102,24 @@ pub struct Expiry {
 impl Expiry {
     /// `year` may be given as 2 or 4 digits. `today` decides whether it has passed (the domain reads no clock).
     /// The error says which part is wrong; an expired card is reported against the year.
-    pub fn parse(month: i64, year: i64, today: NaiveDate) -> Result<Self, (ExpiryPart, ParseError)> {
+    pub fn parse(
+        month: i64,
+        year: i64,
+        today: NaiveDate,
+    ) -> Result<Self, (ExpiryPart, ParseError)> {
         if !(1..=12).contains(&month) {
             return Err((ExpiryPart::Month, ParseError::new("must be 1 to 12")));
         }
-        let year = if (0..100).contains(&year) { 2000 + year } else { year };
+        let year = if (0..100).contains(&year) {
+            2000 + year
+        } else {
+            year
+        };
         if !(2000..=2100).contains(&year) {
-            return Err((ExpiryPart::Year, ParseError::new("must be a year such as 2030")));
+            return Err((
+                ExpiryPart::Year,
+                ParseError::new("must be a year such as 2030"),
+            ));
         }
         let (month, year) = (month as u8, year as u16);
         if (i32::from(year), u32::from(month)) < (today.year(), today.month()) {
@@ -173,7 +184,10 @@ mod tests {
         assert_eq!(visa.brand(), CardBrand::Visa);
         assert_eq!(visa.last4(), "4242");
         assert_eq!(format!("{visa:?}"), "CardNumber(****4242)");
-        assert_eq!(CardNumber::parse("5555555555554444").unwrap().brand(), CardBrand::Mastercard);
+        assert_eq!(
+            CardNumber::parse("5555555555554444").unwrap().brand(),
+            CardBrand::Mastercard
+        );
         assert!(CardNumber::parse("4242424242424241").is_err());
         assert!(CardNumber::parse("42424242").is_err());
         assert!(CardNumber::parse("4242x42424242424").is_err());

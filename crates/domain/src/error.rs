@@ -12,7 +12,9 @@ pub struct ParseError {
 
 impl ParseError {
     pub fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into() }
+        Self {
+            message: message.into(),
+        }
     }
     pub fn message(&self) -> &str {
         &self.message
@@ -35,7 +37,11 @@ impl FieldErrors {
     }
 
     /// Keeps the parsed value, or records its error under `field` and returns `None`.
-    pub fn check<T>(&mut self, field: impl Into<String>, result: Result<T, ParseError>) -> Option<T> {
+    pub fn check<T>(
+        &mut self,
+        field: impl Into<String>,
+        result: Result<T, ParseError>,
+    ) -> Option<T> {
         match result {
             Ok(value) => Some(value),
             Err(e) => {

@@ -42,7 +42,8 @@ impl SecretKey {
 
     /// A 32-byte key for one purpose, e.g. `"cookie-signing/v1"`.
     pub fn derive(&self, purpose: &str) -> [u8; 32] {
-        let mut mac = HmacSha256::new_from_slice(self.0.expose_secret()).expect("HMAC accepts any key length");
+        let mut mac = HmacSha256::new_from_slice(self.0.expose_secret())
+            .expect("HMAC accepts any key length");
         mac.update(b"skybook/");
         mac.update(purpose.as_bytes());
         mac.finalize().into_bytes().into()
@@ -113,7 +114,11 @@ hex_fingerprint!(
 
 impl CardFingerprint {
     pub fn compute(key: &SecretKey, number: &CardNumber) -> Self {
-        Self(Fields(key.mac("card-fingerprint/v1")).field(number.expose_digits().as_bytes()).hex())
+        Self(
+            Fields(key.mac("card-fingerprint/v1"))
+                .field(number.expose_digits().as_bytes())
+                .hex(),
+        )
     }
 }
 
@@ -147,7 +152,9 @@ impl RequestFingerprint {
             .field(request.contact_email.as_str().as_bytes())
             .field(&(request.passengers.len() as u64).to_be_bytes());
         for p in &request.passengers {
-            fields = fields.field(p.given_name.as_str().as_bytes()).field(p.family_name.as_str().as_bytes());
+            fields = fields
+                .field(p.given_name.as_str().as_bytes())
+                .field(p.family_name.as_str().as_bytes());
         }
         let card = &request.card;
         Self(

@@ -35,12 +35,18 @@ pub struct Money {
 
 impl Money {
     pub fn new(amount_minor: i64, currency: Currency) -> Self {
-        Self { amount_minor, currency }
+        Self {
+            amount_minor,
+            currency,
+        }
     }
 
     /// `self × n`, or `None` on overflow.
     pub fn times(&self, n: u32) -> Option<Money> {
-        Some(Money::new(self.amount_minor.checked_mul(i64::from(n))?, self.currency.clone()))
+        Some(Money::new(
+            self.amount_minor.checked_mul(i64::from(n))?,
+            self.currency.clone(),
+        ))
     }
 }
 
@@ -62,6 +68,8 @@ mod tests {
         let fare = Money::new(9599, Currency::parse("eur").unwrap());
         assert_eq!(fare.to_string(), "95.99 EUR");
         assert_eq!(fare.times(3).unwrap().amount_minor, 28797);
-        assert!(Money::new(i64::MAX, fare.currency.clone()).times(2).is_none());
+        assert!(Money::new(i64::MAX, fare.currency.clone())
+            .times(2)
+            .is_none());
     }
 }

@@ -21,7 +21,9 @@ impl PersonName {
         if trimmed.chars().any(char::is_control) || !trimmed.chars().any(char::is_alphabetic) {
             return Err(ParseError::new("must be a name"));
         }
-        Ok(Self(trimmed.split_whitespace().collect::<Vec<_>>().join(" ")))
+        Ok(Self(
+            trimmed.split_whitespace().collect::<Vec<_>>().join(" "),
+        ))
     }
 
     pub fn as_str(&self) -> &str {
@@ -32,7 +34,11 @@ impl PersonName {
     /// Upper- then lower-casing is the fold: lower-casing alone keeps `ß` while its capital form `SS` lowers to
     /// `ss`, so "Straße" and "STRASSE" would differ (found by the property tests).
     pub fn normalized(&self) -> String {
-        self.0.nfkc().collect::<String>().to_uppercase().to_lowercase()
+        self.0
+            .nfkc()
+            .collect::<String>()
+            .to_uppercase()
+            .to_lowercase()
     }
 }
 
@@ -58,7 +64,11 @@ pub struct Passenger {
 impl Passenger {
     /// The form used in fingerprints: `family|given`, normalised.
     pub fn normalized(&self) -> String {
-        format!("{}|{}", self.family_name.normalized(), self.given_name.normalized())
+        format!(
+            "{}|{}",
+            self.family_name.normalized(),
+            self.given_name.normalized()
+        )
     }
 }
 

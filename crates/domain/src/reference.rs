@@ -58,7 +58,10 @@ mod tests {
         let mut rng = rand::rng();
         for _ in 0..1000 {
             let r = BookingReference::generate(&mut rng);
-            assert_eq!(BookingReference::parse(&r.as_str().to_lowercase()).unwrap(), r);
+            assert_eq!(
+                BookingReference::parse(&r.as_str().to_lowercase()).unwrap(),
+                r
+            );
         }
         assert!(BookingReference::parse("ABC10O").is_err());
     }

@@ -40,10 +40,7 @@ impl TenantSlug {
         let ok_chars = raw
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !(2..=40).contains(&raw.len())
-            || !ok_chars
-            || raw.starts_with('-')
-            || raw.ends_with('-')
+        if !(2..=40).contains(&raw.len()) || !ok_chars || raw.starts_with('-') || raw.ends_with('-')
         {
             return Err(ParseError::new(
                 "must be 2-40 characters of a-z, 0-9 and inner hyphens",
@@ -78,7 +75,8 @@ impl FlightNumber {
         let raw = raw.trim().to_ascii_uppercase();
         let (airline, digits) = raw.split_at(raw.len().min(2));
         let airline_ok = airline.len() == 2 && airline.bytes().all(|b| b.is_ascii_alphanumeric());
-        let digits_ok = (1..=4).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+        let digits_ok =
+            (1..=4).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
         if !airline_ok || !digits_ok {
             return Err(ParseError::new(
                 "must be a 2-character airline code followed by 1-4 digits",
@@ -98,7 +96,10 @@ impl Email {
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
         let raw = raw.trim();
         let invalid = || ParseError::new("must be an email address like name@example.com");
-        if raw.is_empty() || raw.len() > 254 || raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if raw.is_empty()
+            || raw.len() > 254
+            || raw.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err(invalid());
         }
         let (local, domain) = raw.rsplit_once('@').ok_or_else(invalid)?;
@@ -109,7 +110,12 @@ impl Email {
                 && !label.ends_with('-')
                 && label.chars().all(|c| c.is_alphanumeric() || c == '-')
         });
-        if local.is_empty() || local.len() > 64 || local.contains('@') || !domain.contains('.') || !labels_ok {
+        if local.is_empty()
+            || local.len() > 64
+            || local.contains('@')
+            || !domain.contains('.')
+            || !labels_ok
+        {
             return Err(invalid());
         }
         Ok(Self(format!("{local}@{}", domain.to_lowercase())))
@@ -124,7 +130,9 @@ string_newtype!(IdempotencyKey);
 impl IdempotencyKey {
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
         if !(16..=255).contains(&raw.len()) || !raw.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(ParseError::new("must be 16 to 255 visible ASCII characters"));
+            return Err(ParseError::new(
+                "must be 16 to 255 visible ASCII characters",
+            ));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -136,7 +144,10 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert_eq!(Email::parse(" a.b@Example.COM ").unwrap().as_str(), "a.b@example.com");
+        assert_eq!(
+            Email::parse(" a.b@Example.COM ").unwrap().as_str(),
+            "a.b@example.com"
+        );
         for bad in ["", "a", "a@", "@b.c", "a@b", "a b@c.d", "a@b..c", "a@-b.c"] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be rejected");
         }

@@ -133,29 +133,9 @@ fn validate(input: &CardInput) -> Result<CardToken, ApiError> {
 
 /// 12–19 ASCII digits passing the Luhn check.
 pub fn is_valid_number(number: &str) -> bool {
-    (12..=19).contains(&number.len()) && number.bytes().all(|b| b.is_ascii_digit()) && luhn(number)
-}
-
-fn luhn(digits: &str) -> bool {
-    let sum: u32 = digits
-        .bytes()
-        .rev()
-        .enumerate()
-        .map(|(i, b)| {
-            let d = u32::from(b - b'0');
-            if i % 2 == 1 {
-                let doubled = d * 2;
-                if doubled > 9 {
-                    doubled - 9
-                } else {
-                    doubled
-                }
-            } else {
-                d
-            }
-        })
-        .sum();
-    sum % 10 == 0
+    (12..=19).contains(&number.len())
+        && number.bytes().all(|b| b.is_ascii_digit())
+        && skybook_domain::card::luhn_valid(number)
 }
 
 /// Card brand by number prefix.

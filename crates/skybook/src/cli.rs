@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "skybook", version, about = "Flight booking that never bills twice.")]
+#[command(
+    name = "skybook",
+    version,
+    about = "Flight booking that never bills twice."
+)]
 pub struct Cli {
     /// Log format: human-readable text, or JSON lines for a log aggregator.
     #[arg(long, global = true, env = "SKYBOOK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -108,7 +112,11 @@ pub struct SandboxArgs {
     #[arg(long, default_value = "3600")]
     pub token_ttl: String,
     /// The OAuth2 client the token endpoint accepts, as ID:SECRET.
-    #[arg(long, default_value = "skybook:sandbox-secret", hide_default_value = true)]
+    #[arg(
+        long,
+        default_value = "skybook:sandbox-secret",
+        hide_default_value = true
+    )]
     pub client: String,
 }
 

@@ -7,7 +7,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use skybook_booking::PipelineConfig;
 use skybook_clients::{
-    HttpPaymentProvider, HttpPaymentProviderConfig, PaymentProvider, TokenManager, TokenManagerConfig, TokenSource,
+    HttpPaymentProvider, HttpPaymentProviderConfig, PaymentProvider, TokenManager,
+    TokenManagerConfig, TokenSource,
 };
 use skybook_domain::{RetryPolicy, SecretKey};
 use skybook_storage::{Engine, MigrationStatus, PoolSettings, Store};
@@ -32,7 +33,10 @@ pub async fn connect(url: &str, schema: Schema) -> Result<Store> {
         .with_context(|| format!("cannot open the database at {redacted}"))?;
     let migrate = schema == Schema::Migrate || store.engine() == Engine::Sqlite;
     if migrate {
-        store.migrate().await.with_context(|| format!("migrating {redacted}"))?;
+        store
+            .migrate()
+            .await
+            .with_context(|| format!("migrating {redacted}"))?;
     } else if let MigrationStatus::Pending(versions) = store.migration_status().await? {
         bail!(
             "the database schema at {redacted} is out of date ({} pending migration(s), e.g. {}): run `skybook migrate` first",
@@ -51,7 +55,9 @@ pub fn payment_provider(config: PaymentsConfig) -> Result<Arc<dyn PaymentProvide
         connect_timeout: Duration::from_secs(2),
         request_timeout: Duration::from_secs(10),
     };
-    let http = provider_config.http_client().context("building the HTTP client")?;
+    let http = provider_config
+        .http_client()
+        .context("building the HTTP client")?;
     provider_config.auth = config.credentials.map(|credentials| {
         TokenManager::new(
             http.clone(),
@@ -66,17 +72,33 @@ pub fn payment_provider(config: PaymentsConfig) -> Result<Arc<dyn PaymentProvide
     Ok(Arc::new(HttpPaymentProvider::new(http, provider_config)))
 }
 
-pub fn router(store: Store, payments: Arc<dyn PaymentProvider>, secret: SecretKey, options: WebOptions) -> axum::Router {
-    skybook_web::router(AppState::new(store, payments, Arc::new(secret), PipelineConfig::default(), options))
+pub fn router(
+    store: Store,
+    payments: Arc<dyn PaymentProvider>,
+    secret: SecretKey,
+    options: WebOptions,
+) -> axum::Router {
+    skybook_web::router(AppState::new(
+        store,
+        payments,
+        Arc::new(secret),
+        PipelineConfig::default(),
+        options,
+    ))
 }
 
 pub async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener> {
-    TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} for the {what}"))
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for the {what}"))
 }
 
 /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish.
 pub async fn serve(listener: TcpListener, router: axum::Router) -> Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")
 }
 
 pub async fn shutdown_signal() {

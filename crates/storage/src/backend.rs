@@ -24,7 +24,10 @@ pub enum Engine {
 
 #[derive(Clone, Debug)]
 pub(crate) enum Backend {
-    Sqlite { writer: SqlitePool, reader: SqlitePool },
+    Sqlite {
+        writer: SqlitePool,
+        reader: SqlitePool,
+    },
     Postgres(PgPool),
 }
 
@@ -37,13 +40,19 @@ pub struct PoolSettings {
 
 impl Default for PoolSettings {
     fn default() -> Self {
-        Self { max_connections: 16, acquire_timeout: Duration::from_secs(5) }
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
     }
 }
 
 impl Backend {
     pub(crate) async fn connect(url: &str, settings: &PoolSettings) -> Result<Self> {
-        let config_err = |reason: String| StorageError::Config { url: redact(url), reason };
+        let config_err = |reason: String| StorageError::Config {
+            url: redact(url),
+            reason,
+        };
         if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
                 .map_err(|e| config_err(e.to_string()))?
@@ -72,7 +81,9 @@ impl Backend {
                 .await?;
             Ok(Self::Postgres(pool))
         } else {
-            Err(config_err("must start with sqlite:// or postgres://".into()))
+            Err(config_err(
+                "must start with sqlite:// or postgres://".into(),
+            ))
         }
     }
 

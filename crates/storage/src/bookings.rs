@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use skybook_domain::{
-    BookingId, BookingReference, BookingStatus, CardFingerprint, Currency, Email, EntityFingerprint, FailureReason,
-    FlightId, Money, Passenger, TenantId,
+    BookingId, BookingReference, BookingStatus, CardFingerprint, Currency, Email,
+    EntityFingerprint, FailureReason, FlightId, Money, Passenger, TenantId,
 };
 
 use crate::backend::{on_pool, on_tx};
@@ -107,7 +107,7 @@ pub struct NewBookingRow {
 pub enum InsertBooking {
     Inserted,
     /// A live booking for the same entity exists (it may have committed a moment ago on another node).
-    Duplicate(BookingRecord),
+    Duplicate(Box<BookingRecord>),
     /// The random reference collided with another booking's; draw a new one and try again.
     ReferenceTaken,
 }
@@ -122,22 +122,32 @@ pub struct StatusChange<'a> {
 }
 
 impl Store {
-    pub async fn booking_by_reference(&self, tenant: TenantId, reference: &BookingReference) -> Result<Option<BookingRecord>> {
-        let sql = format!("SELECT {BOOKING_COLUMNS} FROM bookings WHERE tenant_id = $1 AND reference = $2");
-        let row: Option<BookingRow> =
-            on_pool!(&self.backend, c => sqlx::query_as(&sql).bind(tenant).bind(reference).fetch_optional(c).await)?;
+    pub async fn booking_by_reference(
+        &self,
+        tenant: TenantId,
+        reference: &BookingReference,
+    ) -> Result<Option<BookingRecord>> {
+        let sql = format!(
+            "SELECT {BOOKING_COLUMNS} FROM bookings WHERE tenant_id = $1 AND reference = $2"
+        );
+        let row: Option<BookingRow> = on_pool!(&self.backend, c => sqlx::query_as(&sql).bind(tenant).bind(reference).fetch_optional(c).await)?;
         row.map(BookingRecord::try_from).transpose()
     }
 
     pub async fn booking(&self, tenant: TenantId, id: BookingId) -> Result<Option<BookingRecord>> {
-        let sql = format!("SELECT {BOOKING_COLUMNS} FROM bookings WHERE tenant_id = $1 AND id = $2");
-        let row: Option<BookingRow> =
-            on_pool!(&self.backend, c => sqlx::query_as(&sql).bind(tenant).bind(id).fetch_optional(c).await)?;
+        let sql =
+            format!("SELECT {BOOKING_COLUMNS} FROM bookings WHERE tenant_id = $1 AND id = $2");
+        let row: Option<BookingRow> = on_pool!(&self.backend, c => sqlx::query_as(&sql).bind(tenant).bind(id).fetch_optional(c).await)?;
         row.map(BookingRecord::try_from).transpose()
     }
 
     /// Bookings of every tenant still in `status`, last touched before `before` — the sentinel's work list.
-    pub async fn bookings_in_status(&self, status: BookingStatus, before: DateTime<Utc>, limit: u32) -> Result<Vec<BookingRecord>> {
+    pub async fn bookings_in_status(
+        &self,
+        status: BookingStatus,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<BookingRecord>> {
         let sql = format!(
             "SELECT {BOOKING_COLUMNS} FROM bookings WHERE status = $1 AND updated_at < $2 ORDER BY updated_at LIMIT $3"
         );
@@ -148,9 +158,17 @@ impl Store {
 }
 
 impl Tx {
-    pub async fn booking(&mut self, tenant: TenantId, id: BookingId) -> Result<Option<BookingRecord>> {
-        let sql = format!("SELECT {BOOKING_COLUMNS} FROM bookings WHERE tenant_id = $1 AND id = $2{}", self.for_update());
-        let row: Option<BookingRow> = on_tx!(self, c => sqlx::query_as(&sql).bind(tenant).bind(id).fetch_optional(c).await)?;
+    pub async fn booking(
+        &mut self,
+        tenant: TenantId,
+        id: BookingId,
+    ) -> Result<Option<BookingRecord>> {
+        let sql = format!(
+            "SELECT {BOOKING_COLUMNS} FROM bookings WHERE tenant_id = $1 AND id = $2{}",
+            self.for_update()
+        );
+        let row: Option<BookingRow> =
+            on_tx!(self, c => sqlx::query_as(&sql).bind(tenant).bind(id).fetch_optional(c).await)?;
         row.map(BookingRecord::try_from).transpose()
     }
 
@@ -158,8 +176,10 @@ impl Tx {
     /// index decides, so two nodes racing on the same booking cannot both insert: the second waits for the
     /// first to commit, then sees the conflict.
     pub async fn insert_booking(&mut self, b: &NewBookingRow) -> Result<InsertBooking> {
-        let passengers = serde_json::to_string(&b.passengers).map_err(|e| StorageError::Corrupt(e.to_string()))?;
-        let seats = i32::try_from(b.passengers.len()).map_err(|_| StorageError::Corrupt("too many passengers".into()))?;
+        let passengers = serde_json::to_string(&b.passengers)
+            .map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        let seats = i32::try_from(b.passengers.len())
+            .map_err(|_| StorageError::Corrupt("too many passengers".into()))?;
         let sql = "INSERT INTO bookings (id, tenant_id, reference, flight_id, status, contact_email, passengers, seats,
                        amount_minor, currency, card_last4, card_brand, card_fingerprint, entity_fingerprint,
                        hold_expires_at, created_at, updated_at)
@@ -178,17 +198,21 @@ impl Tx {
             "SELECT {BOOKING_COLUMNS} FROM bookings WHERE tenant_id = $1 AND entity_fingerprint = $2
                AND status IN ('seat_held', 'payment_pending', 'confirmed')"
         );
-        let live: Option<BookingRow> =
-            on_tx!(self, c => sqlx::query_as(&sql).bind(b.tenant_id).bind(&b.entity_fingerprint).fetch_optional(c).await)?;
+        let live: Option<BookingRow> = on_tx!(self, c => sqlx::query_as(&sql).bind(b.tenant_id).bind(&b.entity_fingerprint).fetch_optional(c).await)?;
         match live {
-            Some(row) => Ok(InsertBooking::Duplicate(row.try_into()?)),
+            Some(row) => Ok(InsertBooking::Duplicate(Box::new(row.try_into()?))),
             None => Ok(InsertBooking::ReferenceTaken),
         }
     }
 
     /// Takes `seats` on the flight if that many are left: one conditional UPDATE, so concurrent bookings can
     /// never oversell. Returns whether the seats were taken.
-    pub async fn take_seats(&mut self, tenant: TenantId, flight: FlightId, seats: u32) -> Result<bool> {
+    pub async fn take_seats(
+        &mut self,
+        tenant: TenantId,
+        flight: FlightId,
+        seats: u32,
+    ) -> Result<bool> {
         let seats = i64::from(seats);
         let sql = "UPDATE flights SET seats_sold = seats_sold + $3
                    WHERE tenant_id = $1 AND id = $2 AND seats_sold + $3 <= capacity";
@@ -196,8 +220,14 @@ impl Tx {
         Ok(n == 1)
     }
 
-    pub async fn release_seats(&mut self, tenant: TenantId, flight: FlightId, seats: u32) -> Result<()> {
-        let sql = "UPDATE flights SET seats_sold = seats_sold - $3 WHERE tenant_id = $1 AND id = $2";
+    pub async fn release_seats(
+        &mut self,
+        tenant: TenantId,
+        flight: FlightId,
+        seats: u32,
+    ) -> Result<()> {
+        let sql =
+            "UPDATE flights SET seats_sold = seats_sold - $3 WHERE tenant_id = $1 AND id = $2";
         on_tx!(self, c => sqlx::query(sql).bind(tenant).bind(flight).bind(i64::from(seats)).execute(c).await.map(|r| r.rows_affected()))?;
         Ok(())
     }
@@ -211,7 +241,13 @@ impl Tx {
 
     /// Applies `change` if the booking is still in one of its `from` statuses. Returns whether it applied —
     /// `false` means another actor (a retry, the sentinel) moved it first.
-    pub async fn change_status(&mut self, tenant: TenantId, id: BookingId, change: &StatusChange<'_>, now: DateTime<Utc>) -> Result<bool> {
+    pub async fn change_status(
+        &mut self,
+        tenant: TenantId,
+        id: BookingId,
+        change: &StatusChange<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
         let from: Vec<&str> = change.from.iter().map(BookingStatus::as_str).collect();
         let placeholders: Vec<String> = (0..from.len()).map(|i| format!("${}", i + 7)).collect();
         let sql = format!(

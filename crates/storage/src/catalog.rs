@@ -1,7 +1,9 @@
 //! Tenants and flights: what can be booked.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use skybook_domain::{AirportCode, Currency, Flight, FlightId, FlightNumber, Money, TenantId, TenantSlug};
+use skybook_domain::{
+    AirportCode, Currency, Flight, FlightId, FlightNumber, Money, TenantId, TenantSlug,
+};
 
 use crate::backend::on_pool;
 use crate::error::{Result, StorageError};
@@ -52,7 +54,10 @@ pub(crate) struct FlightRow {
 impl TryFrom<FlightRow> for Flight {
     type Error = StorageError;
     fn try_from(r: FlightRow) -> Result<Self> {
-        let count = |v: i32| u32::try_from(v).map_err(|_| StorageError::Corrupt(format!("flight {}: negative seat count", r.id)));
+        let count = |v: i32| {
+            u32::try_from(v)
+                .map_err(|_| StorageError::Corrupt(format!("flight {}: negative seat count", r.id)))
+        };
         Ok(Flight {
             id: r.id,
             tenant_id: r.tenant_id,
@@ -82,12 +87,15 @@ impl Store {
         let sql = "INSERT INTO tenants (id, slug, name, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (slug) DO NOTHING";
         crate::backend::on_tx!(tx, c => sqlx::query(sql).bind(TenantId::new()).bind(slug).bind(name).bind(Utc::now()).execute(c).await.map(|r| r.rows_affected()))?;
         tx.commit().await?;
-        self.tenant_by_slug(slug).await?.ok_or_else(|| StorageError::Corrupt(format!("tenant {slug} vanished")))
+        self.tenant_by_slug(slug)
+            .await?
+            .ok_or_else(|| StorageError::Corrupt(format!("tenant {slug} vanished")))
     }
 
     /// Inserts the flight unless the tenant already has that number departing at that time. Idempotent.
     pub async fn ensure_flight(&self, tenant: TenantId, flight: &NewFlight) -> Result<()> {
-        let capacity = i32::try_from(flight.capacity).map_err(|_| StorageError::Corrupt("capacity too large".into()))?;
+        let capacity = i32::try_from(flight.capacity)
+            .map_err(|_| StorageError::Corrupt("capacity too large".into()))?;
         let mut tx = self.begin().await?;
         let sql = "INSERT INTO flights (id, tenant_id, number, origin, destination, departs_at, capacity, seats_sold, fare_minor, currency, created_at)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10)
@@ -101,19 +109,25 @@ impl Store {
 
     pub async fn flight(&self, tenant: TenantId, id: FlightId) -> Result<Option<Flight>> {
         let sql = format!("SELECT {FLIGHT_COLUMNS} FROM flights WHERE tenant_id = $1 AND id = $2");
-        let row: Option<FlightRow> =
-            on_pool!(&self.backend, c => sqlx::query_as(&sql).bind(tenant).bind(id).fetch_optional(c).await)?;
+        let row: Option<FlightRow> = on_pool!(&self.backend, c => sqlx::query_as(&sql).bind(tenant).bind(id).fetch_optional(c).await)?;
         row.map(Flight::try_from).transpose()
     }
 
-    pub async fn search_flights(&self, tenant: TenantId, search: &FlightSearch) -> Result<Vec<Flight>> {
+    pub async fn search_flights(
+        &self,
+        tenant: TenantId,
+        search: &FlightSearch,
+    ) -> Result<Vec<Flight>> {
         let (from, to) = match search.date {
             Some(day) => {
                 let start = day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
                 (start, start + chrono::Duration::days(1))
             }
             // Bounds every engine can store and that sort correctly as SQLite text.
-            None => (DateTime::UNIX_EPOCH, "9999-12-31T00:00:00Z".parse().expect("valid time")),
+            None => (
+                DateTime::UNIX_EPOCH,
+                "9999-12-31T00:00:00Z".parse().expect("valid time"),
+            ),
         };
         let from = search.after.map_or(from, |after| from.max(after));
         let sql = format!(

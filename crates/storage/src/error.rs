@@ -34,7 +34,10 @@ impl From<sqlx::Error> for StorageError {
 
 fn is_transient(e: &sqlx::Error) -> bool {
     match e {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => matches!(
             db.code().as_deref(),
             // PostgreSQL: serialization_failure, deadlock_detected, admin/crash shutdown, cannot_connect_now.

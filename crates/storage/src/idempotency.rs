@@ -38,9 +38,16 @@ const KEY_COLUMNS: &str =
 
 impl Store {
     /// A read outside any transaction: the pipeline's fast path for replays and in-progress answers.
-    pub async fn idempotency_key(&self, tenant: TenantId, key: &IdempotencyKey) -> Result<Option<IdempotencyRecord>> {
-        let sql = format!("SELECT {KEY_COLUMNS} FROM idempotency_keys WHERE tenant_id = $1 AND key = $2");
-        Ok(on_pool!(&self.backend, c => sqlx::query_as(&sql).bind(tenant).bind(key).fetch_optional(c).await)?)
+    pub async fn idempotency_key(
+        &self,
+        tenant: TenantId,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>> {
+        let sql =
+            format!("SELECT {KEY_COLUMNS} FROM idempotency_keys WHERE tenant_id = $1 AND key = $2");
+        Ok(
+            on_pool!(&self.backend, c => sqlx::query_as(&sql).bind(tenant).bind(key).fetch_optional(c).await)?,
+        )
     }
 }
 
@@ -64,8 +71,15 @@ impl Tx {
     }
 
     /// Reads the key, locking its row for the rest of the transaction.
-    pub async fn lock_idempotency_key(&mut self, tenant: TenantId, key: &IdempotencyKey) -> Result<Option<IdempotencyRecord>> {
-        let sql = format!("SELECT {KEY_COLUMNS} FROM idempotency_keys WHERE tenant_id = $1 AND key = $2{}", self.for_update());
+    pub async fn lock_idempotency_key(
+        &mut self,
+        tenant: TenantId,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>> {
+        let sql = format!(
+            "SELECT {KEY_COLUMNS} FROM idempotency_keys WHERE tenant_id = $1 AND key = $2{}",
+            self.for_update()
+        );
         Ok(on_tx!(self, c => sqlx::query_as(&sql).bind(tenant).bind(key).fetch_optional(c).await)?)
     }
 
@@ -82,7 +96,12 @@ impl Tx {
         Ok(())
     }
 
-    pub async fn attach_booking_to_key(&mut self, tenant: TenantId, key: &IdempotencyKey, booking: BookingId) -> Result<()> {
+    pub async fn attach_booking_to_key(
+        &mut self,
+        tenant: TenantId,
+        key: &IdempotencyKey,
+        booking: BookingId,
+    ) -> Result<()> {
         let sql = "UPDATE idempotency_keys SET booking_id = $3 WHERE tenant_id = $1 AND key = $2";
         on_tx!(self, c => sqlx::query(sql).bind(tenant).bind(key).bind(booking).execute(c).await.map(|r| r.rows_affected()))?;
         Ok(())
@@ -104,7 +123,11 @@ impl Tx {
     }
 
     /// Forgets the key, so the same key starts a new request (used when nothing reached the provider).
-    pub async fn delete_idempotency_key(&mut self, tenant: TenantId, key: &IdempotencyKey) -> Result<()> {
+    pub async fn delete_idempotency_key(
+        &mut self,
+        tenant: TenantId,
+        key: &IdempotencyKey,
+    ) -> Result<()> {
         let sql = "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2";
         on_tx!(self, c => sqlx::query(sql).bind(tenant).bind(key).execute(c).await.map(|r| r.rows_affected()))?;
         Ok(())

@@ -34,7 +34,11 @@ pub struct OutboxEmail {
 
 impl Tx {
     /// Queues the email; a second insert for the same booking and kind is ignored.
-    pub async fn insert_outbox_email(&mut self, email: &NewOutboxEmail, now: DateTime<Utc>) -> Result<()> {
+    pub async fn insert_outbox_email(
+        &mut self,
+        email: &NewOutboxEmail,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let sql = "INSERT INTO outbox_emails (id, tenant_id, booking_id, kind, recipient, message_id, created_at)
                    VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
         on_tx!(self, c => sqlx::query(sql)
@@ -46,9 +50,15 @@ impl Tx {
 }
 
 impl Store {
-    pub async fn outbox_for_booking(&self, tenant: TenantId, booking: BookingId) -> Result<Vec<OutboxEmail>> {
+    pub async fn outbox_for_booking(
+        &self,
+        tenant: TenantId,
+        booking: BookingId,
+    ) -> Result<Vec<OutboxEmail>> {
         let sql = "SELECT id, tenant_id, booking_id, kind, recipient, message_id, created_at, sent_at, attempts
                    FROM outbox_emails WHERE tenant_id = $1 AND booking_id = $2 ORDER BY created_at";
-        Ok(on_pool!(&self.backend, c => sqlx::query_as(sql).bind(tenant).bind(booking).fetch_all(c).await)?)
+        Ok(
+            on_pool!(&self.backend, c => sqlx::query_as(sql).bind(tenant).bind(booking).fetch_all(c).await)?,
+        )
     }
 }

@@ -26,7 +26,9 @@ pub enum MigrationStatus {
 impl Store {
     /// Connects to `sqlite://...` or `postgres://...`. Does not migrate.
     pub async fn connect(url: &str, settings: &PoolSettings) -> Result<Self> {
-        Ok(Self { backend: Backend::connect(url, settings).await? })
+        Ok(Self {
+            backend: Backend::connect(url, settings).await?,
+        })
     }
 
     pub fn engine(&self) -> Engine {
@@ -69,7 +71,11 @@ impl Store {
             .map(|m| m.version)
             .filter(|v| !applied.iter().any(|a| a.version == *v))
             .collect();
-        Ok(if pending.is_empty() { MigrationStatus::UpToDate } else { MigrationStatus::Pending(pending) })
+        Ok(if pending.is_empty() {
+            MigrationStatus::UpToDate
+        } else {
+            MigrationStatus::Pending(pending)
+        })
     }
 
     /// One round trip to the database, for `/ready`.

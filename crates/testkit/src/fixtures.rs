@@ -12,13 +12,20 @@ pub const ALL_CARDS: [&str; 3] = [CARD_OK, CARD_OK_2, CARD_DECLINED];
 
 /// A tenant with one DUB→LHR flight tomorrow of `capacity` seats at 95.99 EUR.
 pub async fn tenant_with_flight(store: &Store, slug: &str, capacity: u32) -> (Tenant, Flight) {
-    let tenant = store.ensure_tenant(&TenantSlug::parse(slug).unwrap(), "Test Air").await.unwrap();
+    let tenant = store
+        .ensure_tenant(&TenantSlug::parse(slug).unwrap(), "Test Air")
+        .await
+        .unwrap();
     let flight = add_flight(store, &tenant, "EI154", capacity).await;
     (tenant, flight)
 }
 
 pub async fn add_flight(store: &Store, tenant: &Tenant, number: &str, capacity: u32) -> Flight {
-    let departs_at = (Utc::now() + Duration::days(1)).date_naive().and_hms_opt(9, 30, 0).unwrap().and_utc();
+    let departs_at = (Utc::now() + Duration::days(1))
+        .date_naive()
+        .and_hms_opt(9, 30, 0)
+        .unwrap()
+        .and_utc();
     let new = NewFlight {
         number: FlightNumber::parse(number).unwrap(),
         origin: AirportCode::parse("DUB").unwrap(),
@@ -29,7 +36,13 @@ pub async fn add_flight(store: &Store, tenant: &Tenant, number: &str, capacity: 
     };
     store.ensure_flight(tenant.id, &new).await.unwrap();
     store
-        .search_flights(tenant.id, &FlightSearch { date: Some(departs_at.date_naive()), ..FlightSearch::default() })
+        .search_flights(
+            tenant.id,
+            &FlightSearch {
+                date: Some(departs_at.date_naive()),
+                ..FlightSearch::default()
+            },
+        )
         .await
         .unwrap()
         .into_iter()

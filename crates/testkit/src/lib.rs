@@ -12,11 +12,12 @@ use std::sync::Once;
 
 use secrecy::SecretString;
 use skybook_domain::SecretKey;
-use sqlx::Connection;
 pub use skybook_storage::Engine;
 use skybook_storage::{PoolSettings, Store};
+use sqlx::Connection;
 
 pub mod fixtures;
+pub mod process;
 
 /// Where tests keep their files.
 pub fn data_root() -> PathBuf {
@@ -27,7 +28,9 @@ pub fn data_root() -> PathBuf {
 
 /// A fresh directory for one test, named after it.
 pub fn test_dir(name: &str) -> PathBuf {
-    let dir = data_root().join("files").join(format!("{name}-{}", short_id()));
+    let dir = data_root()
+        .join("files")
+        .join(format!("{name}-{}", short_id()));
     std::fs::create_dir_all(&dir).expect("create test dir");
     dir
 }
@@ -42,12 +45,24 @@ pub fn init_logging() {
     ONCE.call_once(|| {
         let dir = data_root().join("logs");
         std::fs::create_dir_all(&dir).expect("create log dir");
-        let exe = std::env::current_exe().ok().and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()));
-        let path = dir.join(format!("{}-{}.log", exe.unwrap_or_else(|| "test".into()), std::process::id()));
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("open log file");
+        let exe = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()));
+        let path = dir.join(format!(
+            "{}-{}.log",
+            exe.unwrap_or_else(|| "test".into()),
+            std::process::id()
+        ));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("open log file");
         let _ = tracing_subscriber::fmt()
             .json()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("info,skybook=debug,skybook_booking=debug,tower_http=debug"))
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "info,skybook=debug,skybook_booking=debug,tower_http=debug",
+            ))
             .with_writer(std::sync::Mutex::new(file))
             .try_init();
     });
@@ -67,9 +82,21 @@ pub async fn fresh_database_url(engine: Engine, name: &str) -> String {
         Engine::Sqlite => format!("sqlite://{}", test_dir(name).join("skybook.db").display()),
         Engine::Postgres => {
             let admin = postgres_admin_url();
-            let db = format!("t_{}_{}", name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(40).collect::<String>(), short_id());
-            let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to the test PostgreSQL");
-            sqlx::query(&format!("CREATE DATABASE \"{db}\"")).execute(&mut conn).await.expect("create test database");
+            let db = format!(
+                "t_{}_{}",
+                name.chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .take(40)
+                    .collect::<String>(),
+                short_id()
+            );
+            let mut conn = sqlx::PgConnection::connect(&admin)
+                .await
+                .expect("connect to the test PostgreSQL");
+            sqlx::query(&format!("CREATE DATABASE \"{db}\""))
+                .execute(&mut conn)
+                .await
+                .expect("create test database");
             conn.close().await.ok();
             let mut url = url_with_database(&admin, &db);
             url.push_str(if url.contains('?') { "&" } else { "?" });
@@ -80,7 +107,9 @@ pub async fn fresh_database_url(engine: Engine, name: &str) -> String {
 }
 
 fn url_with_database(admin: &str, db: &str) -> String {
-    let (base, query) = admin.split_once('?').map_or((admin, None), |(b, q)| (b, Some(q)));
+    let (base, query) = admin
+        .split_once('?')
+        .map_or((admin, None), |(b, q)| (b, Some(q)));
     let base = match base.rfind('/') {
         Some(i) if i > "postgres://".len() => &base[..i],
         _ => base,
@@ -95,7 +124,15 @@ fn url_with_database(admin: &str, db: &str) -> String {
 pub async fn store(engine: Engine, name: &str) -> Store {
     init_logging();
     let url = fresh_database_url(engine, name).await;
-    let store = Store::connect(&url, &PoolSettings { max_connections: 24, ..PoolSettings::default() }).await.expect("connect");
+    let store = Store::connect(
+        &url,
+        &PoolSettings {
+            max_connections: 24,
+            ..PoolSettings::default()
+        },
+    )
+    .await
+    .expect("connect");
     store.migrate().await.expect("migrate");
     store
 }
@@ -110,11 +147,16 @@ pub async fn sandbox(name: &str) -> skybook_sandbox::RunningSandbox {
     sandbox_with(name, |_| {}).await
 }
 
-pub async fn sandbox_with(name: &str, adjust: impl FnOnce(&mut skybook_sandbox::SandboxConfig)) -> skybook_sandbox::RunningSandbox {
+pub async fn sandbox_with(
+    name: &str,
+    adjust: impl FnOnce(&mut skybook_sandbox::SandboxConfig),
+) -> skybook_sandbox::RunningSandbox {
     init_logging();
     let mut config = skybook_sandbox::SandboxConfig::new(test_dir(&format!("sandbox-{name}")));
     adjust(&mut config);
-    skybook_sandbox::spawn(config, "127.0.0.1:0".parse().unwrap()).await.expect("start sandbox")
+    skybook_sandbox::spawn(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("start sandbox")
 }
 
 /// The sandbox's default client secret, as tests configure clients with it.

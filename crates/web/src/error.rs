@@ -42,7 +42,10 @@ pub struct ServerErrorDetail(pub String);
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
         if e.is_transient() {
-            Self::Unavailable { what: "database", cause: e.to_string() }
+            Self::Unavailable {
+                what: "database",
+                cause: e.to_string(),
+            }
         } else {
             Self::Internal(e.to_string())
         }
@@ -62,10 +65,16 @@ impl From<BookingError> for ApiError {
             }
             BookingError::AmountOutOfRange => {
                 let mut fields = FieldErrors::new();
-                fields.add("passengers", "the total for this many passengers is out of range");
+                fields.add(
+                    "passengers",
+                    "the total for this many passengers is out of range",
+                );
                 Self::Invalid(fields)
             }
-            BookingError::PaymentUnavailable(cause) => Self::Unavailable { what: "payment provider", cause },
+            BookingError::PaymentUnavailable(cause) => Self::Unavailable {
+                what: "payment provider",
+                cause,
+            },
             BookingError::Storage(e) => e.into(),
         }
     }
@@ -74,26 +83,45 @@ impl From<BookingError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, body) = match &self {
-            Self::NotFound(what) => (StatusCode::NOT_FOUND, json!({"error": "not_found", "resource": what})),
-            Self::Invalid(fields) => (StatusCode::UNPROCESSABLE_ENTITY, json!({"error": "invalid", "fields": fields})),
+            Self::NotFound(what) => (
+                StatusCode::NOT_FOUND,
+                json!({"error": "not_found", "resource": what}),
+            ),
+            Self::Invalid(fields) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"error": "invalid", "fields": fields}),
+            ),
             Self::IdempotencyKeyRequired => (
                 StatusCode::BAD_REQUEST,
                 json!({"error": "idempotency_key_required",
                        "message": "send an Idempotency-Key header of 16 to 255 visible ASCII characters"}),
             ),
-            Self::RequestInProgress => (StatusCode::CONFLICT, json!({"error": "request_in_progress"})),
-            Self::IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, json!({"error": "idempotency_key_reused"})),
+            Self::RequestInProgress => (
+                StatusCode::CONFLICT,
+                json!({"error": "request_in_progress"}),
+            ),
+            Self::IdempotencyKeyReused => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"error": "idempotency_key_reused"}),
+            ),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, json!({"error": "unauthorized"})),
             Self::Unavailable { what, .. } => {
                 let body = json!({"error": "service_unavailable", "message": format!("the {what} is unavailable; retry shortly")});
-                let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
-                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
-                response.extensions_mut().insert(ServerErrorDetail(self.to_string()));
+                let mut response =
+                    (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+                response
+                    .extensions_mut()
+                    .insert(ServerErrorDetail(self.to_string()));
                 return response;
             }
             Self::Internal(cause) => {
                 let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
-                response.extensions_mut().insert(ServerErrorDetail(cause.clone()));
+                response
+                    .extensions_mut()
+                    .insert(ServerErrorDetail(cause.clone()));
                 return response;
             }
         };

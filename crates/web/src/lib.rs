@@ -49,8 +49,19 @@ impl AppState {
         pipeline: PipelineConfig,
         options: WebOptions,
     ) -> Self {
-        let bookings = BookingService::new(store.clone(), payments, secret, Arc::new(JsonRenderer), pipeline);
-        Self { store, bookings, metrics: ops::metrics_handle(), options }
+        let bookings = BookingService::new(
+            store.clone(),
+            payments,
+            secret,
+            Arc::new(JsonRenderer),
+            pipeline,
+        );
+        Self {
+            store,
+            bookings,
+            metrics: ops::metrics_handle(),
+            options,
+        }
     }
 }
 
@@ -64,16 +75,28 @@ pub struct WebOptions {
 
 impl Default for WebOptions {
     fn default() -> Self {
-        Self { fault_injection: false, request_timeout: Duration::from_secs(30) }
+        Self {
+            fault_injection: false,
+            request_timeout: Duration::from_secs(30),
+        }
     }
 }
 
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static(middleware::REQUEST_ID_HEADER);
     let mut app = Router::new()
-        .route("/api/v1/tenants/{tenant}/flights", get(api::flights::search))
-        .route("/api/v1/tenants/{tenant}/bookings", post(api::bookings::create))
-        .route("/api/v1/tenants/{tenant}/bookings/{reference}", get(api::bookings::show))
+        .route(
+            "/api/v1/tenants/{tenant}/flights",
+            get(api::flights::search),
+        )
+        .route(
+            "/api/v1/tenants/{tenant}/bookings",
+            post(api::bookings::create),
+        )
+        .route(
+            "/api/v1/tenants/{tenant}/bookings/{reference}",
+            get(api::bookings::show),
+        )
         .route("/api/openapi.json", get(openapi::openapi_json))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics));
@@ -97,5 +120,7 @@ pub fn router(state: AppState) -> Router {
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state);
     // Outside the layers above: probes are not request-logged, timed out or counted.
-    Router::new().route("/health_check", get(ops::health_check)).merge(app)
+    Router::new()
+        .route("/health_check", get(ops::health_check))
+        .merge(app)
 }

@@ -14,7 +14,11 @@ use crate::error::ServerErrorDetail;
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 fn request_id(req: &Request) -> String {
-    req.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned()
+    req.headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned()
 }
 
 /// Logs the hidden cause of every 5xx with the request id, and gives the client only the id.
@@ -25,13 +29,20 @@ pub async fn report_server_errors(req: Request, next: Next) -> Response {
     if !response.status().is_server_error() {
         return response;
     }
-    let detail = response.extensions().get::<ServerErrorDetail>().map(|d| d.0.clone());
+    let detail = response
+        .extensions()
+        .get::<ServerErrorDetail>()
+        .map(|d| d.0.clone());
     tracing::error!(request_id = %id, %method, %path, status = response.status().as_u16(),
         cause = detail.as_deref().unwrap_or("(none recorded)"), "server error");
     if response.status() != StatusCode::INTERNAL_SERVER_ERROR {
         return response;
     }
-    let mut fresh = (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"error": "internal", "request_id": id}))).into_response();
+    let mut fresh = (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        axum::Json(json!({"error": "internal", "request_id": id})),
+    )
+        .into_response();
     if let Some(value) = response.headers().get(REQUEST_ID_HEADER) {
         fresh.headers_mut().insert(REQUEST_ID_HEADER, value.clone());
     }
@@ -46,14 +57,20 @@ pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
         .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
         .unwrap_or_else(|| "panic with a non-string payload".to_owned());
     let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    response.extensions_mut().insert(ServerErrorDetail(format!("panic: {message}")));
+    response
+        .extensions_mut()
+        .insert(ServerErrorDetail(format!("panic: {message}")));
     response
 }
 
 /// Counts requests and their latency by route template (never the raw path, which holds references).
 pub async fn record_metrics(req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
     let method = req.method().as_str().to_owned();
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();

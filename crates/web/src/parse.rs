@@ -4,8 +4,8 @@ use chrono::NaiveDate;
 use serde_json::Value;
 use skybook_domain::card::ExpiryPart;
 use skybook_domain::{
-    Card, CardNumber, Cvc, Email, Expiry, FieldErrors, FlightId, NewBooking, ParseError, Passenger, PersonName,
-    MAX_PASSENGERS,
+    Card, CardNumber, Cvc, Email, Expiry, FieldErrors, FlightId, NewBooking, ParseError, Passenger,
+    PersonName, MAX_PASSENGERS,
 };
 
 /// Parses the body of `POST /bookings`. `today` decides card expiry.
@@ -17,15 +17,28 @@ pub fn booking_request(body: &[u8], today: NaiveDate) -> Result<NewBooking, Fiel
         Err(e) => return Err(single("body", format!("is not valid JSON: {e}"))),
     };
 
-    let flight_id = string(&value, "flight_id", &mut errors)
-        .and_then(|s| errors.check("flight_id", s.parse::<FlightId>().map_err(|_| ParseError::new("must be a flight id"))));
-    let contact_email = string(&value, "contact_email", &mut errors).and_then(|s| errors.check("contact_email", Email::parse(s)));
+    let flight_id = string(&value, "flight_id", &mut errors).and_then(|s| {
+        errors.check(
+            "flight_id",
+            s.parse::<FlightId>()
+                .map_err(|_| ParseError::new("must be a flight id")),
+        )
+    });
+    let contact_email = string(&value, "contact_email", &mut errors)
+        .and_then(|s| errors.check("contact_email", Email::parse(s)));
     let passengers = passengers(&value, &mut errors);
     let card = card(&value, today, &mut errors);
 
     match (flight_id, contact_email, passengers, card) {
-        (Some(flight_id), Some(contact_email), Some(passengers), Some(card)) if errors.is_empty() => {
-            Ok(NewBooking { flight_id, contact_email, passengers, card })
+        (Some(flight_id), Some(contact_email), Some(passengers), Some(card))
+            if errors.is_empty() =>
+        {
+            Ok(NewBooking {
+                flight_id,
+                contact_email,
+                passengers,
+                card,
+            })
         }
         _ => Err(errors),
     }
@@ -38,7 +51,12 @@ fn single(field: &str, message: impl Into<String>) -> FieldErrors {
 }
 
 /// A required string member; records "is required" / "must be a string" under `path`.
-fn str_at<'a>(parent: &'a Value, name: &str, path: &str, errors: &mut FieldErrors) -> Option<&'a str> {
+fn str_at<'a>(
+    parent: &'a Value,
+    name: &str,
+    path: &str,
+    errors: &mut FieldErrors,
+) -> Option<&'a str> {
     match parent.get(name) {
         None | Some(Value::Null) => {
             errors.add(path, "is required");
@@ -69,21 +87,31 @@ fn passengers(value: &Value, errors: &mut FieldErrors) -> Option<Vec<Passenger>>
         }
     };
     if list.is_empty() || list.len() > MAX_PASSENGERS {
-        errors.add("passengers", format!("must list 1 to {MAX_PASSENGERS} passengers"));
+        errors.add(
+            "passengers",
+            format!("must list 1 to {MAX_PASSENGERS} passengers"),
+        );
         return None;
     }
     let mut parsed = Vec::with_capacity(list.len());
     for (i, p) in list.iter().enumerate() {
         let path = |field: &str| format!("passengers[{i}].{field}");
         if !p.is_object() {
-            errors.add(format!("passengers[{i}]"), "must be an object with given_name and family_name");
+            errors.add(
+                format!("passengers[{i}]"),
+                "must be an object with given_name and family_name",
+            );
             continue;
         }
-        let given = str_at(p, "given_name", &path("given_name"), errors).and_then(|s| errors.check(path("given_name"), PersonName::parse(s)));
-        let family =
-            str_at(p, "family_name", &path("family_name"), errors).and_then(|s| errors.check(path("family_name"), PersonName::parse(s)));
+        let given = str_at(p, "given_name", &path("given_name"), errors)
+            .and_then(|s| errors.check(path("given_name"), PersonName::parse(s)));
+        let family = str_at(p, "family_name", &path("family_name"), errors)
+            .and_then(|s| errors.check(path("family_name"), PersonName::parse(s)));
         if let (Some(given_name), Some(family_name)) = (given, family) {
-            parsed.push(Passenger { given_name, family_name });
+            parsed.push(Passenger {
+                given_name,
+                family_name,
+            });
         }
     }
     (parsed.len() == list.len()).then_some(parsed)
@@ -113,11 +141,15 @@ fn card(value: &Value, today: NaiveDate, errors: &mut FieldErrors) -> Option<Car
             return None;
         }
         Some(_) => {
-            errors.add("card", "must be an object with number, exp_month, exp_year and cvc");
+            errors.add(
+                "card",
+                "must be an object with number, exp_month, exp_year and cvc",
+            );
             return None;
         }
     };
-    let number = str_at(card, "number", "card.number", errors).and_then(|s| errors.check("card.number", CardNumber::parse(s)));
+    let number = str_at(card, "number", "card.number", errors)
+        .and_then(|s| errors.check("card.number", CardNumber::parse(s)));
     let month = integer_at(card, "exp_month", "card.exp_month", errors);
     let year = integer_at(card, "exp_year", "card.exp_year", errors);
     let expiry = match (month, year) {
@@ -136,7 +168,12 @@ fn card(value: &Value, today: NaiveDate, errors: &mut FieldErrors) -> Option<Car
     };
     let cvc = match card.get("cvc") {
         Some(Value::Number(n)) => errors.check("card.cvc", Cvc::parse(&n.to_string())),
-        _ => str_at(card, "cvc", "card.cvc", errors).and_then(|s| errors.check("card.cvc", Cvc::parse(s))),
+        _ => str_at(card, "cvc", "card.cvc", errors)
+            .and_then(|s| errors.check("card.cvc", Cvc::parse(s))),
     };
-    Some(Card { number: number?, expiry: expiry?, cvc: cvc? })
+    Some(Card {
+        number: number?,
+        expiry: expiry?,
+        cvc: cvc?,
+    })
 }

@@ -17,7 +17,10 @@ pub struct MoneyJson {
 
 impl From<&Money> for MoneyJson {
     fn from(m: &Money) -> Self {
-        Self { amount_minor: m.amount_minor, currency: m.currency.to_string() }
+        Self {
+            amount_minor: m.amount_minor,
+            currency: m.currency.to_string(),
+        }
     }
 }
 
@@ -111,10 +114,16 @@ impl From<&BookingView> for BookingJson {
             passengers: b
                 .passengers
                 .iter()
-                .map(|p| PassengerJson { given_name: p.given_name.as_str().into(), family_name: p.family_name.as_str().into() })
+                .map(|p| PassengerJson {
+                    given_name: p.given_name.as_str().into(),
+                    family_name: p.family_name.as_str().into(),
+                })
                 .collect(),
             amount: (&b.amount).into(),
-            card: CardSummaryJson { brand: b.card_brand.clone(), last4: b.card_last4.clone() },
+            card: CardSummaryJson {
+                brand: b.card_brand.clone(),
+                last4: b.card_last4.clone(),
+            },
             failure_reason: b.failure_reason.clone(),
             created_at: timestamp(b.created_at),
         }
@@ -133,10 +142,14 @@ impl RenderOutcome for JsonRenderer {
         let (status, body) = match outcome {
             Outcome::Confirmed(v) => (201, json!({"booking": BookingJson::from(v)})),
             Outcome::Pending(v) => (202, json!({"booking": BookingJson::from(v)})),
-            Outcome::Failed(v) if v.booking.failure_reason.as_deref() == Some("card_declined") => {
-                (402, json!({"error": "card_declined", "booking": BookingJson::from(v)}))
-            }
-            Outcome::Failed(v) => (502, json!({"error": "payment_failed", "booking": BookingJson::from(v)})),
+            Outcome::Failed(v) if v.booking.failure_reason.as_deref() == Some("card_declined") => (
+                402,
+                json!({"error": "card_declined", "booking": BookingJson::from(v)}),
+            ),
+            Outcome::Failed(v) => (
+                502,
+                json!({"error": "payment_failed", "booking": BookingJson::from(v)}),
+            ),
             Outcome::SoldOut => (409, json!({"error": "sold_out"})),
             Outcome::Duplicate(existing) => (
                 409,
@@ -144,6 +157,9 @@ impl RenderOutcome for JsonRenderer {
                        "existing": {"reference": existing.reference.as_str(), "status": existing.status.as_str()}}),
             ),
         };
-        Rendered { status, body: body.to_string() }
+        Rendered {
+            status,
+            body: body.to_string(),
+        }
     }
 }

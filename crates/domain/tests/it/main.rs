@@ -17,7 +17,10 @@ fn with_check_digit(body: &str) -> String {
 }
 
 fn passenger(given: &str, family: &str) -> Passenger {
-    Passenger { given_name: PersonName::parse(given).unwrap(), family_name: PersonName::parse(family).unwrap() }
+    Passenger {
+        given_name: PersonName::parse(given).unwrap(),
+        family_name: PersonName::parse(family).unwrap(),
+    }
 }
 
 fn name() -> impl Strategy<Value = String> {
@@ -117,6 +120,9 @@ fn secret_keys_must_be_long_and_never_print() {
     assert!(SecretKey::parse("short").is_err());
     let k = key("x");
     assert_eq!(format!("{k:?}"), "SecretKey(..)");
-    assert_ne!(k.derive("cookie-signing/v1"), k.derive("card-fingerprint/v1"));
+    assert_ne!(
+        k.derive("cookie-signing/v1"),
+        k.derive("card-fingerprint/v1")
+    );
     assert_eq!(SecretKey::generate_hex().len(), 64);
 }

@@ -18,8 +18,12 @@ use crate::config::{self, PaymentsConfig};
 use crate::wiring::{self, Schema};
 
 /// The demo timetable: each day, these departures each way (UTC).
-const DEPARTURES: [(&str, &str, &str, u32, u32); 4] =
-    [("EI154", "DUB", "LHR", 7, 30), ("EI164", "DUB", "LHR", 17, 45), ("EI155", "LHR", "DUB", 10, 15), ("EI165", "LHR", "DUB", 20, 30)];
+const DEPARTURES: [(&str, &str, &str, u32, u32); 4] = [
+    ("EI154", "DUB", "LHR", 7, 30),
+    ("EI164", "DUB", "LHR", 17, 45),
+    ("EI155", "LHR", "DUB", 10, 15),
+    ("EI165", "LHR", "DUB", 20, 30),
+];
 const DAYS: i64 = 30;
 const SEATS: u32 = 12;
 const FARE_MINOR: i64 = 9599;
@@ -28,13 +32,17 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let listen = config::socket_addr("SKYBOOK_LISTEN (--listen)", &args.listen)?;
     let sandbox_listen = config::socket_addr("--sandbox-listen", &args.sandbox_listen)?;
     let data_dir = &args.data_dir;
-    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create --data-dir {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create --data-dir {}", data_dir.display()))?;
     let url = match &args.database_url {
         Some(url) => config::database_url(url)?,
         None => format!("sqlite://{}", data_dir.join("skybook.db").display()),
     };
-    let secret = SecretKey::parse(&read_or_create(&data_dir.join("secret-key"), SecretKey::generate_hex)?)
-        .context("the secret key in the data dir is invalid")?;
+    let secret = SecretKey::parse(&read_or_create(
+        &data_dir.join("secret-key"),
+        SecretKey::generate_hex,
+    )?)
+    .context("the secret key in the data dir is invalid")?;
     let admin_token_path = data_dir.join("admin-token");
     read_or_create(&admin_token_path, SecretKey::generate_hex)?;
 
@@ -53,14 +61,23 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             extra_params: Vec::new(),
         }),
     };
-    let router = wiring::router(store.clone(), wiring::payment_provider(payments)?, secret, WebOptions::default());
+    let router = wiring::router(
+        store.clone(),
+        wiring::payment_provider(payments)?,
+        secret,
+        WebOptions::default(),
+    );
     let listener = wiring::bind(listen, "site and API").await?;
     let site = format!("http://{}", listener.local_addr()?);
     println!("skybook demo is running");
     println!("  site:        {site}/");
     println!("  API:         {site}/api/v1/tenants/demo/flights?origin=DUB&destination=LHR");
     println!("  OpenAPI:     {site}/api/openapi.json");
-    println!("  sandbox:     {}  (stats: {}/sandbox/stats)", sandbox.url(), sandbox.url());
+    println!(
+        "  sandbox:     {}  (stats: {}/sandbox/stats)",
+        sandbox.url(),
+        sandbox.url()
+    );
     println!("  admin token: {}", admin_token_path.display());
     println!("  database:    {}", skybook_storage::redact(&url));
     wiring::serve(listener, router).await?;
@@ -75,7 +92,8 @@ fn read_or_create(path: &Path, generate: impl FnOnce() -> String) -> Result<Stri
         return Ok(existing.trim().to_owned());
     }
     let value = generate();
-    std::fs::write(path, format!("{value}\n")).with_context(|| format!("cannot write {}", path.display()))?;
+    std::fs::write(path, format!("{value}\n"))
+        .with_context(|| format!("cannot write {}", path.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -87,7 +105,9 @@ fn read_or_create(path: &Path, generate: impl FnOnce() -> String) -> Result<Stri
 /// Tenant `demo` with DUB⇄LHR flights on each of the next 30 days. Idempotent: re-running adds only the days
 /// that came into the window.
 pub async fn seed(store: &Store) -> Result<()> {
-    let tenant = store.ensure_tenant(&TenantSlug::parse("demo")?, "Skybook Demo Air").await?;
+    let tenant = store
+        .ensure_tenant(&TenantSlug::parse("demo")?, "Skybook Demo Air")
+        .await?;
     let fare = Money::new(FARE_MINOR, Currency::parse("EUR")?);
     let today = Utc::now().date_naive();
     for day in 0..DAYS {

@@ -7,7 +7,10 @@ use crate::config;
 use crate::wiring::{self, Schema};
 
 pub async fn run(args: MigrateArgs) -> Result<()> {
-    let url = config::database_url(config::required("SKYBOOK_DATABASE_URL (--database-url)", &args.database.database_url)?)?;
+    let url = config::database_url(config::required(
+        "SKYBOOK_DATABASE_URL (--database-url)",
+        &args.database.database_url,
+    )?)?;
     let store = wiring::connect(&url, Schema::Migrate).await?;
     tracing::info!(database = %skybook_storage::redact(&url), "migrations applied; schema is current");
     store.close().await;

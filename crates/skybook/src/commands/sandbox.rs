@@ -19,7 +19,8 @@ pub async fn run(args: SandboxArgs) -> Result<()> {
         .ok_or_else(|| anyhow!("invalid --client: expected ID:SECRET"))?;
     sandbox.client_id = id.to_owned();
     sandbox.client_secret = SecretString::from(secret.to_owned());
-    std::fs::create_dir_all(&args.data_dir).map_err(|e| anyhow!("cannot create --data-dir {}: {e}", args.data_dir.display()))?;
+    std::fs::create_dir_all(&args.data_dir)
+        .map_err(|e| anyhow!("cannot create --data-dir {}: {e}", args.data_dir.display()))?;
 
     let listener = wiring::bind(listen, "sandbox").await?;
     println!("sandbox listening on http://{}", listener.local_addr()?);

@@ -10,17 +10,31 @@ use crate::wiring::{self, Schema};
 pub async fn run(args: ServeArgs) -> Result<()> {
     // Parse every setting before touching the network, so a mistake costs no connection attempts.
     let listen = config::socket_addr("SKYBOOK_LISTEN (--listen)", &args.listen)?;
-    let url = config::database_url(config::required("SKYBOOK_DATABASE_URL (--database-url)", &args.database.database_url)?)?;
+    let url = config::database_url(config::required(
+        "SKYBOOK_DATABASE_URL (--database-url)",
+        &args.database.database_url,
+    )?)?;
     let secret = config::secret_key(args.secret_key.as_deref())?;
     let payments = config::payments(&args.payments)?;
-    let fault_injection = config::flag("SKYBOOK_ENABLE_FAULT_INJECTION", args.enable_fault_injection.as_deref())?;
+    let fault_injection = config::flag(
+        "SKYBOOK_ENABLE_FAULT_INJECTION",
+        args.enable_fault_injection.as_deref(),
+    )?;
     if !args.no_workers {
         tracing::info!("background workers arrive with the job queue; serving web only");
     }
 
     let store = wiring::connect(&url, Schema::MigrateSqliteOnly).await?;
-    let options = WebOptions { fault_injection, ..WebOptions::default() };
-    let router = wiring::router(store.clone(), wiring::payment_provider(payments)?, secret, options);
+    let options = WebOptions {
+        fault_injection,
+        ..WebOptions::default()
+    };
+    let router = wiring::router(
+        store.clone(),
+        wiring::payment_provider(payments)?,
+        secret,
+        options,
+    );
     let listener = wiring::bind(listen, "site and API").await?;
     tracing::info!(addr = %listener.local_addr()?, database = %skybook_storage::redact(&url), "skybook serving");
     wiring::serve(listener, router).await?;

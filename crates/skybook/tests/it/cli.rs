@@ -25,25 +25,44 @@ fn config_mistakes_are_one_line_naming_the_setting() {
         ("SKYBOOK_PAYMENTS_URL", "http://127.0.0.1:9"),
     ];
     let with = |k: &'static str, v: &'static str| {
-        let mut env: Vec<(&str, &str)> = base.iter().copied().filter(|(name, _)| *name != k).collect();
+        let mut env: Vec<(&str, &str)> = base
+            .iter()
+            .copied()
+            .filter(|(name, _)| *name != k)
+            .collect();
         env.push((k, v));
         env
     };
     let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
         (vec![], "SKYBOOK_DATABASE_URL"),
-        (with("SKYBOOK_DATABASE_URL", "mysql://db"), "SKYBOOK_DATABASE_URL"),
+        (
+            with("SKYBOOK_DATABASE_URL", "mysql://db"),
+            "SKYBOOK_DATABASE_URL",
+        ),
         (with("SKYBOOK_SECRET_KEY", "short"), "SKYBOOK_SECRET_KEY"),
-        (with("SKYBOOK_PAYMENTS_URL", "not a url"), "SKYBOOK_PAYMENTS_URL"),
+        (
+            with("SKYBOOK_PAYMENTS_URL", "not a url"),
+            "SKYBOOK_PAYMENTS_URL",
+        ),
         (with("SKYBOOK_LISTEN", "nowhere"), "SKYBOOK_LISTEN"),
-        (with("SKYBOOK_PAYMENTS_CLIENT_ID", "skybook"), "SKYBOOK_PAYMENTS_TOKEN_URL"),
-        (with("SKYBOOK_ENABLE_FAULT_INJECTION", "maybe"), "SKYBOOK_ENABLE_FAULT_INJECTION"),
+        (
+            with("SKYBOOK_PAYMENTS_CLIENT_ID", "skybook"),
+            "SKYBOOK_PAYMENTS_TOKEN_URL",
+        ),
+        (
+            with("SKYBOOK_ENABLE_FAULT_INJECTION", "maybe"),
+            "SKYBOOK_ENABLE_FAULT_INJECTION",
+        ),
     ];
     for (env, named) in cases {
         let (code, stderr) = serve(&env);
         assert_ne!(code, 0, "{env:?} must stop startup");
         let lines: Vec<&str> = stderr.lines().collect();
         assert_eq!(lines.len(), 1, "one line for {env:?}, got: {stderr}");
-        assert!(lines[0].contains(named), "{env:?}: the line names {named}: {stderr}");
+        assert!(
+            lines[0].contains(named),
+            "{env:?}: the line names {named}: {stderr}"
+        );
     }
 }
 
@@ -82,17 +101,31 @@ async fn demo_runs_from_an_empty_data_dir() {
     let data = dir.join("data");
     let demo = || {
         let mut cmd = skybook();
-        cmd.args(["demo", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&data);
+        cmd.args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data);
         cmd
     };
     let reference = {
         let server = Running::start(demo(), &dir, "demo-1");
         let site = site_url(&server);
-        let flights: Value = reqwest::get(format!("{site}/api/v1/tenants/demo/flights?origin=DUB&destination=LHR"))
-            .await.unwrap().json().await.unwrap();
+        let flights: Value = reqwest::get(format!(
+            "{site}/api/v1/tenants/demo/flights?origin=DUB&destination=LHR"
+        ))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
         let flights = flights["flights"].as_array().unwrap();
-        assert!(flights.len() >= 58, "two a day for 30 days (today's may have left): {}", flights.len());
-        assert_eq!(flights[0]["fare"], serde_json::json!({"amount_minor": 9599, "currency": "EUR"}));
+        assert!(
+            flights.len() >= 58,
+            "two a day for 30 days (today's may have left): {}",
+            flights.len()
+        );
+        assert_eq!(
+            flights[0]["fare"],
+            serde_json::json!({"amount_minor": 9599, "currency": "EUR"})
+        );
         let body = serde_json::json!({
             "flight_id": flights[0]["id"], "contact_email": "demo@example.com",
             "passengers": [{"given_name": "Bryan", "family_name": "Hunt"}],
@@ -109,19 +142,46 @@ async fn demo_runs_from_an_empty_data_dir() {
         let booked: Value = response.json().await.unwrap();
         booked["booking"]["reference"].as_str().unwrap().to_owned()
     };
-    assert_eq!(std::fs::read_to_string(data.join("secret-key")).unwrap().trim().len(), 64);
-    assert_eq!(std::fs::read_to_string(data.join("admin-token")).unwrap().trim().len(), 64);
+    assert_eq!(
+        std::fs::read_to_string(data.join("secret-key"))
+            .unwrap()
+            .trim()
+            .len(),
+        64
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.join("admin-token"))
+            .unwrap()
+            .trim()
+            .len(),
+        64
+    );
 
     let server = Running::start(demo(), &dir, "demo-2");
     let site = site_url(&server);
-    let shown = reqwest::get(format!("{site}/api/v1/tenants/demo/bookings/{reference}")).await.unwrap();
+    let shown = reqwest::get(format!("{site}/api/v1/tenants/demo/bookings/{reference}"))
+        .await
+        .unwrap();
     assert_eq!(shown.status(), 200, "the booking survives a restart");
-    let flights: Value = reqwest::get(format!("{site}/api/v1/tenants/demo/flights?origin=DUB&destination=LHR"))
-        .await.unwrap().json().await.unwrap();
-    assert!(flights["flights"].as_array().unwrap().len() <= 60, "re-seeding added no duplicates");
+    let flights: Value = reqwest::get(format!(
+        "{site}/api/v1/tenants/demo/flights?origin=DUB&destination=LHR"
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert!(
+        flights["flights"].as_array().unwrap().len() <= 60,
+        "re-seeding added no duplicates"
+    );
 }
 
 fn site_url(server: &Running) -> String {
     let line = server.wait_for_line("site:");
-    line.split_whitespace().nth(1).unwrap().trim_end_matches('/').to_owned()
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned()
 }

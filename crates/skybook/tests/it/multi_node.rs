@@ -24,9 +24,16 @@ async fn cluster(name: &str) -> (Cluster, skybook_storage::Store, String) {
     assert_eq!(code, 0, "{stderr}");
 
     let mut sandbox_cmd = skybook();
-    sandbox_cmd.args(["sandbox", "--listen", "127.0.0.1:0", "--data-dir"]).arg(dir.join("sandbox"));
+    sandbox_cmd
+        .args(["sandbox", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("sandbox"));
     let sandbox = Running::start(sandbox_cmd, &dir, "sandbox");
-    let sandbox_url = sandbox.wait_for_line("sandbox listening on").rsplit(' ').next().unwrap().to_owned();
+    let sandbox_url = sandbox
+        .wait_for_line("sandbox listening on")
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_owned();
 
     let mut processes = vec![sandbox];
     let mut nodes = Vec::new();
@@ -34,21 +41,43 @@ async fn cluster(name: &str) -> (Cluster, skybook_storage::Store, String) {
         let mut cmd = skybook();
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--no-workers"])
             .env("SKYBOOK_DATABASE_URL", &url)
-            .env("SKYBOOK_SECRET_KEY", "shared-secret-of-this-deployment-0123456789")
+            .env(
+                "SKYBOOK_SECRET_KEY",
+                "shared-secret-of-this-deployment-0123456789",
+            )
             .env("SKYBOOK_PAYMENTS_URL", &sandbox_url)
-            .env("SKYBOOK_PAYMENTS_TOKEN_URL", format!("{sandbox_url}/oauth/token"))
+            .env(
+                "SKYBOOK_PAYMENTS_TOKEN_URL",
+                format!("{sandbox_url}/oauth/token"),
+            )
             .env("SKYBOOK_PAYMENTS_CLIENT_ID", "skybook")
             .env("SKYBOOK_PAYMENTS_CLIENT_SECRET", "sandbox-secret");
         let node = Running::start(cmd, &dir, &format!("node-{i}"));
         nodes.push(node.serving_url());
         processes.push(node);
     }
-    let store = skybook_storage::Store::connect(&url, &Default::default()).await.unwrap();
-    (Cluster { nodes, sandbox: sandbox_url, _processes: processes }, store, url)
+    let store = skybook_storage::Store::connect(&url, &Default::default())
+        .await
+        .unwrap();
+    (
+        Cluster {
+            nodes,
+            sandbox: sandbox_url,
+            _processes: processes,
+        },
+        store,
+        url,
+    )
 }
 
 impl Cluster {
-    async fn post(&self, client: &reqwest::Client, i: usize, key: &str, body: &Value) -> (u16, Value) {
+    async fn post(
+        &self,
+        client: &reqwest::Client,
+        i: usize,
+        key: &str,
+        body: &Value,
+    ) -> (u16, Value) {
         let node = &self.nodes[i % self.nodes.len()];
         let response = client
             .post(format!("{node}/api/v1/tenants/air/bookings"))
@@ -61,7 +90,12 @@ impl Cluster {
     }
 
     async fn charges(&self) -> i64 {
-        let stats: Value = reqwest::get(format!("{}/sandbox/stats", self.sandbox)).await.unwrap().json().await.unwrap();
+        let stats: Value = reqwest::get(format!("{}/sandbox/stats", self.sandbox))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         stats["charges"].as_i64().unwrap()
     }
 }
@@ -77,7 +111,13 @@ async fn duplicate_storms_across_two_nodes_charge_once() {
     let key = format!("two-nodes-same-key-{}", uuid::Uuid::new_v4().simple());
     let results = join_all((0..50).map(|i| cluster.post(&client, i, &key, &body))).await;
     let created = results.iter().filter(|(s, _)| *s == 201).count();
-    assert!(created >= 1 && results.iter().all(|(s, b)| *s == 201 || (*s == 409 && b["error"] == "request_in_progress")), "{results:?}");
+    assert!(
+        created >= 1
+            && results
+                .iter()
+                .all(|(s, b)| *s == 201 || (*s == 409 && b["error"] == "request_in_progress")),
+        "{results:?}"
+    );
     assert_eq!(cluster.charges().await, 1);
 
     // Fresh keys, one booking, alternating nodes.
@@ -88,10 +128,20 @@ async fn duplicate_storms_across_two_nodes_charge_once() {
         async move { cluster.post(client, i, &key, body).await }
     }))
     .await;
-    let created: Vec<&Value> = results.iter().filter(|(s, _)| *s == 201).map(|(_, b)| b).collect();
+    let created: Vec<&Value> = results
+        .iter()
+        .filter(|(s, _)| *s == 201)
+        .map(|(_, b)| b)
+        .collect();
     assert_eq!(created.len(), 1, "{results:?}");
     let reference = &created[0]["booking"]["reference"];
-    assert!(results.iter().filter(|(s, _)| *s != 201).all(|(s, b)| *s == 409 && b["existing"]["reference"] == *reference), "{results:?}");
+    assert!(
+        results
+            .iter()
+            .filter(|(s, _)| *s != 201)
+            .all(|(s, b)| *s == 409 && b["existing"]["reference"] == *reference),
+        "{results:?}"
+    );
     assert_eq!(cluster.charges().await, 2);
     let flight = store.flight(tenant.id, flight.id).await.unwrap().unwrap();
     assert_eq!(flight.seats_sold, 2);
@@ -103,7 +153,12 @@ async fn no_oversell_across_two_nodes() {
     let (tenant, flight) = tenant_with_flight(&store, "air", 10).await;
     let client = reqwest::Client::new();
     let results = join_all((0..30).map(|i| {
-        let body = booking_body(&flight, "Traveller", &format!("Rush{}", (b'A' + i as u8) as char), CARD_OK);
+        let body = booking_body(
+            &flight,
+            "Traveller",
+            &format!("Rush{}", (b'A' + i as u8) as char),
+            CARD_OK,
+        );
         let key = format!("rush-{i}-{}", uuid::Uuid::new_v4().simple());
         let (cluster, client) = (&cluster, &client);
         async move { cluster.post(client, i, &key, &body).await }
@@ -112,5 +167,13 @@ async fn no_oversell_across_two_nodes() {
     let booked = results.iter().filter(|(s, _)| *s == 201).count();
     assert_eq!(booked, 10, "{results:?}");
     assert_eq!(cluster.charges().await, 10);
-    assert_eq!(store.flight(tenant.id, flight.id).await.unwrap().unwrap().seats_left(), 0);
+    assert_eq!(
+        store
+            .flight(tenant.id, flight.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .seats_left(),
+        0
+    );
 }

@@ -11,7 +11,10 @@ use skybook_testkit::fixtures::tenant_with_flight;
 
 fn booking_row(tenant: TenantId, flight: &Flight, family: &str) -> NewBookingRow {
     let key = skybook_testkit::secret_key();
-    let passengers = vec![Passenger { given_name: PersonName::parse("Ann").unwrap(), family_name: PersonName::parse(family).unwrap() }];
+    let passengers = vec![Passenger {
+        given_name: PersonName::parse("Ann").unwrap(),
+        family_name: PersonName::parse(family).unwrap(),
+    }];
     let card = CardFingerprint::compute(&key, &CardNumber::parse("4242424242424242").unwrap());
     let now = Utc::now();
     NewBookingRow {
@@ -33,7 +36,10 @@ fn booking_row(tenant: TenantId, flight: &Flight, family: &str) -> NewBookingRow
 
 async fn migrations_report_up_to_date(engine: Engine) {
     let store = skybook_testkit::store(engine, "migrations").await;
-    assert_eq!(store.migration_status().await.unwrap(), MigrationStatus::UpToDate);
+    assert_eq!(
+        store.migration_status().await.unwrap(),
+        MigrationStatus::UpToDate
+    );
     assert_eq!(store.engine(), engine);
     store.migrate().await.expect("migrating twice is a no-op");
     store.ping().await.unwrap();
@@ -41,8 +47,12 @@ async fn migrations_report_up_to_date(engine: Engine) {
 
 async fn fresh_database_reports_pending_migrations(engine: Engine) {
     let url = skybook_testkit::fresh_database_url(engine, "pending").await;
-    let store = Store::connect(&url, &PoolSettings::default()).await.unwrap();
-    assert!(matches!(store.migration_status().await.unwrap(), MigrationStatus::Pending(v) if !v.is_empty()));
+    let store = Store::connect(&url, &PoolSettings::default())
+        .await
+        .unwrap();
+    assert!(
+        matches!(store.migration_status().await.unwrap(), MigrationStatus::Pending(v) if !v.is_empty())
+    );
 }
 
 async fn seeding_is_idempotent_and_search_filters(engine: Engine) {
@@ -62,15 +72,50 @@ async fn seeding_is_idempotent_and_search_filters(engine: Engine) {
         after: None,
         limit: 10,
     };
-    assert_eq!(store.search_flights(tenant.id, &search(&dub, &lhr, day)).await.unwrap().len(), 1);
-    assert!(store.search_flights(tenant.id, &search(&lhr, &dub, day)).await.unwrap().is_empty());
-    assert!(store.search_flights(tenant.id, &search(&dub, &lhr, day.succ_opt().unwrap())).await.unwrap().is_empty());
-    assert_eq!(store.search_flights(tenant.id, &FlightSearch::default()).await.unwrap().len(), 1);
-    let after_departure = FlightSearch { after: Some(flight.departs_at + Duration::seconds(1)), ..FlightSearch::default() };
-    assert!(store.search_flights(tenant.id, &after_departure).await.unwrap().is_empty(), "departed flights are not offered");
+    assert_eq!(
+        store
+            .search_flights(tenant.id, &search(&dub, &lhr, day))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(store
+        .search_flights(tenant.id, &search(&lhr, &dub, day))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .search_flights(tenant.id, &search(&dub, &lhr, day.succ_opt().unwrap()))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .search_flights(tenant.id, &FlightSearch::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let after_departure = FlightSearch {
+        after: Some(flight.departs_at + Duration::seconds(1)),
+        ..FlightSearch::default()
+    };
+    assert!(
+        store
+            .search_flights(tenant.id, &after_departure)
+            .await
+            .unwrap()
+            .is_empty(),
+        "departed flights are not offered"
+    );
 
     let (other, _) = tenant_with_flight(&store, "air-two", 5).await;
-    assert!(store.flight(other.id, flight.id).await.unwrap().is_none(), "flights are scoped by tenant");
+    assert!(
+        store.flight(other.id, flight.id).await.unwrap().is_none(),
+        "flights are scoped by tenant"
+    );
 }
 
 async fn seats_never_oversell_under_concurrency(engine: Engine) {
@@ -85,7 +130,11 @@ async fn seats_never_oversell_under_concurrency(engine: Engine) {
             taken
         }
     });
-    let taken = join_all(attempts.map(tokio::spawn)).await.into_iter().filter(|r| *r.as_ref().unwrap()).count();
+    let taken = join_all(attempts.map(tokio::spawn))
+        .await
+        .into_iter()
+        .filter(|r| *r.as_ref().unwrap())
+        .count();
     assert_eq!(taken, 10);
     let flight = store.flight(tenant.id, flight.id).await.unwrap().unwrap();
     assert_eq!((flight.seats_sold, flight.seats_left()), (10, 0));
@@ -99,26 +148,59 @@ async fn one_live_booking_per_entity_under_concurrency(engine: Engine) {
         let (store, flight) = (store.clone(), flight.clone());
         tokio::spawn(async move {
             let mut tx = store.begin().await.unwrap();
-            let result = tx.insert_booking(&booking_row(tenant.id, &flight, "Lee")).await.unwrap();
+            let result = tx
+                .insert_booking(&booking_row(tenant.id, &flight, "Lee"))
+                .await
+                .unwrap();
             tx.commit().await.unwrap();
             result
         })
     });
     let results = join_all(attempts).await;
-    let inserted = results.iter().filter(|r| matches!(r.as_ref().unwrap(), InsertBooking::Inserted)).count();
-    let duplicates = results.iter().filter(|r| matches!(r.as_ref().unwrap(), InsertBooking::Duplicate(_))).count();
+    let inserted = results
+        .iter()
+        .filter(|r| matches!(r.as_ref().unwrap(), InsertBooking::Inserted))
+        .count();
+    let duplicates = results
+        .iter()
+        .filter(|r| matches!(r.as_ref().unwrap(), InsertBooking::Duplicate(_)))
+        .count();
     assert_eq!((inserted, duplicates), (1, 19));
 
     // Once the live one fails, the same entity may book again.
-    let InsertBooking::Duplicate(live) = results.into_iter().find_map(|r| match r.unwrap() {
-        d @ InsertBooking::Duplicate(_) => Some(d),
-        _ => None,
-    }).unwrap() else { unreachable!() };
+    let InsertBooking::Duplicate(live) = results
+        .into_iter()
+        .find_map(|r| match r.unwrap() {
+            d @ InsertBooking::Duplicate(_) => Some(d),
+            _ => None,
+        })
+        .unwrap()
+    else {
+        unreachable!()
+    };
     let mut tx = store.begin().await.unwrap();
-    let change = StatusChange { from: &[BookingStatus::SeatHeld], to: BookingStatus::Failed, charge_id: None, failure_reason: Some(FailureReason::CardDeclined) };
-    assert!(tx.change_status(tenant.id, live.id, &change, Utc::now()).await.unwrap());
-    assert!(!tx.change_status(tenant.id, live.id, &change, Utc::now()).await.unwrap(), "status changes are conditional");
-    assert!(matches!(tx.insert_booking(&booking_row(tenant.id, &flight, "Lee")).await.unwrap(), InsertBooking::Inserted));
+    let change = StatusChange {
+        from: &[BookingStatus::SeatHeld],
+        to: BookingStatus::Failed,
+        charge_id: None,
+        failure_reason: Some(FailureReason::CardDeclined),
+    };
+    assert!(tx
+        .change_status(tenant.id, live.id, &change, Utc::now())
+        .await
+        .unwrap());
+    assert!(
+        !tx.change_status(tenant.id, live.id, &change, Utc::now())
+            .await
+            .unwrap(),
+        "status changes are conditional"
+    );
+    assert!(matches!(
+        tx.insert_booking(&booking_row(tenant.id, &flight, "Lee"))
+            .await
+            .unwrap(),
+        InsertBooking::Inserted
+    ));
     tx.commit().await.unwrap();
 }
 
@@ -128,12 +210,26 @@ async fn bookings_are_scoped_by_tenant(engine: Engine) {
     let (other, _) = tenant_with_flight(&store, "other", 5).await;
     let row = booking_row(tenant.id, &flight, "Kim");
     let mut tx = store.begin().await.unwrap();
-    assert!(matches!(tx.insert_booking(&row).await.unwrap(), InsertBooking::Inserted));
+    assert!(matches!(
+        tx.insert_booking(&row).await.unwrap(),
+        InsertBooking::Inserted
+    ));
     tx.commit().await.unwrap();
-    let found = store.booking_by_reference(tenant.id, &row.reference).await.unwrap().unwrap();
-    assert_eq!((found.id, found.status, found.card_last4.as_str()), (row.id, BookingStatus::SeatHeld, "4242"));
+    let found = store
+        .booking_by_reference(tenant.id, &row.reference)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (found.id, found.status, found.card_last4.as_str()),
+        (row.id, BookingStatus::SeatHeld, "4242")
+    );
     assert_eq!(found.passengers, row.passengers);
-    assert!(store.booking_by_reference(other.id, &row.reference).await.unwrap().is_none());
+    assert!(store
+        .booking_by_reference(other.id, &row.reference)
+        .await
+        .unwrap()
+        .is_none());
     assert!(store.booking(other.id, row.id).await.unwrap().is_none());
 }
 
@@ -147,20 +243,37 @@ async fn idempotency_keys_insert_once_and_finish(engine: Engine) {
         let (store, key, fp) = (store.clone(), key.clone(), fp.clone());
         tokio::spawn(async move {
             let mut tx = store.begin().await.unwrap();
-            let inserted = tx.insert_idempotency_key(tenant.id, &key, &fp, now + Duration::seconds(60), now).await.unwrap();
+            let inserted = tx
+                .insert_idempotency_key(tenant.id, &key, &fp, now + Duration::seconds(60), now)
+                .await
+                .unwrap();
             tx.commit().await.unwrap();
             inserted
         })
     });
-    let inserted = join_all(attempts).await.into_iter().filter(|r| *r.as_ref().unwrap()).count();
+    let inserted = join_all(attempts)
+        .await
+        .into_iter()
+        .filter(|r| *r.as_ref().unwrap())
+        .count();
     assert_eq!(inserted, 1);
 
-    let record = store.idempotency_key(tenant.id, &key).await.unwrap().unwrap();
+    let record = store
+        .idempotency_key(tenant.id, &key)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(record.is_locked(Utc::now()) && record.response().is_none());
     let mut tx = store.begin().await.unwrap();
-    tx.finish_idempotency_key(tenant.id, &key, 201, "{\"ok\":true}", Utc::now()).await.unwrap();
+    tx.finish_idempotency_key(tenant.id, &key, 201, "{\"ok\":true}", Utc::now())
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
-    let record = store.idempotency_key(tenant.id, &key).await.unwrap().unwrap();
+    let record = store
+        .idempotency_key(tenant.id, &key)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(record.response(), Some((201, "{\"ok\":true}")));
     assert!(!record.is_locked(Utc::now()));
 }

@@ -75,16 +75,21 @@ pub async fn create(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| IdempotencyKey::parse(v).ok())
         .ok_or(ApiError::IdempotencyKeyRequired)?;
-    let request = crate::parse::booking_request(&body, Utc::now().date_naive()).map_err(ApiError::Invalid)?;
+    let request =
+        crate::parse::booking_request(&body, Utc::now().date_naive()).map_err(ApiError::Invalid)?;
     let reply = state.bookings.create(&tenant, &key, request).await?;
     Ok(reply_response(reply))
 }
 
 fn reply_response(reply: Reply) -> Response {
-    let status = StatusCode::from_u16(reply.rendered.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status =
+        StatusCode::from_u16(reply.rendered.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (status, reply.rendered.body).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if reply.replayed {
         headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
@@ -104,12 +109,19 @@ pub async fn show(
     Path((tenant, reference)): Path<(String, String)>,
 ) -> Result<Json<BookingEnvelope>, ApiError> {
     let tenant = super::tenant(&state, &tenant).await?;
-    let reference = BookingReference::parse(&reference).map_err(|_| ApiError::NotFound("booking"))?;
-    let booking = state.store.booking_by_reference(tenant.id, &reference).await?.ok_or(ApiError::NotFound("booking"))?;
+    let reference =
+        BookingReference::parse(&reference).map_err(|_| ApiError::NotFound("booking"))?;
+    let booking = state
+        .store
+        .booking_by_reference(tenant.id, &reference)
+        .await?
+        .ok_or(ApiError::NotFound("booking"))?;
     let flight = state
         .store
         .flight(tenant.id, booking.flight_id)
         .await?
         .ok_or_else(|| ApiError::Internal(format!("booking {} has no flight", booking.id)))?;
-    Ok(Json(BookingEnvelope { booking: BookingJson::from(&BookingView { booking, flight }) }))
+    Ok(Json(BookingEnvelope {
+        booking: BookingJson::from(&BookingView { booking, flight }),
+    }))
 }

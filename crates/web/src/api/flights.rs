@@ -37,7 +37,9 @@ pub async fn search(
     let tenant = super::tenant(&state, &tenant).await?;
     let search = parse_search(&query).map_err(ApiError::Invalid)?;
     let flights = state.store.search_flights(tenant.id, &search).await?;
-    Ok(Json(FlightsJson { flights: flights.iter().map(FlightJson::from).collect() }))
+    Ok(Json(FlightsJson {
+        flights: flights.iter().map(FlightJson::from).collect(),
+    }))
 }
 
 /// The search filters; shared with the website's search form.
@@ -45,13 +47,21 @@ pub fn parse_search(query: &HashMap<String, String>) -> Result<FlightSearch, Fie
     let mut errors = FieldErrors::new();
     let given = |name: &str| query.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
     let origin = given("origin").and_then(|v| errors.check("origin", AirportCode::parse(v)));
-    let destination = given("destination").and_then(|v| errors.check("destination", AirportCode::parse(v)));
+    let destination =
+        given("destination").and_then(|v| errors.check("destination", AirportCode::parse(v)));
     let date = given("date").and_then(|v| {
         errors.check(
             "date",
-            NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| ParseError::new("must be a date as YYYY-MM-DD")),
+            NaiveDate::parse_from_str(v, "%Y-%m-%d")
+                .map_err(|_| ParseError::new("must be a date as YYYY-MM-DD")),
         )
     });
     errors.into_result()?;
-    Ok(FlightSearch { origin, destination, date, after: Some(chrono::Utc::now()), limit: 100 })
+    Ok(FlightSearch {
+        origin,
+        destination,
+        date,
+        after: Some(chrono::Utc::now()),
+        limit: 100,
+    })
 }

@@ -22,25 +22,49 @@ macro_rules! assert_booking_snapshot {
 
 async fn a_booking_is_confirmed_and_readable(engine: Engine) {
     let app = TestApp::start(engine, "confirmed", 5).await;
-    let (status, body) = app.book(&key("ok", 0), &app.body("Ann", "Lee", CARD_OK)).await;
+    let (status, body) = app
+        .book(&key("ok", 0), &app.body("Ann", "Lee", CARD_OK))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_booking_snapshot!("booking_confirmed", &body);
     let reference = body["booking"]["reference"].as_str().unwrap();
     assert_eq!(reference.len(), 6);
 
-    let (status, shown) = app.get(&format!("/api/v1/tenants/air/bookings/{reference}")).await;
+    let (status, shown) = app
+        .get(&format!("/api/v1/tenants/air/bookings/{reference}"))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(shown, body, "GET shows what POST answered");
-    let (status, _) = app.get(&format!("/api/v1/tenants/air/bookings/{}", reference.to_lowercase())).await;
+    let (status, _) = app
+        .get(&format!(
+            "/api/v1/tenants/air/bookings/{}",
+            reference.to_lowercase()
+        ))
+        .await;
     assert_eq!(status, StatusCode::OK, "references are case-insensitive");
 
     // The confirmation email waits in the outbox, with a deterministic Message-ID.
-    let booking = app.store.booking_by_reference(app.tenant.id, &reference.parse_ref()).await.unwrap().unwrap();
-    let outbox = app.store.outbox_for_booking(app.tenant.id, booking.id).await.unwrap();
+    let booking = app
+        .store
+        .booking_by_reference(app.tenant.id, &reference.parse_ref())
+        .await
+        .unwrap()
+        .unwrap();
+    let outbox = app
+        .store
+        .outbox_for_booking(app.tenant.id, booking.id)
+        .await
+        .unwrap();
     assert_eq!(outbox.len(), 1);
-    assert_eq!(outbox[0].message_id, format!("<booking-{}.confirmation@skybook>", booking.id));
+    assert_eq!(
+        outbox[0].message_id,
+        format!("<booking-{}.confirmation@skybook>", booking.id)
+    );
     assert_eq!(outbox[0].recipient.as_str(), "ann@example.com");
-    assert_eq!(booking.charge_id.as_deref().map(|c| c.starts_with("ch_")), Some(true));
+    assert_eq!(
+        booking.charge_id.as_deref().map(|c| c.starts_with("ch_")),
+        Some(true)
+    );
 }
 
 trait ParseRef {
@@ -64,10 +88,22 @@ async fn every_invalid_field_is_named_at_once(engine: Engine) {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     insta::assert_json_snapshot!("invalid_fields", errors);
     let (status, errors) = app.book(&key("invalid", 1), &json!([1, 2])).await;
-    assert_eq!((status, errors["fields"]["body"][0].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("must be a JSON object")));
-    let (status, body) = app.book_raw(Some(&key("invalid", 2)), &json!("{not json")).await;
+    assert_eq!(
+        (status, errors["fields"]["body"][0].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("must be a JSON object")
+        )
+    );
+    let (status, body) = app
+        .book_raw(Some(&key("invalid", 2)), &json!("{not json"))
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert_eq!(app.sandbox_stats().await["card_tokens"], 0, "nothing reached the provider");
+    assert_eq!(
+        app.sandbox_stats().await["card_tokens"],
+        0,
+        "nothing reached the provider"
+    );
     assert_eq!(app.seats_left().await, 5);
 }
 
@@ -84,7 +120,13 @@ async fn idempotency_key_rules(engine: Engine) {
     assert_eq!(app.book(&k, &body).await.0, StatusCode::CREATED);
     let other = app.body("Ann", "Lee", CARD_OK_2);
     let (status, answer) = app.book(&k, &other).await;
-    assert_eq!((status, answer["error"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("idempotency_key_reused")));
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("idempotency_key_reused")
+        )
+    );
     assert_eq!(app.charges().await, 1);
 }
 
@@ -97,36 +139,62 @@ async fn a_declined_card_releases_its_seats(engine: Engine) {
     assert_eq!(body["booking"]["status"], "failed");
     assert_eq!(app.seats_left().await, 3, "seats released");
     let (again, replay) = app.book(&k, &app.body("Dee", "Klein", CARD_DECLINED)).await;
-    assert_eq!((again, &replay), (StatusCode::PAYMENT_REQUIRED, &body), "replayed, not re-tried");
+    assert_eq!(
+        (again, &replay),
+        (StatusCode::PAYMENT_REQUIRED, &body),
+        "replayed, not re-tried"
+    );
     let stats = app.sandbox_stats().await;
-    assert_eq!((stats["charges"].as_i64(), stats["declines"].as_i64()), (Some(0), Some(1)));
+    assert_eq!(
+        (stats["charges"].as_i64(), stats["declines"].as_i64()),
+        (Some(0), Some(1))
+    );
 
     // The failed booking does not block a new attempt with another card.
-    let (status, _) = app.book(&key("declined", 1), &app.body("Dee", "Klein", CARD_OK)).await;
+    let (status, _) = app
+        .book(&key("declined", 1), &app.body("Dee", "Klein", CARD_OK))
+        .await;
     assert_eq!(status, StatusCode::CREATED);
 }
 
 async fn sold_out_and_unknown_things(engine: Engine) {
     let app = TestApp::start(engine, "sold_out", 1).await;
-    assert_eq!(app.book(&key("s", 0), &app.body("Ann", "One", CARD_OK)).await.0, StatusCode::CREATED);
-    let (status, body) = app.book(&key("s", 1), &app.body("Ben", "Two", CARD_OK)).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::CONFLICT, Some("sold_out")));
+    assert_eq!(
+        app.book(&key("s", 0), &app.body("Ann", "One", CARD_OK))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    let (status, body) = app
+        .book(&key("s", 1), &app.body("Ben", "Two", CARD_OK))
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::CONFLICT, Some("sold_out"))
+    );
 
     let (status, _) = app.get("/api/v1/tenants/nobody/flights").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let mut body = app.body("Ann", "Lee", CARD_OK);
     body["flight_id"] = json!(skybook_domain::FlightId::new().to_string());
     let (status, answer) = app.book(&key("s", 2), &body).await;
-    assert_eq!((status, answer["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
     assert_eq!(app.charges().await, 1);
 }
 
 async fn another_tenants_booking_is_not_found(engine: Engine) {
     let app = TestApp::start(engine, "tenancy", 5).await;
-    let (_, body) = app.book(&key("t", 0), &app.body("Ann", "Lee", CARD_OK)).await;
+    let (_, body) = app
+        .book(&key("t", 0), &app.body("Ann", "Lee", CARD_OK))
+        .await;
     let reference = body["booking"]["reference"].as_str().unwrap();
     skybook_testkit::fixtures::tenant_with_flight(&app.store, "rival", 5).await;
-    let (status, _) = app.get(&format!("/api/v1/tenants/rival/bookings/{reference}")).await;
+    let (status, _) = app
+        .get(&format!("/api/v1/tenants/rival/bookings/{reference}"))
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = app.get("/api/v1/tenants/air/bookings/ZZZZZZ").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -135,17 +203,25 @@ async fn another_tenants_booking_is_not_found(engine: Engine) {
 /// A dropped charge response and provider 5xx: retried with the same provider key, still exactly one charge.
 async fn lost_responses_and_5xx_still_charge_once(engine: Engine) {
     let app = TestApp::start(engine, "faults", 5).await;
-    app.sandbox_faults(json!({"lose_next_charge_responses": 1})).await;
-    let (status, body) = app.book(&key("lost", 0), &app.body("Ann", "Lee", CARD_OK)).await;
+    app.sandbox_faults(json!({"lose_next_charge_responses": 1}))
+        .await;
+    let (status, body) = app
+        .book(&key("lost", 0), &app.body("Ann", "Lee", CARD_OK))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(app.charges().await, 1);
 
     app.sandbox_faults(json!({"fail_next_charges": 2})).await;
-    let (status, body) = app.book(&key("5xx", 0), &app.body("Ben", "Lee", CARD_OK)).await;
+    let (status, body) = app
+        .book(&key("5xx", 0), &app.body("Ben", "Lee", CARD_OK))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let stats = app.sandbox_stats().await;
     assert_eq!(stats["charges"], 2);
-    assert_eq!(stats["idempotent_replays"], 1, "the lost response was recovered by replaying its key");
+    assert_eq!(
+        stats["idempotent_replays"], 1,
+        "the lost response was recovered by replaying its key"
+    );
 }
 
 /// The provider stays down past the retries: 202 payment_pending, never a failure; the client's retry with the
@@ -159,16 +235,26 @@ async fn an_unknown_outcome_is_pending_then_resumed(engine: Engine) {
     assert_eq!(status, StatusCode::ACCEPTED, "{pending}");
     assert_eq!(pending["booking"]["status"], "payment_pending");
     assert_eq!(app.charges().await, 0);
-    assert_eq!(app.seats_left().await, 4, "the seat stays held while the outcome is unknown");
+    assert_eq!(
+        app.seats_left().await,
+        4,
+        "the seat stays held while the outcome is unknown"
+    );
 
     // A fresh browser meanwhile is told the booking exists.
     let (status, dup) = app.book(&key("pending", 1), &body).await;
-    assert_eq!((status, dup["existing"]["status"].as_str()), (StatusCode::CONFLICT, Some("payment_pending")));
+    assert_eq!(
+        (status, dup["existing"]["status"].as_str()),
+        (StatusCode::CONFLICT, Some("payment_pending"))
+    );
 
     app.sandbox_faults(json!({})).await;
     let (status, confirmed) = app.book(&k, &body).await;
     assert_eq!(status, StatusCode::CREATED, "{confirmed}");
-    assert_eq!(confirmed["booking"]["reference"], pending["booking"]["reference"]);
+    assert_eq!(
+        confirmed["booking"]["reference"],
+        pending["booking"]["reference"]
+    );
     assert_eq!(app.charges().await, 1);
     let (status, replay) = app.book(&k, &body).await;
     assert_eq!((status, replay), (StatusCode::CREATED, confirmed));

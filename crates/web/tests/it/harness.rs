@@ -9,7 +9,8 @@ use axum::Router;
 use serde_json::Value;
 use skybook_booking::PipelineConfig;
 use skybook_clients::{
-    ClientCredentials, HttpPaymentProvider, HttpPaymentProviderConfig, TokenManager, TokenManagerConfig, TokenSource,
+    ClientCredentials, HttpPaymentProvider, HttpPaymentProviderConfig, TokenManager,
+    TokenManagerConfig, TokenSource,
 };
 use skybook_domain::{Flight, RetryPolicy};
 use skybook_sandbox::RunningSandbox;
@@ -79,10 +80,20 @@ impl TestApp {
             payments_for(&sandbox),
             Arc::new(skybook_testkit::secret_key()),
             PipelineConfig::default(),
-            WebOptions { fault_injection: true, ..WebOptions::default() },
+            WebOptions {
+                fault_injection: true,
+                ..WebOptions::default()
+            },
         );
         let router = skybook_web::router(state);
-        Self { router, store, sandbox, tenant, flight, http: reqwest::Client::new() }
+        Self {
+            router,
+            store,
+            sandbox,
+            tenant,
+            flight,
+            http: reqwest::Client::new(),
+        }
     }
 
     /// Serves the router on an ephemeral loopback port; returns its base URL.
@@ -94,25 +105,40 @@ impl TestApp {
         format!("http://{addr}")
     }
 
-    pub async fn request(&self, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+    pub async fn request(
+        &self,
+        request: Request<Body>,
+    ) -> (StatusCode, axum::http::HeaderMap, String) {
         let response = self.router.clone().oneshot(request).await.unwrap();
         let (parts, body) = response.into_parts();
         let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
-        (parts.status, parts.headers, String::from_utf8(bytes.to_vec()).unwrap())
+        (
+            parts.status,
+            parts.headers,
+            String::from_utf8(bytes.to_vec()).unwrap(),
+        )
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let (status, _, body) = self.request(Request::get(path).body(Body::empty()).unwrap()).await;
-        (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
+        let (status, _, body) = self
+            .request(Request::get(path).body(Body::empty()).unwrap())
+            .await;
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        )
     }
 
     /// POSTs a booking for tenant `air` in-process; returns status and raw body.
     pub async fn book_raw(&self, key: Option<&str>, body: &Value) -> (StatusCode, String) {
-        let mut request = Request::post("/api/v1/tenants/air/bookings").header("content-type", "application/json");
+        let mut request = Request::post("/api/v1/tenants/air/bookings")
+            .header("content-type", "application/json");
         if let Some(key) = key {
             request = request.header("idempotency-key", key);
         }
-        let (status, _, body) = self.request(request.body(Body::from(body.to_string())).unwrap()).await;
+        let (status, _, body) = self
+            .request(request.body(Body::from(body.to_string())).unwrap())
+            .await;
         (status, body)
     }
 
@@ -122,11 +148,24 @@ impl TestApp {
     }
 
     pub async fn sandbox_stats(&self) -> Value {
-        self.http.get(format!("{}/sandbox/stats", self.sandbox.url())).send().await.unwrap().json().await.unwrap()
+        self.http
+            .get(format!("{}/sandbox/stats", self.sandbox.url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     pub async fn sandbox_faults(&self, faults: Value) {
-        let response = self.http.post(format!("{}/sandbox/faults", self.sandbox.url())).json(&faults).send().await.unwrap();
+        let response = self
+            .http
+            .post(format!("{}/sandbox/faults", self.sandbox.url()))
+            .json(&faults)
+            .send()
+            .await
+            .unwrap();
         assert!(response.status().is_success());
     }
 
@@ -136,7 +175,12 @@ impl TestApp {
     }
 
     pub async fn seats_left(&self) -> u32 {
-        self.store.flight(self.tenant.id, self.flight.id).await.unwrap().unwrap().seats_left()
+        self.store
+            .flight(self.tenant.id, self.flight.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .seats_left()
     }
 
     pub fn body(&self, given: &str, family: &str, card: &str) -> Value {

@@ -30,17 +30,35 @@ async fn same_key_storm_charges_once(engine: Engine) {
     let k = key("storm", 0);
     let results = join_all((0..50).map(|_| post(&client, &base, &k, &body))).await;
 
-    let created: Vec<&Value> = results.iter().filter(|(s, _)| *s == 201).map(|(_, b)| b).collect();
-    let in_progress = results.iter().filter(|(s, b)| *s == 409 && b["error"] == "request_in_progress").count();
+    let created: Vec<&Value> = results
+        .iter()
+        .filter(|(s, _)| *s == 201)
+        .map(|(_, b)| b)
+        .collect();
+    let in_progress = results
+        .iter()
+        .filter(|(s, b)| *s == 409 && b["error"] == "request_in_progress")
+        .count();
     assert!(!created.is_empty(), "one request must book: {results:?}");
-    assert_eq!(created.len() + in_progress, 50, "every other request is told the first is in progress: {results:?}");
-    let references: HashSet<&str> = created.iter().map(|b| b["booking"]["reference"].as_str().unwrap()).collect();
+    assert_eq!(
+        created.len() + in_progress,
+        50,
+        "every other request is told the first is in progress: {results:?}"
+    );
+    let references: HashSet<&str> = created
+        .iter()
+        .map(|b| b["booking"]["reference"].as_str().unwrap())
+        .collect();
     assert_eq!(references.len(), 1, "all 201s are the same booking");
     assert_eq!(app.charges().await, 1);
     assert_eq!(app.seats_left().await, 9);
 
     let (status, replay) = post(&client, &base, &k, &body).await;
-    assert_eq!((status, &replay), (201, created[0]), "a replay returns the stored response");
+    assert_eq!(
+        (status, &replay),
+        (201, created[0]),
+        "a replay returns the stored response"
+    );
     assert_eq!(app.charges().await, 1);
 }
 
@@ -57,14 +75,21 @@ async fn fresh_key_storm_is_one_booking(engine: Engine) {
     }))
     .await;
 
-    let created: Vec<&Value> = results.iter().filter(|(s, _)| *s == 201).map(|(_, b)| b).collect();
+    let created: Vec<&Value> = results
+        .iter()
+        .filter(|(s, _)| *s == 201)
+        .map(|(_, b)| b)
+        .collect();
     assert_eq!(created.len(), 1, "{results:?}");
     let reference = created[0]["booking"]["reference"].as_str().unwrap();
     for (status, body) in results.iter().filter(|(s, _)| *s != 201) {
         assert_eq!(*status, 409, "{body}");
         assert_eq!(body["error"], "duplicate_booking");
         assert_eq!(body["existing"]["reference"], reference);
-        assert!(matches!(body["existing"]["status"].as_str(), Some("seat_held" | "payment_pending" | "confirmed")));
+        assert!(matches!(
+            body["existing"]["status"].as_str(),
+            Some("seat_held" | "payment_pending" | "confirmed")
+        ));
     }
     assert_eq!(app.charges().await, 1);
     assert_eq!(app.seats_left().await, 29);
@@ -77,15 +102,26 @@ async fn no_oversell_under_a_rush(engine: Engine) {
     let client = reqwest::Client::new();
     let results = join_all((0..30).map(|i| {
         let (client, base) = (&client, &base);
-        let body = app.body("Traveller", &format!("Number{}", (b'A' + i as u8) as char), CARD_OK);
+        let body = app.body(
+            "Traveller",
+            &format!("Number{}", (b'A' + i as u8) as char),
+            CARD_OK,
+        );
         async move { post(client, base, &key("rush", i), &body).await }
     }))
     .await;
     let booked = results.iter().filter(|(s, _)| *s == 201).count();
-    let sold_out = results.iter().filter(|(s, b)| *s == 409 && b["error"] == "sold_out").count();
+    let sold_out = results
+        .iter()
+        .filter(|(s, b)| *s == 409 && b["error"] == "sold_out")
+        .count();
     assert_eq!((booked, sold_out), (10, 20), "{results:?}");
     assert_eq!(app.charges().await, 10);
     assert_eq!(app.seats_left().await, 0);
 }
 
-backend_tests!(same_key_storm_charges_once, fresh_key_storm_is_one_booking, no_oversell_under_a_rush);
+backend_tests!(
+    same_key_storm_charges_once,
+    fresh_key_storm_is_one_booking,
+    no_oversell_under_a_rush
+);

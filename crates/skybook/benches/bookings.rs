@@ -1,0 +1,471 @@
+//! Booking throughput: N concurrent clients create distinct bookings through the HTTP API of a real
+//! `skybook serve` process (with the sandbox as its own process), and in the same run `pgbench` executes the
+//! same SQL per booking against the same PostgreSQL — the database's own ceiling. Prints bookings/s, p50/p99
+//! latency and the ratio, then the same figures on SQLite (whose ceiling is not measured: no pgbench).
+//!
+//! Run with `scripts/bench-bookings` (it starts a PostgreSQL cluster with production-like durability and sets
+//! `SKYBOOK_TEST_PG_URL`). Knobs: `BENCH_CLIENTS` (32), `BENCH_SECONDS` (10), `BENCH_WARMUP_SECONDS` (2).
+
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+use skybook_domain::{AirportCode, Currency, FlightNumber, Money, TenantSlug};
+use skybook_storage::{NewFlight, Store};
+use skybook_testkit::process::{run_to_end, Running};
+use skybook_testkit::Engine;
+
+/// skybook's default PostgreSQL pool size (`PoolSettings::default().max_connections`).
+const POOL_SIZE: usize = 16;
+
+struct Knobs {
+    clients: usize,
+    seconds: u64,
+    warmup: u64,
+}
+
+fn knob(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn skybook() -> Command {
+    skybook_testkit::process::skybook(env!("CARGO_BIN_EXE_skybook"))
+}
+
+#[derive(Debug)]
+struct Measured {
+    bookings: u64,
+    errors: u64,
+    elapsed: Duration,
+    p50: Duration,
+    p99: Duration,
+    /// Including the warm-up, for CPU per booking.
+    total_bookings: u64,
+    cpu: CpuReport,
+}
+
+/// CPU seconds spent while driving the load, by process, and the servers' peak RSS.
+#[derive(Debug, Default)]
+struct CpuReport {
+    serve: f64,
+    sandbox: f64,
+    load: f64,
+    machine: f64,
+    serve_rss_kib: u64,
+    sandbox_rss_kib: u64,
+}
+
+/// utime + stime of a process, in seconds.
+fn process_cpu(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0 // fields 14 and 15 of stat(5); USER_HZ is 100 on Linux
+}
+
+/// All CPUs' busy time, in seconds.
+fn machine_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let first = stat.lines().next().unwrap_or_default();
+    let v: Vec<f64> = first
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let busy: f64 = v
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, x)| x)
+        .sum();
+    busy / 100.0
+}
+
+fn peak_rss_kib(pid: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+impl Measured {
+    fn per_second(&self) -> f64 {
+        self.bookings as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Seeded ids the load and pgbench both use.
+struct Seeded {
+    tenant: String,
+    flights: Vec<String>,
+}
+
+/// A tenant with `count` flights of ample capacity.
+async fn seed(url: &str, count: usize) -> Result<Seeded> {
+    let store = Store::connect(url, &Default::default()).await?;
+    let tenant = store
+        .ensure_tenant(&TenantSlug::parse("bench")?, "Bench Air")
+        .await?;
+    let departs_at = chrono::Utc::now() + chrono::Duration::days(7);
+    for i in 0..count {
+        let flight = NewFlight {
+            number: FlightNumber::parse(&format!("BX{}", i + 1))?,
+            origin: AirportCode::parse("DUB")?,
+            destination: AirportCode::parse("LHR")?,
+            departs_at,
+            capacity: 100_000_000,
+            fare: Money::new(9599, Currency::parse("EUR")?),
+        };
+        store.ensure_flight(tenant.id, &flight).await?;
+    }
+    let search = skybook_storage::FlightSearch {
+        limit: 1000,
+        ..Default::default()
+    };
+    let flights = store.search_flights(tenant.id, &search).await?;
+    store.close().await;
+    Ok(Seeded {
+        tenant: tenant.id.to_string(),
+        flights: flights.iter().map(|f| f.id.to_string()).collect(),
+    })
+}
+
+/// Starts sandbox + serve on `url`, drives the load, stops them.
+async fn run_skybook(
+    url: &str,
+    flights: usize,
+    knobs: &Knobs,
+    label: &str,
+) -> Result<(Measured, Seeded)> {
+    let dir = skybook_testkit::test_dir(&format!("bench-{label}"));
+    let mut migrate = skybook();
+    migrate.arg("migrate").env("SKYBOOK_DATABASE_URL", url);
+    let (code, err) = run_to_end(migrate);
+    if code != 0 {
+        bail!("migrate failed: {err}");
+    }
+    let seeded = seed(url, flights).await?;
+
+    let mut sandbox = skybook();
+    sandbox
+        .args(["sandbox", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("sandbox"));
+    let sandbox = Running::start(sandbox, &dir, "sandbox");
+    let sandbox_url = sandbox
+        .wait_for_line("sandbox listening on")
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut serve = skybook();
+    serve
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-workers"])
+        .env("SKYBOOK_DATABASE_URL", url)
+        .env(
+            "SKYBOOK_SECRET_KEY",
+            "bench-secret-key-0123456789abcdef0123",
+        )
+        .env("SKYBOOK_PAYMENTS_URL", &sandbox_url)
+        .env(
+            "SKYBOOK_PAYMENTS_TOKEN_URL",
+            format!("{sandbox_url}/oauth/token"),
+        )
+        .env("SKYBOOK_PAYMENTS_CLIENT_ID", "skybook")
+        .env("SKYBOOK_PAYMENTS_CLIENT_SECRET", "sandbox-secret");
+    let server = Running::start(serve, &dir, "serve");
+    let base = server.serving_url();
+
+    let (serve_pid, sandbox_pid) = (server.pid().to_string(), sandbox.pid().to_string());
+    let before = [
+        process_cpu(&serve_pid),
+        process_cpu(&sandbox_pid),
+        process_cpu("self"),
+        machine_cpu(),
+    ];
+    let mut measured = drive(&base, &seeded.flights, knobs).await?;
+    let after = [
+        process_cpu(&serve_pid),
+        process_cpu(&sandbox_pid),
+        process_cpu("self"),
+        machine_cpu(),
+    ];
+    let used: Vec<f64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+    measured.cpu = CpuReport {
+        serve: used[0],
+        sandbox: used[1],
+        load: used[2],
+        machine: used[3],
+        serve_rss_kib: peak_rss_kib(&serve_pid),
+        sandbox_rss_kib: peak_rss_kib(&sandbox_pid),
+    };
+    drop(server);
+    drop(sandbox);
+    Ok((measured, seeded))
+}
+
+/// `clients` loops, each booking one new traveller after another; only the post-warm-up window counts.
+async fn drive(base: &str, flights: &[String], knobs: &Knobs) -> Result<Measured> {
+    let flights: Arc<Vec<String>> = Arc::new(flights.to_vec());
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(knobs.clients)
+        .build()?;
+    let url = format!("{base}/api/v1/tenants/bench/bookings");
+    let measuring = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(200_000)));
+    let (ok, errors, all) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let mut tasks = Vec::new();
+    for client in 0..knobs.clients {
+        let (http, url, flights) = (http.clone(), url.clone(), flights.clone());
+        let (measuring, stop, latencies) = (measuring.clone(), stop.clone(), latencies.clone());
+        let (ok, errors, all) = (ok.clone(), errors.clone(), all.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let flight = &flights[(client * 7 + n as usize) % flights.len()];
+                let body = json!({
+                    "flight_id": flight, "contact_email": "bench@example.com",
+                    "passengers": [{"given_name": "Bench", "family_name": format!("Client{client}x{n}")}],
+                    "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2031, "cvc": "123"}
+                });
+                let started = Instant::now();
+                let response = http.post(&url).header("idempotency-key", format!("bench-{client}-{n}-{}", uuid::Uuid::new_v4().simple())).json(&body).send().await;
+                let took = started.elapsed();
+                let booked = matches!(&response, Ok(r) if r.status() == 201);
+                if booked {
+                    all.fetch_add(1, Ordering::Relaxed);
+                }
+                if !measuring.load(Ordering::Relaxed) {
+                    continue;
+                }
+                if booked {
+                    mine.push(took);
+                    ok.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            latencies.lock().unwrap().extend(mine);
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(knobs.warmup)).await;
+    measuring.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(knobs.seconds)).await;
+    measuring.store(false, Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await?;
+    }
+    let total_bookings = all.load(Ordering::Relaxed);
+    let mut all = std::mem::take(&mut *latencies.lock().unwrap());
+    all.sort();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    Ok(Measured {
+        bookings: ok.load(Ordering::Relaxed),
+        errors: errors.load(Ordering::Relaxed),
+        elapsed,
+        p50: pct(0.50),
+        p99: pct(0.99),
+        total_bookings,
+        cpu: CpuReport::default(),
+    })
+}
+
+/// The SQL skybook runs for one booking (fast-path reads, Tx 1, Tx 2), as a pgbench script.
+fn pgbench_script(s: &Seeded) -> String {
+    let t = &s.tenant;
+    // Each booking picks one of the seeded flights, as the HTTP clients do.
+    let list = s
+        .flights
+        .iter()
+        .map(|f| format!("'{f}'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let f = format!("(ARRAY[{list}]::uuid[])[:f]");
+    let count = s.flights.len();
+    format!(
+        r#"\set n random(1, 2000000000)
+\set f random(1, {count})
+SELECT id, slug, name FROM tenants WHERE slug = 'bench';
+SELECT tenant_id, key, request_fingerprint, booking_id, locked_until, response_status, response_body FROM idempotency_keys WHERE tenant_id = '{t}' AND key = 'pgb-' || :client_id || '-' || :n;
+SELECT id, tenant_id, number, origin, destination, departs_at, capacity, seats_sold, fare_minor, currency FROM flights WHERE tenant_id = '{t}' AND id = {f};
+BEGIN;
+INSERT INTO idempotency_keys (tenant_id, key, request_fingerprint, locked_until, created_at, updated_at) VALUES ('{t}', 'pgb-' || :client_id || '-' || :n, md5(:n::text) || md5(:client_id::text), now() + interval '60 seconds', now(), now()) ON CONFLICT (tenant_id, key) DO NOTHING;
+INSERT INTO bookings (id, tenant_id, reference, flight_id, status, contact_email, passengers, seats, amount_minor, currency, card_last4, card_brand, card_fingerprint, entity_fingerprint, hold_expires_at, created_at, updated_at) VALUES (md5(:client_id || ':' || :n)::uuid, '{t}', upper(substr(md5(:n || 'r' || :client_id), 1, 16)), {f}, 'seat_held', 'bench@example.com', '[{{"given_name":"Bench","family_name":"Pgbench"}}]', 1, 9599, 'EUR', '4242', 'visa', md5('c') || md5('c'), md5(:n || 'e' || :client_id) || md5(:client_id || 'e' || :n), now() + interval '15 minutes', now(), now()) ON CONFLICT DO NOTHING;
+UPDATE flights SET seats_sold = seats_sold + 1 WHERE tenant_id = '{t}' AND id = {f} AND seats_sold + 1 <= capacity;
+UPDATE idempotency_keys SET booking_id = md5(:client_id || ':' || :n)::uuid WHERE tenant_id = '{t}' AND key = 'pgb-' || :client_id || '-' || :n;
+SELECT * FROM bookings WHERE tenant_id = '{t}' AND id = md5(:client_id || ':' || :n)::uuid FOR UPDATE;
+COMMIT;
+BEGIN;
+UPDATE bookings SET status = 'confirmed', charge_id = 'ch_' || md5(:client_id || 'ch' || :n), failure_reason = NULL, updated_at = now() WHERE tenant_id = '{t}' AND id = md5(:client_id || ':' || :n)::uuid AND status IN ('seat_held', 'payment_pending');
+INSERT INTO outbox_emails (id, tenant_id, booking_id, kind, recipient, message_id, created_at) VALUES (md5(:client_id || 'o' || :n)::uuid, '{t}', md5(:client_id || ':' || :n)::uuid, 'booking_confirmation', 'bench@example.com', '<' || :client_id || '-' || :n || '@bench>', now()) ON CONFLICT DO NOTHING;
+SELECT * FROM bookings WHERE tenant_id = '{t}' AND id = md5(:client_id || ':' || :n)::uuid FOR UPDATE;
+UPDATE idempotency_keys SET response_status = 201, response_body = '{{"booking":{{"status":"confirmed"}}}}', locked_until = NULL, updated_at = now() WHERE tenant_id = '{t}' AND key = 'pgb-' || :client_id || '-' || :n;
+COMMIT;
+"#
+    )
+}
+
+/// Runs pgbench with the script at `clients` connections; returns transactions (= bookings) per second.
+fn pgbench(url: &str, seeded: &Seeded, knobs: &Knobs, clients: usize) -> Result<f64> {
+    let dir = skybook_testkit::test_dir("bench-pgbench");
+    let script = dir.join("booking.sql");
+    std::fs::write(&script, pgbench_script(seeded))?;
+    let bin = std::env::var("PG_BIN")
+        .map(|b| format!("{b}/pgbench"))
+        .unwrap_or_else(|_| "pgbench".into());
+    let total = knobs.seconds + knobs.warmup;
+    let output = Command::new(&bin)
+        .args([
+            "-n",
+            "-M",
+            "prepared",
+            "-c",
+            &clients.to_string(),
+            "-j",
+            "2",
+            "-T",
+            &total.to_string(),
+            "-f",
+        ])
+        .arg(&script)
+        .arg(url.split('?').next().unwrap())
+        .output()
+        .with_context(|| format!("running {bin}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!(
+            "pgbench failed: {}{}",
+            stdout,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    std::fs::write(dir.join("pgbench.out"), stdout.as_bytes())?;
+    let tps = stdout
+        .lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l["tps = ".len()..].split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("no tps line in pgbench output")?;
+    Ok(tps)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    if std::env::args().any(|a| a == "--list") {
+        return Ok(()); // `cargo bench -- --list` / `cargo test --benches` probing
+    }
+    let knobs = Knobs {
+        clients: knob("BENCH_CLIENTS", 32) as usize,
+        seconds: knob("BENCH_SECONDS", 10),
+        warmup: knob("BENCH_WARMUP_SECONDS", 2),
+    };
+    println!(
+        "booking benchmark: {} clients, {} s measured after {} s warm-up, {} cores",
+        knobs.clients,
+        knobs.seconds,
+        knobs.warmup,
+        std::thread::available_parallelism()?
+    );
+
+    // Bookings spread over many flights (a normal day), then all on one flight (a flash sale: every booking
+    // updates the same row, which serialises them in any database).
+    for (scenario, flights) in [("spread over 100 flights", 100), ("one hot flight", 1)] {
+        let pg_url = skybook_testkit::fresh_database_url(Engine::Postgres, "bench").await;
+        let (pg, seeded) = run_skybook(&pg_url, flights, &knobs, "postgres").await?;
+        // The database's best: pgbench with as many connections as there are clients, and with as many as
+        // skybook's pool holds (a pool in front of PostgreSQL is part of using it well).
+        let at_clients = pgbench(&pg_url, &seeded, &knobs, knobs.clients)?;
+        let at_pool = pgbench(&pg_url, &seeded, &knobs, POOL_SIZE)?;
+        let ceiling = at_clients.max(at_pool);
+        let sqlite_url = skybook_testkit::fresh_database_url(Engine::Sqlite, "bench").await;
+        let (lite, _) = run_skybook(&sqlite_url, flights, &knobs, "sqlite").await?;
+
+        println!();
+        println!("== bookings {scenario} ==");
+        println!(
+            "{:<34} {:>12} {:>10} {:>10} {:>8}",
+            "", "bookings/s", "p50", "p99", "errors"
+        );
+        println!(
+            "{:<34} {:>12.0} {:>10} {:>10} {:>8}",
+            "skybook HTTP API on PostgreSQL",
+            pg.per_second(),
+            ms(pg.p50),
+            ms(pg.p99),
+            pg.errors
+        );
+        let pgbench_label = |n: usize| format!("pgbench, same SQL, {n} connections");
+        println!("{:<34} {:>12.0}", pgbench_label(knobs.clients), at_clients);
+        println!("{:<34} {:>12.0}", pgbench_label(POOL_SIZE), at_pool);
+        println!(
+            "{:<34} {:>12.0} {:>10} {:>10} {:>8}",
+            "skybook HTTP API on SQLite",
+            lite.per_second(),
+            ms(lite.p50),
+            ms(lite.p99),
+            lite.errors
+        );
+        println!(
+            "ratio to the PostgreSQL ceiling (the better pgbench): {:.2}   (target >= 0.50)",
+            pg.per_second() / ceiling
+        );
+        println!(
+            "p99 at {} clients on PostgreSQL: {}   (target < 100 ms)",
+            knobs.clients,
+            ms(pg.p99)
+        );
+        println!(
+            "bookings measured: {} on PostgreSQL, {} on SQLite",
+            pg.bookings, lite.bookings
+        );
+        for (engine, m) in [("PostgreSQL", &pg), ("SQLite", &lite)] {
+            let per = |cpu: f64| cpu * 1000.0 / m.total_bookings.max(1) as f64;
+            let c = &m.cpu;
+            println!(
+                "CPU per booking on {engine}: serve {:.2} ms, sandbox {:.2} ms, load generator {:.2} ms, \
+                 the rest (the database) {:.2} ms; peak RSS: serve {} MiB, sandbox {} MiB",
+                per(c.serve),
+                per(c.sandbox),
+                per(c.load),
+                per(c.machine - c.serve - c.sandbox - c.load),
+                c.serve_rss_kib / 1024,
+                c.sandbox_rss_kib / 1024
+            );
+        }
+    }
+    Ok(())
+}

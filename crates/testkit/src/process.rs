@@ -1,0 +1,103 @@
+//! Running `skybook` subcommands as child processes (tests and benchmarks), output kept under the data root.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A command for the `skybook` binary at `exe` (a test or bench passes `env!("CARGO_BIN_EXE_skybook")`), with
+/// no inherited `SKYBOOK_*` settings and JSON logs.
+pub fn skybook(exe: &str) -> Command {
+    let mut cmd = Command::new(exe);
+    // Start from a clean slate: only what a test sets reaches the child.
+    for (name, _) in std::env::vars() {
+        if name.starts_with("SKYBOOK_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.env("RUST_LOG", "info")
+        .env("SKYBOOK_LOG_FORMAT", "json");
+    cmd
+}
+
+/// A child process killed when dropped; its output is copied to `<dir>/<name>.log`.
+pub struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    pub log: PathBuf,
+}
+
+impl Running {
+    pub fn start(mut cmd: Command, dir: &std::path::Path, name: &str) -> Self {
+        let log = dir.join(format!("{name}.log"));
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn skybook");
+        let (tx, lines) = mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let (tx, log) = (tx.clone(), log.clone());
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let mut file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(log)
+                    .unwrap();
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let _ = writeln!(file, "{line}");
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        Self { child, lines, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits (bounded) for an output line containing `needle`; returns it.
+    pub fn wait_for_line(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => continue,
+                Err(_) => break,
+            }
+        }
+        panic!(
+            "no output line containing {needle:?}; see {}",
+            self.log.display()
+        )
+    }
+
+    /// The address a `serve` process logged it is listening on.
+    pub fn serving_url(&self) -> String {
+        let line = self.wait_for_line("skybook serving");
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        format!("http://{}", value["addr"].as_str().unwrap())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a command to completion (bounded); returns exit code and stderr.
+pub fn run_to_end(mut cmd: Command) -> (i32, String) {
+    let output = cmd.stdin(Stdio::null()).output().expect("run skybook");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
