@@ -15,11 +15,11 @@ use anyhow::{bail, Context, Result};
 use serde_json::json;
 use skybook_domain::{AirportCode, Currency, FlightNumber, Money, TenantSlug};
 use skybook_storage::{NewFlight, Store};
-use skybook_testkit::process::{run_to_end, Running};
+use skybook_testkit::process;
 use skybook_testkit::Engine;
 
-/// skybook's default PostgreSQL pool size (`PoolSettings::default().max_connections`).
-const POOL_SIZE: usize = 16;
+/// skybook's default PostgreSQL pool size.
+const POOL_SIZE: usize = skybook_storage::PoolSettings::DEFAULT_MAX_CONNECTIONS as usize;
 
 struct Knobs {
     clients: usize,
@@ -32,10 +32,6 @@ fn knob(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn skybook() -> Command {
-    skybook_testkit::process::skybook(env!("CARGO_BIN_EXE_skybook"))
 }
 
 #[derive(Debug)]
@@ -155,42 +151,12 @@ async fn run_skybook(
     label: &str,
 ) -> Result<(Measured, Seeded)> {
     let dir = skybook_testkit::test_dir(&format!("bench-{label}"));
-    let mut migrate = skybook();
-    migrate.arg("migrate").env("SKYBOOK_DATABASE_URL", url);
-    let (code, err) = run_to_end(migrate);
-    if code != 0 {
-        bail!("migrate failed: {err}");
-    }
+    let exe = env!("CARGO_BIN_EXE_skybook");
+    process::migrate(exe, url);
     let seeded = seed(url, flights).await?;
 
-    let mut sandbox = skybook();
-    sandbox
-        .args(["sandbox", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.join("sandbox"));
-    let sandbox = Running::start(sandbox, &dir, "sandbox");
-    let sandbox_url = sandbox
-        .wait_for_line("sandbox listening on")
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .to_owned();
-    let mut serve = skybook();
-    serve
-        .args(["serve", "--listen", "127.0.0.1:0", "--no-workers"])
-        .env("SKYBOOK_DATABASE_URL", url)
-        .env(
-            "SKYBOOK_SECRET_KEY",
-            "bench-secret-key-0123456789abcdef0123",
-        )
-        .env("SKYBOOK_PAYMENTS_URL", &sandbox_url)
-        .env(
-            "SKYBOOK_PAYMENTS_TOKEN_URL",
-            format!("{sandbox_url}/oauth/token"),
-        )
-        .env("SKYBOOK_PAYMENTS_CLIENT_ID", "skybook")
-        .env("SKYBOOK_PAYMENTS_CLIENT_SECRET", "sandbox-secret");
-    let server = Running::start(serve, &dir, "serve");
-    let base = server.serving_url();
+    let (sandbox, sandbox_url) = process::start_sandbox(exe, &dir);
+    let (server, base) = process::start_serve(exe, &dir, "serve", url, &sandbox_url);
 
     let (serve_pid, sandbox_pid) = (server.pid().to_string(), sandbox.pid().to_string());
     let before = [

@@ -79,6 +79,9 @@ pub struct DatabaseArgs {
     /// sqlite://path/to/file.db or postgres://user@host/db
     #[arg(long, env = "SKYBOOK_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// Most connections this process opens to PostgreSQL (SQLite: most readers). Default 8.
+    #[arg(long, env = "SKYBOOK_DATABASE_MAX_CONNECTIONS")]
+    pub database_max_connections: Option<String>,
 }
 
 #[derive(Debug, Args)]

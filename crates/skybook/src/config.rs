@@ -63,6 +63,24 @@ pub fn http_url(name: &str, raw: &str) -> Result<Url> {
     }
 }
 
+/// Pool settings from `--database-max-connections` (1..=1000).
+pub fn pool(raw: Option<&str>) -> Result<skybook_storage::PoolSettings> {
+    let mut settings = skybook_storage::PoolSettings::default();
+    if let Some(raw) = raw.filter(|r| !r.trim().is_empty()) {
+        settings.max_connections = match raw.trim().parse::<u32>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => {
+                return Err(invalid(
+                    "SKYBOOK_DATABASE_MAX_CONNECTIONS (--database-max-connections)",
+                    raw,
+                    "expected a whole number from 1 to 1000",
+                ))
+            }
+        };
+    }
+    Ok(settings)
+}
+
 pub fn seconds(name: &str, raw: &str) -> Result<Duration> {
     match raw.trim().parse::<u64>() {
         Ok(s) if s > 0 => Ok(Duration::from_secs(s)),

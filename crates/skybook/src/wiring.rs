@@ -26,9 +26,9 @@ pub enum Schema {
     MigrateSqliteOnly,
 }
 
-pub async fn connect(url: &str, schema: Schema) -> Result<Store> {
+pub async fn connect(url: &str, pool: &PoolSettings, schema: Schema) -> Result<Store> {
     let redacted = skybook_storage::redact(url);
-    let store = Store::connect(url, &PoolSettings::default())
+    let store = Store::connect(url, pool)
         .await
         .with_context(|| format!("cannot open the database at {redacted}"))?;
     let migrate = schema == Schema::Migrate || store.engine() == Engine::Sqlite;

@@ -38,6 +38,12 @@ pub struct PoolSettings {
     pub acquire_timeout: Duration,
 }
 
+impl PoolSettings {
+    /// A small pool: on a few cores PostgreSQL does more work with few busy connections than with many
+    /// (see bench/README.md).
+    pub const DEFAULT_MAX_CONNECTIONS: u32 = 8;
+}
+
 impl Default for PoolSettings {
     fn default() -> Self {
         Self {
@@ -74,9 +80,12 @@ impl Backend {
             Ok(Self::Sqlite { writer, reader })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url).map_err(|e| config_err(e.to_string()))?;
+            // No ping on every acquire: it costs a round trip per checkout (several per booking). A connection
+            // that died since its last use fails its first query with a transient error instead.
             let pool = PgPoolOptions::new()
                 .max_connections(settings.max_connections)
                 .acquire_timeout(settings.acquire_timeout)
+                .test_before_acquire(false)
                 .connect_with(options)
                 .await?;
             Ok(Self::Postgres(pool))

@@ -101,3 +101,75 @@ pub fn run_to_end(mut cmd: Command) -> (i32, String) {
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+/// `skybook migrate` on `database_url`; panics with its stderr if it fails.
+pub fn migrate(exe: &str, database_url: &str) {
+    let mut cmd = skybook(exe);
+    cmd.arg("migrate").env("SKYBOOK_DATABASE_URL", database_url);
+    let (code, stderr) = run_to_end(cmd);
+    assert_eq!(code, 0, "skybook migrate failed: {stderr}");
+}
+
+/// `skybook sandbox` on a free port with its state in `<dir>/sandbox`; returns the process and its URL.
+pub fn start_sandbox(exe: &str, dir: &std::path::Path) -> (Running, String) {
+    let mut cmd = skybook(exe);
+    cmd.args(["sandbox", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("sandbox"));
+    let sandbox = Running::start(cmd, dir, "sandbox");
+    let url = sandbox
+        .wait_for_line("sandbox listening on")
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    (sandbox, url)
+}
+
+/// `skybook serve --no-workers` on a free port, fetching its own tokens from the sandbox at `sandbox_url`;
+/// returns the process and its base URL. Nodes started with the same `database_url` form one deployment.
+pub fn start_serve(
+    exe: &str,
+    dir: &std::path::Path,
+    name: &str,
+    database_url: &str,
+    sandbox_url: &str,
+) -> (Running, String) {
+    let mut cmd = skybook(exe);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--no-workers"])
+        .env("SKYBOOK_DATABASE_URL", database_url)
+        .env(
+            "SKYBOOK_SECRET_KEY",
+            "shared-secret-of-this-deployment-0123456789",
+        )
+        .env("SKYBOOK_PAYMENTS_URL", sandbox_url)
+        .env(
+            "SKYBOOK_PAYMENTS_TOKEN_URL",
+            format!("{sandbox_url}/oauth/token"),
+        )
+        .env("SKYBOOK_PAYMENTS_CLIENT_ID", "skybook")
+        .env("SKYBOOK_PAYMENTS_CLIENT_SECRET", "sandbox-secret");
+    let node = Running::start(cmd, dir, name);
+    let url = node.serving_url();
+    (node, url)
+}
+
+/// POSTs a booking to `base` for `tenant`; returns status and JSON body.
+pub async fn post_booking(
+    client: &reqwest::Client,
+    base: &str,
+    tenant: &str,
+    key: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let response = client
+        .post(format!("{base}/api/v1/tenants/{tenant}/bookings"))
+        .header("idempotency-key", key)
+        .json(body)
+        .send()
+        .await
+        .expect("booking request");
+    (
+        response.status().as_u16(),
+        response.json().await.expect("a JSON body"),
+    )
+}

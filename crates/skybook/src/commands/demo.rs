@@ -47,7 +47,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     read_or_create(&admin_token_path, SecretKey::generate_hex)?;
 
     let sandbox = skybook_sandbox::spawn(SandboxConfig::new(data_dir), sandbox_listen).await?;
-    let store = wiring::connect(&url, Schema::Migrate).await?;
+    let store = wiring::connect(&url, &Default::default(), Schema::Migrate).await?;
     seed(&store).await.context("seeding demo data")?;
 
     let payments = PaymentsConfig {

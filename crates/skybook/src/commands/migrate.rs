@@ -11,7 +11,8 @@ pub async fn run(args: MigrateArgs) -> Result<()> {
         "SKYBOOK_DATABASE_URL (--database-url)",
         &args.database.database_url,
     )?)?;
-    let store = wiring::connect(&url, Schema::Migrate).await?;
+    let pool = config::pool(args.database.database_max_connections.as_deref())?;
+    let store = wiring::connect(&url, &pool, Schema::Migrate).await?;
     tracing::info!(database = %skybook_storage::redact(&url), "migrations applied; schema is current");
     store.close().await;
     Ok(())

@@ -24,7 +24,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         tracing::info!("background workers arrive with the job queue; serving web only");
     }
 
-    let store = wiring::connect(&url, Schema::MigrateSqliteOnly).await?;
+    let pool = config::pool(args.database.database_max_connections.as_deref())?;
+    let store = wiring::connect(&url, &pool, Schema::MigrateSqliteOnly).await?;
     let options = WebOptions {
         fault_injection,
         ..WebOptions::default()

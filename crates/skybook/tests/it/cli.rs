@@ -2,7 +2,8 @@
 
 use serde_json::Value;
 use skybook_testkit::fixtures::CARD_OK;
-use skybook_testkit::Engine;
+use skybook_testkit::process::post_booking;
+use skybook_testkit::{backend_tests, Engine};
 
 use crate::process::{run_to_end, skybook, Running};
 
@@ -53,6 +54,10 @@ fn config_mistakes_are_one_line_naming_the_setting() {
             with("SKYBOOK_ENABLE_FAULT_INJECTION", "maybe"),
             "SKYBOOK_ENABLE_FAULT_INJECTION",
         ),
+        (
+            with("SKYBOOK_DATABASE_MAX_CONNECTIONS", "0"),
+            "SKYBOOK_DATABASE_MAX_CONNECTIONS",
+        ),
     ];
     for (env, named) in cases {
         let (code, stderr) = serve(&env);
@@ -94,29 +99,28 @@ async fn serve_on_postgres_refuses_an_outdated_schema_until_migrated() {
 }
 
 /// `skybook demo` from an empty data dir: seeded flights, a booking through the in-process sandbox, the secret
-/// key and admin token written, and a restart keeps everything (seeding is idempotent).
-#[tokio::test(flavor = "multi_thread")]
-async fn demo_runs_from_an_empty_data_dir() {
+/// key and admin token written, and a restart keeps everything (seeding is idempotent). On SQLite by default,
+/// and on PostgreSQL with `--database-url`.
+async fn demo_runs_from_an_empty_data_dir(engine: Engine) {
     let dir = skybook_testkit::test_dir("demo");
     let data = dir.join("data");
+    let database_url = match engine {
+        Engine::Sqlite => None,
+        Engine::Postgres => Some(skybook_testkit::fresh_database_url(engine, "demo").await),
+    };
     let demo = || {
         let mut cmd = skybook();
         cmd.args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data);
+        if let Some(url) = &database_url {
+            cmd.arg("--database-url").arg(url);
+        }
         cmd
     };
     let reference = {
         let server = Running::start(demo(), &dir, "demo-1");
         let site = site_url(&server);
-        let flights: Value = reqwest::get(format!(
-            "{site}/api/v1/tenants/demo/flights?origin=DUB&destination=LHR"
-        ))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-        let flights = flights["flights"].as_array().unwrap();
+        let flights = dub_to_lhr(&site).await;
         assert!(
             flights.len() >= 58,
             "two a day for 30 days (today's may have left): {}",
@@ -131,15 +135,15 @@ async fn demo_runs_from_an_empty_data_dir() {
             "passengers": [{"given_name": "Bryan", "family_name": "Hunt"}],
             "card": {"number": CARD_OK, "exp_month": 12, "exp_year": 2031, "cvc": "123"}
         });
-        let response = reqwest::Client::new()
-            .post(format!("{site}/api/v1/tenants/demo/bookings"))
-            .header("idempotency-key", "demo-test-key-000001")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 201);
-        let booked: Value = response.json().await.unwrap();
+        let (status, booked) = post_booking(
+            &reqwest::Client::new(),
+            &site,
+            "demo",
+            "demo-test-key-000001",
+            &body,
+        )
+        .await;
+        assert_eq!(status, 201, "{booked}");
         booked["booking"]["reference"].as_str().unwrap().to_owned()
     };
     assert_eq!(
@@ -163,18 +167,18 @@ async fn demo_runs_from_an_empty_data_dir() {
         .await
         .unwrap();
     assert_eq!(shown.status(), 200, "the booking survives a restart");
-    let flights: Value = reqwest::get(format!(
-        "{site}/api/v1/tenants/demo/flights?origin=DUB&destination=LHR"
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
     assert!(
-        flights["flights"].as_array().unwrap().len() <= 60,
+        dub_to_lhr(&site).await.len() <= 60,
         "re-seeding added no duplicates"
     );
+}
+
+backend_tests!(demo_runs_from_an_empty_data_dir);
+
+async fn dub_to_lhr(site: &str) -> Vec<Value> {
+    let url = format!("{site}/api/v1/tenants/demo/flights?origin=DUB&destination=LHR");
+    let flights: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    flights["flights"].as_array().unwrap().clone()
 }
 
 fn site_url(server: &Running) -> String {

@@ -7,7 +7,7 @@ use serde_json::Value;
 use skybook_testkit::fixtures::{booking_body, tenant_with_flight, CARD_OK};
 use skybook_testkit::Engine;
 
-use crate::process::{run_to_end, skybook, Running};
+use skybook_testkit::process::{self, Running};
 
 struct Cluster {
     nodes: Vec<String>,
@@ -18,42 +18,15 @@ struct Cluster {
 async fn cluster(name: &str) -> (Cluster, skybook_storage::Store, String) {
     let dir = skybook_testkit::test_dir(name);
     let url = skybook_testkit::fresh_database_url(Engine::Postgres, name).await;
-    let mut migrate = skybook();
-    migrate.arg("migrate").env("SKYBOOK_DATABASE_URL", &url);
-    let (code, stderr) = run_to_end(migrate);
-    assert_eq!(code, 0, "{stderr}");
-
-    let mut sandbox_cmd = skybook();
-    sandbox_cmd
-        .args(["sandbox", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.join("sandbox"));
-    let sandbox = Running::start(sandbox_cmd, &dir, "sandbox");
-    let sandbox_url = sandbox
-        .wait_for_line("sandbox listening on")
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .to_owned();
-
+    let exe = env!("CARGO_BIN_EXE_skybook");
+    process::migrate(exe, &url);
+    let (sandbox, sandbox_url) = process::start_sandbox(exe, &dir);
     let mut processes = vec![sandbox];
     let mut nodes = Vec::new();
     for i in 0..2 {
-        let mut cmd = skybook();
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--no-workers"])
-            .env("SKYBOOK_DATABASE_URL", &url)
-            .env(
-                "SKYBOOK_SECRET_KEY",
-                "shared-secret-of-this-deployment-0123456789",
-            )
-            .env("SKYBOOK_PAYMENTS_URL", &sandbox_url)
-            .env(
-                "SKYBOOK_PAYMENTS_TOKEN_URL",
-                format!("{sandbox_url}/oauth/token"),
-            )
-            .env("SKYBOOK_PAYMENTS_CLIENT_ID", "skybook")
-            .env("SKYBOOK_PAYMENTS_CLIENT_SECRET", "sandbox-secret");
-        let node = Running::start(cmd, &dir, &format!("node-{i}"));
-        nodes.push(node.serving_url());
+        let (node, base) =
+            process::start_serve(exe, &dir, &format!("node-{i}"), &url, &sandbox_url);
+        nodes.push(base);
         processes.push(node);
     }
     let store = skybook_storage::Store::connect(&url, &Default::default())
@@ -78,15 +51,7 @@ impl Cluster {
         key: &str,
         body: &Value,
     ) -> (u16, Value) {
-        let node = &self.nodes[i % self.nodes.len()];
-        let response = client
-            .post(format!("{node}/api/v1/tenants/air/bookings"))
-            .header("idempotency-key", key)
-            .json(body)
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.json().await.unwrap())
+        process::post_booking(client, &self.nodes[i % self.nodes.len()], "air", key, body).await
     }
 
     async fn charges(&self) -> i64 {

@@ -11,14 +11,7 @@ use skybook_testkit::fixtures::CARD_OK;
 use crate::harness::{key, TestApp};
 
 async fn post(client: &reqwest::Client, base: &str, key: &str, body: &Value) -> (u16, Value) {
-    let response = client
-        .post(format!("{base}/api/v1/tenants/air/bookings"))
-        .header("idempotency-key", key)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.json().await.unwrap())
+    skybook_testkit::process::post_booking(client, base, "air", key, body).await
 }
 
 /// 50 concurrent requests with one key: one booking, one charge; a replay returns the stored response.
