@@ -351,8 +351,9 @@ fn ms(d: Duration) -> String {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    if std::env::args().any(|a| a == "--list") {
-        return Ok(()); // `cargo bench -- --list` / `cargo test --benches` probing
+    // `cargo bench` passes --bench; test runners probing every target (--list, or none) get nothing to run.
+    if !std::env::args().any(|a| a == "--bench") {
+        return Ok(());
     }
     let knobs = Knobs {
         clients: knob("BENCH_CLIENTS", 32) as usize,
