@@ -45,15 +45,22 @@ async fn concurrent_cold_callers_share_exactly_one_token_request() -> TestResult
         (stats.fetches_ok, stats.fetches_failed, stats.refreshes),
         (1, 0, 0)
     );
-    assert_eq!(
-        stats.waits, 300,
-        "all 300 cold callers waited on the one request"
+    // Callers scheduled before the token arrived waited on the one request; any scheduled after it were
+    // served from the cache. Which is timing, so only the bounds are asserted.
+    assert!(
+        (1..=300).contains(&stats.waits),
+        "cold callers wait on the one request: {}",
+        stats.waits
     );
 
     // Warm now: served from the cache without another request.
     manager.token().await?;
     assert_eq!(sandbox.stat("tokens_issued").await, 1);
-    assert_eq!(manager.stats().waits, 300);
+    assert_eq!(
+        manager.stats().waits,
+        stats.waits,
+        "a warm call waits for nothing"
+    );
     sandbox.shutdown().await;
     Ok(())
 }
