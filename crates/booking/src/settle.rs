@@ -10,6 +10,13 @@ use crate::service::{card_details, confirmation_message_id, BookingError, Bookin
 
 const UNSETTLED: &[BookingStatus] = &[BookingStatus::SeatHeld, BookingStatus::PaymentPending];
 
+/// What the provider says about an earlier attempt.
+enum Lookup {
+    Found(Charged),
+    NoCharge,
+    Failed,
+}
+
 /// How the charge step ended, before Tx 2 writes it down.
 enum Charged {
     Yes {
@@ -19,6 +26,20 @@ enum Charged {
     /// Nothing was sent to the provider (tokenising failed): safe to forget the attempt entirely.
     NotAttempted(String),
     Unknown,
+}
+
+impl Charged {
+    /// On a resumed booking an earlier request may still hold a charge the lookup could not see yet (it may
+    /// be in flight), so only a definitive answer counts: a refusal or a provider that could not be reached
+    /// becomes "unknown", never "not charged".
+    fn after_earlier_attempt(self) -> Self {
+        match self {
+            Charged::No(FailureReason::PaymentRejected) | Charged::NotAttempted(_) => {
+                Charged::Unknown
+            }
+            other => other,
+        }
+    }
 }
 
 impl BookingService {
@@ -46,15 +67,18 @@ impl BookingService {
             BookingStatus::SeatHeld | BookingStatus::PaymentPending => {}
         }
         let charged = match (resumed, request) {
-            (true, request) => match self.lookup_charge(&view).await {
-                Some(charged) => charged,
-                None => match request {
-                    Some(request) => self.charge(&view, request).await,
-                    None => Charged::Unknown,
-                },
-            },
             (false, Some(request)) => self.charge(&view, request).await,
+            // Background settlement has no card: only the lookup below could settle it.
             (false, None) => Charged::Unknown,
+            (true, request) => match (self.lookup_charge(&view).await, request) {
+                (Lookup::Found(charged), _) => charged,
+                // Never charge on a failed lookup: the first charge may exist, and a second attempt (with a
+                // fresh card token) would be refused as a reused key and read as "not charged".
+                (Lookup::Failed, _) | (Lookup::NoCharge, None) => Charged::Unknown,
+                (Lookup::NoCharge, Some(request)) => {
+                    self.charge(&view, request).await.after_earlier_attempt()
+                }
+            },
         };
         match charged {
             Charged::Yes { charge_id } => {
@@ -69,25 +93,24 @@ impl BookingService {
         }
     }
 
-    /// Asks the provider whether this booking was charged. `None`: no charge exists (or the lookup failed and
-    /// a charge with the same idempotency key is the safe way on).
-    async fn lookup_charge(&self, view: &BookingView) -> Option<Charged> {
+    /// Asks the provider whether this booking was charged (by the booking id, the charge's idempotency key).
+    async fn lookup_charge(&self, view: &BookingView) -> Lookup {
         match self
             .0
             .payments
             .find_charge(&view.booking.id.to_string())
             .await
         {
-            Ok(Some(charge)) => Some(match charge.status {
+            Ok(Some(charge)) => Lookup::Found(match charge.status {
                 ChargeStatus::Succeeded => Charged::Yes {
                     charge_id: charge.id,
                 },
                 ChargeStatus::Failed => Charged::No(FailureReason::CardDeclined),
             }),
-            Ok(None) => None,
+            Ok(None) => Lookup::NoCharge,
             Err(e) => {
-                tracing::warn!(error = %e, "charge lookup failed; charging with the same idempotency key instead");
-                None
+                tracing::warn!(error = %e, "charge lookup failed; leaving the booking for a later settlement");
+                Lookup::Failed
             }
         }
     }
@@ -181,19 +204,7 @@ impl BookingService {
         reason: FailureReason,
     ) -> Result<Reply, BookingError> {
         let mut tx = self.0.store.begin().await?;
-        let change = StatusChange {
-            from: UNSETTLED,
-            to: BookingStatus::Failed,
-            charge_id: None,
-            failure_reason: Some(reason),
-        };
-        if tx
-            .change_status(tenant.id, view.booking.id, &change, Utc::now())
-            .await?
-        {
-            tx.release_seats(tenant.id, view.booking.flight_id, view.booking.seats)
-                .await?;
-        }
+        fail_and_release(&mut tx, tenant, &view, reason).await?;
         let outcome = self.current_outcome(&mut tx, tenant, view).await?;
         let reply = self.finish(&mut tx, tenant, key, outcome).await?;
         tx.commit().await?;
@@ -233,19 +244,7 @@ impl BookingService {
         view: &BookingView,
     ) -> Result<(), BookingError> {
         let mut tx = self.0.store.begin().await?;
-        let change = StatusChange {
-            from: UNSETTLED,
-            to: BookingStatus::Failed,
-            charge_id: None,
-            failure_reason: Some(FailureReason::ProviderUnavailable),
-        };
-        if tx
-            .change_status(tenant.id, view.booking.id, &change, Utc::now())
-            .await?
-        {
-            tx.release_seats(tenant.id, view.booking.flight_id, view.booking.seats)
-                .await?;
-        }
+        fail_and_release(&mut tx, tenant, view, FailureReason::ProviderUnavailable).await?;
         if let Some(key) = key {
             tx.delete_idempotency_key(tenant.id, key).await?;
         }
@@ -288,4 +287,28 @@ impl BookingService {
             BookingStatus::SeatHeld | BookingStatus::PaymentPending => Outcome::Pending(view),
         })
     }
+}
+
+/// `failed` with `reason`, and the seats back on sale — if the booking is still unsettled (another actor may
+/// have settled it first, in which case nothing changes).
+async fn fail_and_release(
+    tx: &mut skybook_storage::Tx,
+    tenant: &Tenant,
+    view: &BookingView,
+    reason: FailureReason,
+) -> Result<(), BookingError> {
+    let change = StatusChange {
+        from: UNSETTLED,
+        to: BookingStatus::Failed,
+        charge_id: None,
+        failure_reason: Some(reason),
+    };
+    if tx
+        .change_status(tenant.id, view.booking.id, &change, Utc::now())
+        .await?
+    {
+        tx.release_seats(tenant.id, view.booking.flight_id, view.booking.seats)
+            .await?;
+    }
+    Ok(())
 }

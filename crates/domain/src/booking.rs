@@ -70,11 +70,6 @@ impl BookingStatus {
         !matches!(self, Self::Failed)
     }
 
-    /// Final statuses never change again.
-    pub fn is_final(&self) -> bool {
-        matches!(self, Self::Confirmed | Self::Failed)
-    }
-
     pub fn can_become(&self, next: BookingStatus) -> bool {
         use BookingStatus::*;
         matches!(

@@ -55,14 +55,6 @@ impl FieldErrors {
         self.0.is_empty()
     }
 
-    pub fn fields(&self) -> impl Iterator<Item = (&str, &[String])> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
-    }
-
-    pub fn get(&self, field: &str) -> Option<&[String]> {
-        self.0.get(field).map(Vec::as_slice)
-    }
-
     /// `Ok(())` when nothing was recorded.
     pub fn into_result(self) -> Result<(), FieldErrors> {
         if self.is_empty() {

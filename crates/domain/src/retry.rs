@@ -31,16 +31,6 @@ impl RetryPolicy {
         }
     }
 
-    /// Background work that can afford to wait longer (token refresh, sentinel, email).
-    pub const fn background() -> Self {
-        Self {
-            initial_delay: Duration::from_millis(200),
-            max_delay: Duration::from_secs(10),
-            max_retries: 8,
-            max_elapsed: Duration::from_secs(60),
-        }
-    }
-
     /// No retries at all; useful in tests that want to see the first failure.
     pub const fn none() -> Self {
         Self {

@@ -140,21 +140,6 @@ impl Store {
         let row: Option<BookingRow> = on_pool!(&self.backend, c => sqlx::query_as(&sql).bind(tenant).bind(id).fetch_optional(c).await)?;
         row.map(BookingRecord::try_from).transpose()
     }
-
-    /// Bookings of every tenant still in `status`, last touched before `before` — the sentinel's work list.
-    pub async fn bookings_in_status(
-        &self,
-        status: BookingStatus,
-        before: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<BookingRecord>> {
-        let sql = format!(
-            "SELECT {BOOKING_COLUMNS} FROM bookings WHERE status = $1 AND updated_at < $2 ORDER BY updated_at LIMIT $3"
-        );
-        let rows: Vec<BookingRow> = on_pool!(&self.backend, c => sqlx::query_as(&sql)
-            .bind(status).bind(before).bind(i64::from(limit)).fetch_all(c).await)?;
-        rows.into_iter().map(BookingRecord::try_from).collect()
-    }
 }
 
 impl Tx {
@@ -248,6 +233,10 @@ impl Tx {
         change: &StatusChange<'_>,
         now: DateTime<Utc>,
     ) -> Result<bool> {
+        debug_assert!(
+            change.from.iter().all(|f| f.can_become(change.to)),
+            "{change:?} is not a transition of the booking state machine"
+        );
         let from: Vec<&str> = change.from.iter().map(BookingStatus::as_str).collect();
         let placeholders: Vec<String> = (0..from.len()).map(|i| format!("${}", i + 7)).collect();
         let sql = format!(

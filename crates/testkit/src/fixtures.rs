@@ -59,3 +59,31 @@ pub fn booking_body(flight: &Flight, given: &str, family: &str, card: &str) -> s
         "card": {"number": card, "exp_month": 12, "exp_year": 2031, "cvc": "123"}
     })
 }
+
+/// The verdict on a storm of requests for one booking under different keys: exactly one `201`, every other
+/// answer a `409 duplicate_booking` naming that booking (in a live status). Returns its reference.
+pub fn assert_one_booking_rest_duplicates(results: &[(u16, serde_json::Value)]) -> String {
+    let created: Vec<&serde_json::Value> = results
+        .iter()
+        .filter(|(s, _)| *s == 201)
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(created.len(), 1, "exactly one booking: {results:?}");
+    let reference = created[0]["booking"]["reference"]
+        .as_str()
+        .expect("a reference")
+        .to_owned();
+    for (status, body) in results.iter().filter(|(s, _)| *s != 201) {
+        assert_eq!(*status, 409, "{body}");
+        assert_eq!(body["error"], "duplicate_booking", "{body}");
+        assert_eq!(body["existing"]["reference"], reference.as_str(), "{body}");
+        assert!(
+            matches!(
+                body["existing"]["status"].as_str(),
+                Some("seat_held" | "payment_pending" | "confirmed")
+            ),
+            "{body}"
+        );
+    }
+    reference
+}

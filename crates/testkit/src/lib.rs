@@ -144,16 +144,8 @@ pub fn secret_key() -> SecretKey {
 
 /// A sandbox on an ephemeral loopback port with its state under the data root.
 pub async fn sandbox(name: &str) -> skybook_sandbox::RunningSandbox {
-    sandbox_with(name, |_| {}).await
-}
-
-pub async fn sandbox_with(
-    name: &str,
-    adjust: impl FnOnce(&mut skybook_sandbox::SandboxConfig),
-) -> skybook_sandbox::RunningSandbox {
     init_logging();
-    let mut config = skybook_sandbox::SandboxConfig::new(test_dir(&format!("sandbox-{name}")));
-    adjust(&mut config);
+    let config = skybook_sandbox::SandboxConfig::new(test_dir(&format!("sandbox-{name}")));
     skybook_sandbox::spawn(config, "127.0.0.1:0".parse().unwrap())
         .await
         .expect("start sandbox")

@@ -4,7 +4,7 @@ use std::any::Any;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -84,9 +84,4 @@ pub async fn record_metrics(req: Request, next: Next) -> Response {
 /// Debug-only route (`SKYBOOK_ENABLE_FAULT_INJECTION=1`): panics inside a handler.
 pub async fn debug_panic() -> &'static str {
     panic!("fault injection: /debug/panic was called")
-}
-
-/// Marks JSON responses we build by hand.
-pub fn json_content_type() -> HeaderValue {
-    HeaderValue::from_static("application/json")
 }

@@ -4,7 +4,9 @@
 
 use futures::future::join_all;
 use serde_json::Value;
-use skybook_testkit::fixtures::{booking_body, tenant_with_flight, CARD_OK};
+use skybook_testkit::fixtures::{
+    assert_one_booking_rest_duplicates, booking_body, tenant_with_flight, CARD_OK,
+};
 use skybook_testkit::Engine;
 
 use skybook_testkit::process::{self, Running};
@@ -93,20 +95,7 @@ async fn duplicate_storms_across_two_nodes_charge_once() {
         async move { cluster.post(client, i, &key, body).await }
     }))
     .await;
-    let created: Vec<&Value> = results
-        .iter()
-        .filter(|(s, _)| *s == 201)
-        .map(|(_, b)| b)
-        .collect();
-    assert_eq!(created.len(), 1, "{results:?}");
-    let reference = &created[0]["booking"]["reference"];
-    assert!(
-        results
-            .iter()
-            .filter(|(s, _)| *s != 201)
-            .all(|(s, b)| *s == 409 && b["existing"]["reference"] == *reference),
-        "{results:?}"
-    );
+    assert_one_booking_rest_duplicates(&results);
     assert_eq!(cluster.charges().await, 2);
     let flight = store.flight(tenant.id, flight.id).await.unwrap().unwrap();
     assert_eq!(flight.seats_sold, 2);

@@ -95,10 +95,14 @@ async fn every_invalid_field_is_named_at_once(engine: Engine) {
             Some("must be a JSON object")
         )
     );
-    let (status, body) = app
-        .book_raw(Some(&key("invalid", 2)), &json!("{not json"))
-        .await;
+    // Bytes that are not JSON at all.
+    let request = axum::http::Request::post("/api/v1/tenants/air/bookings")
+        .header("idempotency-key", key("invalid", 2))
+        .body(axum::body::Body::from("{not json"))
+        .unwrap();
+    let (status, _, body) = app.request(request).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("is not valid JSON"), "{body}");
     assert_eq!(
         app.sandbox_stats().await["card_tokens"],
         0,
@@ -248,19 +252,68 @@ async fn an_unknown_outcome_is_pending_then_resumed(engine: Engine) {
         (StatusCode::CONFLICT, Some("payment_pending"))
     );
 
-    app.sandbox_faults(json!({})).await;
-    let (status, confirmed) = app.book(&k, &body).await;
-    assert_eq!(status, StatusCode::CREATED, "{confirmed}");
-    assert_eq!(
-        confirmed["booking"]["reference"],
-        pending["booking"]["reference"]
-    );
+    let confirmed = recovered_then_retried(&app, &k, &body, &pending).await;
     assert_eq!(app.charges().await, 1);
     let (status, replay) = app.book(&k, &body).await;
     assert_eq!((status, replay), (StatusCode::CREATED, confirmed));
 }
 
+/// The charge happens but every response to it is lost: 202, and the booking's seat stays held. The client's
+/// retry with the same key finds the charge by its idempotency key and confirms — one charge, never a second.
+async fn a_charge_whose_responses_were_lost_is_found_on_resume(engine: Engine) {
+    let app = TestApp::start(engine, "lost_all", 5).await;
+    app.sandbox_faults(json!({"lose_next_charge_responses": 1000}))
+        .await;
+    let k = key("lost-all", 0);
+    let body = app.body("Ann", "Lee", CARD_OK);
+    let (status, pending) = app.book(&k, &body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{pending}");
+    assert_eq!(pending["booking"]["status"], "payment_pending");
+    assert_eq!(
+        app.charges().await,
+        1,
+        "the provider charged once, however often the request was retried"
+    );
+
+    // A retry while the provider is too slow to answer the lookup (longer than the client's timeout and retry
+    // budget): the charge may exist, so the booking stays pending — never failed, never charged again.
+    app.sandbox_faults(json!({"lose_next_charge_responses": 0, "latency_ms": 6000}))
+        .await;
+    let (status, still) = app.book(&k, &body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{still}");
+    assert_eq!(still["booking"]["status"], "payment_pending");
+    assert_eq!(app.seats_left().await, 4, "the seat stays held");
+
+    recovered_then_retried(&app, &k, &body, &pending).await;
+    let stats = app.sandbox_stats().await;
+    assert_eq!(stats["charges"], 1);
+    assert_eq!(
+        stats["card_tokens"], 1,
+        "settled by looking the charge up, not by charging again"
+    );
+    assert_eq!(app.seats_left().await, 4);
+}
+
+/// The provider recovers (faults cleared) and the client retries with the same key: the pending booking is
+/// resumed and confirmed — the same booking, not a new one. Returns the 201 body.
+async fn recovered_then_retried(
+    app: &TestApp,
+    key: &str,
+    body: &serde_json::Value,
+    pending: &serde_json::Value,
+) -> serde_json::Value {
+    app.sandbox_faults(json!({})).await;
+    let (status, confirmed) = app.book(key, body).await;
+    assert_eq!(status, StatusCode::CREATED, "{confirmed}");
+    assert_eq!(
+        confirmed["booking"]["reference"],
+        pending["booking"]["reference"]
+    );
+    confirmed
+}
+
 backend_tests!(
+    a_charge_whose_responses_were_lost_is_found_on_resume,
     a_booking_is_confirmed_and_readable,
     every_invalid_field_is_named_at_once,
     idempotency_key_rules,

@@ -6,7 +6,7 @@ use futures::future::join_all;
 use serde_json::Value;
 use skybook_storage::Engine;
 use skybook_testkit::backend_tests;
-use skybook_testkit::fixtures::CARD_OK;
+use skybook_testkit::fixtures::{assert_one_booking_rest_duplicates, CARD_OK};
 
 use crate::harness::{key, TestApp};
 
@@ -68,22 +68,7 @@ async fn fresh_key_storm_is_one_booking(engine: Engine) {
     }))
     .await;
 
-    let created: Vec<&Value> = results
-        .iter()
-        .filter(|(s, _)| *s == 201)
-        .map(|(_, b)| b)
-        .collect();
-    assert_eq!(created.len(), 1, "{results:?}");
-    let reference = created[0]["booking"]["reference"].as_str().unwrap();
-    for (status, body) in results.iter().filter(|(s, _)| *s != 201) {
-        assert_eq!(*status, 409, "{body}");
-        assert_eq!(body["error"], "duplicate_booking");
-        assert_eq!(body["existing"]["reference"], reference);
-        assert!(matches!(
-            body["existing"]["status"].as_str(),
-            Some("seat_held" | "payment_pending" | "confirmed")
-        ));
-    }
+    assert_one_booking_rest_duplicates(&results);
     assert_eq!(app.charges().await, 1);
     assert_eq!(app.seats_left().await, 29);
 }
