@@ -11,6 +11,7 @@ use skybook_domain::{
     SecretKey,
 };
 use skybook_storage::{IdempotencyRecord, StorageError, Store, Tenant};
+use tracing::Instrument;
 
 use crate::claim::{Claim, ClaimInput};
 use crate::outcome::{BookingView, RenderOutcome, Rendered, Reply};
@@ -51,6 +52,9 @@ pub enum BookingError {
     PaymentUnavailable(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The pipeline's task was cancelled (the runtime is shutting down); the key's lease lets a retry resume.
+    #[error("booking task aborted: {0}")]
+    Aborted(String),
 }
 
 pub(crate) struct Inner {
@@ -87,8 +91,30 @@ impl BookingService {
     }
 
     /// Creates a booking, or replays / resumes the request this key already made.
-    #[tracing::instrument(name = "booking.create", skip_all, fields(tenant = %tenant.slug, booking.id, outcome))]
+    ///
+    /// The work runs on its own task, so a client that goes away (a browser's second click cancels the first
+    /// request's navigation; a proxy times out) does not cut the pipeline off between its phases: the request
+    /// that started a booking finishes it, and the retry finds the stored answer instead of a lease to wait out.
     pub async fn create(
+        &self,
+        tenant: &Tenant,
+        key: &IdempotencyKey,
+        request: NewBooking,
+    ) -> Result<Reply, BookingError> {
+        let (service, tenant, key) = (self.clone(), tenant.clone(), key.clone());
+        let task = tokio::spawn(
+            async move { service.run(&tenant, &key, request).await }.in_current_span(),
+        );
+        match task.await {
+            Ok(result) => result,
+            // Re-raised on the caller's task, where the web layer's panic handling answers with a 500.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(BookingError::Aborted(e.to_string())),
+        }
+    }
+
+    #[tracing::instrument(name = "booking.create", skip_all, fields(tenant = %tenant.slug, booking.id, outcome))]
+    async fn run(
         &self,
         tenant: &Tenant,
         key: &IdempotencyKey,

@@ -31,7 +31,7 @@ pub enum Command {
     /// Zero-setup demo: embedded SQLite, demo data, the sandbox in-process, site + API + workers.
     Demo(DemoArgs),
     /// Production server: site, API and background workers.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit.
     Migrate(MigrateArgs),
     /// The sandbox third party (payments, OAuth2, partner feeds) as its own process.
@@ -66,6 +66,8 @@ pub struct ServeArgs {
     pub secret_key: Option<String>,
     #[command(flatten)]
     pub payments: PaymentsArgs,
+    #[command(flatten)]
+    pub site: SiteArgs,
     /// Run the web server only, without background workers.
     #[arg(long)]
     pub no_workers: bool,
@@ -82,6 +84,25 @@ pub struct DatabaseArgs {
     /// Most connections this process opens to PostgreSQL (SQLite: most readers). Default 8.
     #[arg(long, env = "SKYBOOK_DATABASE_MAX_CONNECTIONS")]
     pub database_max_connections: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SiteArgs {
+    /// The tenant whose flights the website sells.
+    #[arg(long, env = "SKYBOOK_SITE_TENANT", default_value = "demo")]
+    pub site_tenant: String,
+    /// Session cookies without `Secure`, for plain-HTTP development (`demo` sets this).
+    #[arg(long)]
+    pub insecure_cookies: bool,
+    /// A website session unused this long expires: a number with s, m, h or d.
+    #[arg(long, env = "SKYBOOK_SESSION_IDLE_TIMEOUT", default_value = "30d")]
+    pub session_idle_timeout: String,
+    /// A website session this old expires however busy it is: a number with s, m, h or d.
+    #[arg(long, env = "SKYBOOK_SESSION_ABSOLUTE_TIMEOUT", default_value = "90d")]
+    pub session_absolute_timeout: String,
+    /// Token for `/admin` (Bearer header or the sign-in form); 16+ characters. Without it admin is closed.
+    #[arg(long, env = "SKYBOOK_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
 }
 
 #[derive(Debug, Args)]

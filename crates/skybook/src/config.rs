@@ -7,10 +7,11 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Result};
 use secrecy::SecretString;
 use skybook_clients::ClientCredentials;
-use skybook_domain::SecretKey;
+use skybook_domain::{SecretKey, TenantSlug};
+use skybook_web::site::{SessionOptions, SiteOptions};
 use url::Url;
 
-use crate::cli::PaymentsArgs;
+use crate::cli::{PaymentsArgs, SiteArgs};
 
 fn invalid(name: &str, value: &str, expected: &str) -> anyhow::Error {
     anyhow!("invalid {name} {value:?}: {expected}")
@@ -130,6 +131,66 @@ pub fn payments(args: &PaymentsArgs) -> Result<PaymentsConfig> {
         ),
     };
     Ok(PaymentsConfig { url, credentials })
+}
+
+/// `90s`, `15m`, `12h`, `30d` (a bare number is seconds).
+pub fn duration(name: &str, raw: &str) -> Result<Duration> {
+    let raw_trimmed = raw.trim();
+    let (digits, unit) = raw_trimmed.split_at(
+        raw_trimmed
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(raw_trimmed.len()),
+    );
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => 0,
+    };
+    match digits.parse::<u64>() {
+        Ok(n) if n > 0 && scale > 0 => Ok(Duration::from_secs(n.saturating_mul(scale))),
+        _ => Err(invalid(
+            name,
+            raw,
+            "expected a duration such as 90s, 15m, 12h or 30d",
+        )),
+    }
+}
+
+/// The website's settings.
+pub fn site(args: &SiteArgs) -> Result<SiteOptions> {
+    let tenant = TenantSlug::parse(&args.site_tenant).map_err(|e| {
+        invalid(
+            "SKYBOOK_SITE_TENANT (--site-tenant)",
+            &args.site_tenant,
+            e.message(),
+        )
+    })?;
+    let idle_timeout = duration(
+        "SKYBOOK_SESSION_IDLE_TIMEOUT (--session-idle-timeout)",
+        &args.session_idle_timeout,
+    )?;
+    let absolute_timeout = duration(
+        "SKYBOOK_SESSION_ABSOLUTE_TIMEOUT (--session-absolute-timeout)",
+        &args.session_absolute_timeout,
+    )?;
+    let admin_token = match args.admin_token.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(t) if t.len() < 16 => {
+            bail!("invalid SKYBOOK_ADMIN_TOKEN (--admin-token): expected at least 16 characters")
+        }
+        Some(t) => Some(SecretString::from(t.to_owned())),
+    };
+    Ok(SiteOptions {
+        tenant,
+        sessions: SessionOptions {
+            secure_cookies: !args.insecure_cookies,
+            idle_timeout,
+            absolute_timeout,
+        },
+        admin_token,
+    })
 }
 
 /// `1`/`true`/`yes` → on; unset, `0`/`false`/`no`/empty → off; anything else is an error.

@@ -72,19 +72,21 @@ pub fn payment_provider(config: PaymentsConfig) -> Result<Arc<dyn PaymentProvide
     Ok(Arc::new(HttpPaymentProvider::new(http, provider_config)))
 }
 
+/// The HTTP surface, plus the hourly purge of expired website sessions.
 pub fn router(
     store: Store,
     payments: Arc<dyn PaymentProvider>,
     secret: SecretKey,
     options: WebOptions,
-) -> axum::Router {
-    skybook_web::router(AppState::new(
+) -> Result<axum::Router> {
+    skybook_web::site::spawn_session_purge(store.session_store()?, Duration::from_secs(3600));
+    Ok(skybook_web::router(AppState::new(
         store,
         payments,
         Arc::new(secret),
         PipelineConfig::default(),
         options,
-    ))
+    ))?)
 }
 
 pub async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener> {

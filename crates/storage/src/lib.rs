@@ -13,6 +13,7 @@ mod catalog;
 mod error;
 mod idempotency;
 mod outbox;
+mod sessions;
 mod store;
 mod tx;
 
@@ -22,5 +23,6 @@ pub use catalog::{FlightSearch, NewFlight, Tenant};
 pub use error::{Result, StorageError};
 pub use idempotency::IdempotencyRecord;
 pub use outbox::{NewOutboxEmail, OutboxEmail};
+pub use sessions::SessionStore;
 pub use store::{MigrationStatus, Store};
 pub use tx::Tx;

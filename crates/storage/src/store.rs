@@ -13,6 +13,9 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) backend: Backend,
+    /// PostgreSQL's `current_schema()` at connect time: where the migrations put the tables, and so where the
+    /// session store (which always qualifies its table) must look.
+    pub(crate) pg_schema: Option<String>,
 }
 
 /// Whether the schema matches this build.
@@ -26,9 +29,16 @@ pub enum MigrationStatus {
 impl Store {
     /// Connects to `sqlite://...` or `postgres://...`. Does not migrate.
     pub async fn connect(url: &str, settings: &PoolSettings) -> Result<Self> {
-        Ok(Self {
-            backend: Backend::connect(url, settings).await?,
-        })
+        let backend = Backend::connect(url, settings).await?;
+        let pg_schema = match &backend {
+            Backend::Sqlite { .. } => None,
+            Backend::Postgres(pool) => Some(
+                sqlx::query_scalar("SELECT current_schema()")
+                    .fetch_one(pool)
+                    .await?,
+            ),
+        };
+        Ok(Self { backend, pg_schema })
     }
 
     pub fn engine(&self) -> Engine {

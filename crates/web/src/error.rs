@@ -29,6 +29,9 @@ pub enum ApiError {
     IdempotencyKeyReused,
     #[error("unauthorized")]
     Unauthorized,
+    /// A form POST without this session's CSRF token, or with a form key the session did not mint.
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
     #[error("{what} unavailable: {cause}")]
     Unavailable { what: &'static str, cause: String },
     #[error("internal error: {0}")]
@@ -76,55 +79,61 @@ impl From<BookingError> for ApiError {
                 cause,
             },
             BookingError::Storage(e) => e.into(),
+            BookingError::Aborted(cause) => Self::Unavailable {
+                what: "booking service",
+                cause,
+            },
+        }
+    }
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Invalid(_) | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::IdempotencyKeyRequired => StatusCode::BAD_REQUEST,
+            Self::RequestInProgress => StatusCode::CONFLICT,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Marks a 5xx response with its hidden cause for the reporting middleware (and a 503 with `Retry-After`).
+    pub(crate) fn mark_server_error(&self, response: &mut Response) {
+        if let Self::Unavailable { .. } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+        }
+        if self.status().is_server_error() {
+            response
+                .extensions_mut()
+                .insert(ServerErrorDetail(self.to_string()));
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, body) = match &self {
-            Self::NotFound(what) => (
-                StatusCode::NOT_FOUND,
-                json!({"error": "not_found", "resource": what}),
-            ),
-            Self::Invalid(fields) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                json!({"error": "invalid", "fields": fields}),
-            ),
-            Self::IdempotencyKeyRequired => (
-                StatusCode::BAD_REQUEST,
-                json!({"error": "idempotency_key_required",
-                       "message": "send an Idempotency-Key header of 16 to 255 visible ASCII characters"}),
-            ),
-            Self::RequestInProgress => (
-                StatusCode::CONFLICT,
-                json!({"error": "request_in_progress"}),
-            ),
-            Self::IdempotencyKeyReused => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                json!({"error": "idempotency_key_reused"}),
-            ),
-            Self::Unauthorized => (StatusCode::UNAUTHORIZED, json!({"error": "unauthorized"})),
-            Self::Unavailable { what, .. } => {
-                let body = json!({"error": "service_unavailable", "message": format!("the {what} is unavailable; retry shortly")});
-                let mut response =
-                    (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
-                response
-                    .extensions_mut()
-                    .insert(ServerErrorDetail(self.to_string()));
-                return response;
-            }
-            Self::Internal(cause) => {
-                let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
-                response
-                    .extensions_mut()
-                    .insert(ServerErrorDetail(cause.clone()));
-                return response;
-            }
+        let body = match &self {
+            Self::NotFound(what) => json!({"error": "not_found", "resource": what}),
+            Self::Invalid(fields) => json!({"error": "invalid", "fields": fields}),
+            Self::IdempotencyKeyRequired => json!({"error": "idempotency_key_required",
+                "message": "send an Idempotency-Key header of 16 to 255 visible ASCII characters"}),
+            Self::RequestInProgress => json!({"error": "request_in_progress"}),
+            Self::IdempotencyKeyReused => json!({"error": "idempotency_key_reused"}),
+            Self::Unauthorized => json!({"error": "unauthorized"}),
+            Self::Forbidden(reason) => json!({"error": "forbidden", "reason": reason}),
+            Self::Unavailable { what, .. } => json!({"error": "service_unavailable",
+                "message": format!("the {what} is unavailable; retry shortly")}),
+            // Replaced by the reporting middleware with the request id.
+            Self::Internal(_) => json!({"error": "internal"}),
         };
-        (status, axum::Json(body)).into_response()
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        self.mark_server_error(&mut response);
+        response
     }
 }

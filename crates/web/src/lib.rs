@@ -1,7 +1,7 @@
 //! skybook's HTTP layer — the only crate that knows HTTP and JSON shapes.
 //!
-//! [`router`] builds the whole site: the JSON API (`/api/v1`), its OpenAPI document, and the operations
-//! endpoints. Handlers parse input into domain types, call the booking service or the store, and render.
+//! [`router`] builds the whole site: the website ([`site`]), the JSON API (`/api/v1`), its OpenAPI document, and
+//! the operations endpoints. Handlers parse input into domain types, call the booking service or the store, and render.
 
 pub mod api;
 pub mod error;
@@ -10,6 +10,7 @@ pub mod openapi;
 pub mod ops;
 pub mod parse;
 pub mod render;
+pub mod site;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +37,8 @@ pub use render::JsonRenderer;
 pub struct AppState {
     pub store: Store,
     pub bookings: BookingService,
+    /// Keys the session cookie (the same secret keys the card HMAC; each use derives its own key).
+    pub secret: Arc<SecretKey>,
     pub metrics: PrometheusHandle,
     pub options: WebOptions,
 }
@@ -52,13 +55,14 @@ impl AppState {
         let bookings = BookingService::new(
             store.clone(),
             payments,
-            secret,
+            secret.clone(),
             Arc::new(JsonRenderer),
             pipeline,
         );
         Self {
             store,
             bookings,
+            secret,
             metrics: ops::metrics_handle(),
             options,
         }
@@ -71,6 +75,8 @@ pub struct WebOptions {
     pub fault_injection: bool,
     /// Upper bound on one request. A booking cut off here is resumed like any interrupted one.
     pub request_timeout: Duration,
+    /// The website: which tenant it sells for, sessions, admin sign-in.
+    pub site: site::SiteOptions,
 }
 
 impl Default for WebOptions {
@@ -78,11 +84,13 @@ impl Default for WebOptions {
         Self {
             fault_injection: false,
             request_timeout: Duration::from_secs(30),
+            site: site::SiteOptions::default(),
         }
     }
 }
 
-pub fn router(state: AppState) -> Router {
+/// The whole HTTP surface. Fails only if the session store cannot be set up on this database.
+pub fn router(state: AppState) -> Result<Router, skybook_storage::StorageError> {
     let request_id = HeaderName::from_static(middleware::REQUEST_ID_HEADER);
     let mut app = Router::new()
         .route(
@@ -99,7 +107,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/openapi.json", get(openapi::openapi_json))
         .route("/ready", get(ops::ready))
-        .route("/metrics", get(ops::metrics));
+        .route("/metrics", get(ops::metrics))
+        .merge(site::routes(&state)?)
+        .fallback(site::not_found);
     if state.options.fault_injection {
         app = app.route("/debug/panic", post(middleware::debug_panic));
     }
@@ -120,7 +130,7 @@ pub fn router(state: AppState) -> Router {
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state);
     // Outside the layers above: probes are not request-logged, timed out or counted.
-    Router::new()
+    Ok(Router::new()
         .route("/health_check", get(ops::health_check))
-        .merge(app)
+        .merge(app))
 }

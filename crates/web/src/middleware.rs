@@ -25,6 +25,7 @@ fn request_id(req: &Request) -> String {
 pub async fn report_server_errors(req: Request, next: Next) -> Response {
     let id = request_id(&req);
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let html = crate::site::wants_html(req.headers());
     let response = next.run(req).await;
     if !response.status().is_server_error() {
         return response;
@@ -38,11 +39,15 @@ pub async fn report_server_errors(req: Request, next: Next) -> Response {
     if response.status() != StatusCode::INTERNAL_SERVER_ERROR {
         return response;
     }
-    let mut fresh = (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        axum::Json(json!({"error": "internal", "request_id": id})),
-    )
-        .into_response();
+    let mut fresh = if html {
+        crate::site::server_error_page(&id)
+    } else {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(json!({"error": "internal", "request_id": id})),
+        )
+            .into_response()
+    };
     if let Some(value) = response.headers().get(REQUEST_ID_HEADER) {
         fresh.headers_mut().insert(REQUEST_ID_HEADER, value.clone());
     }

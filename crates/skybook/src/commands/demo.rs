@@ -11,6 +11,7 @@ use skybook_clients::ClientCredentials;
 use skybook_domain::{AirportCode, Currency, FlightNumber, Money, SecretKey, TenantSlug};
 use skybook_sandbox::SandboxConfig;
 use skybook_storage::{NewFlight, Store};
+use skybook_web::site::{SessionOptions, SiteOptions};
 use skybook_web::WebOptions;
 
 use crate::cli::DemoArgs;
@@ -44,7 +45,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     )?)
     .context("the secret key in the data dir is invalid")?;
     let admin_token_path = data_dir.join("admin-token");
-    read_or_create(&admin_token_path, SecretKey::generate_hex)?;
+    let admin_token = read_or_create(&admin_token_path, SecretKey::generate_hex)?;
 
     let sandbox = skybook_sandbox::spawn(SandboxConfig::new(data_dir), sandbox_listen).await?;
     let store = wiring::connect(&url, &Default::default(), Schema::Migrate).await?;
@@ -65,8 +66,19 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         store.clone(),
         wiring::payment_provider(payments)?,
         secret,
-        WebOptions::default(),
-    );
+        WebOptions {
+            site: SiteOptions {
+                // The demo serves plain HTTP on loopback.
+                sessions: SessionOptions {
+                    secure_cookies: false,
+                    ..SessionOptions::default()
+                },
+                admin_token: Some(SecretString::from(admin_token)),
+                ..SiteOptions::default()
+            },
+            ..WebOptions::default()
+        },
+    )?;
     let listener = wiring::bind(listen, "site and API").await?;
     let site = format!("http://{}", listener.local_addr()?);
     println!("skybook demo is running");

@@ -12,7 +12,7 @@ use crate::cli::Command;
 pub async fn run(command: Command) -> Result<()> {
     match command {
         Command::Demo(args) => demo::run(args).await,
-        Command::Serve(args) => serve::run(args).await,
+        Command::Serve(args) => serve::run(*args).await,
         Command::Migrate(args) => migrate::run(args).await,
         Command::Sandbox(args) => sandbox::run(args).await,
     }

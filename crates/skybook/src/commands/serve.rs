@@ -16,6 +16,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     )?)?;
     let secret = config::secret_key(args.secret_key.as_deref())?;
     let payments = config::payments(&args.payments)?;
+    let site = config::site(&args.site)?;
     let fault_injection = config::flag(
         "SKYBOOK_ENABLE_FAULT_INJECTION",
         args.enable_fault_injection.as_deref(),
@@ -28,6 +29,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let store = wiring::connect(&url, &pool, Schema::MigrateSqliteOnly).await?;
     let options = WebOptions {
         fault_injection,
+        site,
         ..WebOptions::default()
     };
     let router = wiring::router(
@@ -35,7 +37,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         wiring::payment_provider(payments)?,
         secret,
         options,
-    );
+    )?;
     let listener = wiring::bind(listen, "site and API").await?;
     tracing::info!(addr = %listener.local_addr()?, database = %skybook_storage::redact(&url), "skybook serving");
     wiring::serve(listener, router).await?;

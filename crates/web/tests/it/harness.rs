@@ -16,6 +16,7 @@ use skybook_domain::{Flight, RetryPolicy};
 use skybook_sandbox::RunningSandbox;
 use skybook_storage::{Engine, Store, Tenant};
 use skybook_testkit::fixtures;
+use skybook_web::site::{SessionOptions, SiteOptions};
 use skybook_web::{AppState, WebOptions};
 use tower::ServiceExt;
 
@@ -70,22 +71,30 @@ pub fn payments_for(sandbox: &RunningSandbox) -> Arc<HttpPaymentProvider> {
 }
 
 impl TestApp {
-    /// Tenant `air` with one flight of `capacity` seats.
+    /// Tenant `air` with one flight of `capacity` seats; the website sells for `air`.
     pub async fn start(engine: Engine, name: &str, capacity: u32) -> Self {
+        Self::start_with(engine, name, capacity, SessionOptions::default()).await
+    }
+
+    pub async fn start_with(
+        engine: Engine,
+        name: &str,
+        capacity: u32,
+        sessions: SessionOptions,
+    ) -> Self {
         let store = skybook_testkit::store(engine, name).await;
         let sandbox = skybook_testkit::sandbox(name).await;
         let (tenant, flight) = fixtures::tenant_with_flight(&store, "air", capacity).await;
-        let state = AppState::new(
-            store.clone(),
-            payments_for(&sandbox),
-            Arc::new(skybook_testkit::secret_key()),
-            PipelineConfig::default(),
-            WebOptions {
-                fault_injection: true,
-                ..WebOptions::default()
+        let options = WebOptions {
+            fault_injection: true,
+            site: SiteOptions {
+                tenant: tenant.slug.clone(),
+                sessions,
+                admin_token: Some(ADMIN_TOKEN.to_owned().into()),
             },
-        );
-        let router = skybook_web::router(state);
+            ..WebOptions::default()
+        };
+        let router = node(&store, &sandbox, options);
         Self {
             router,
             store,
@@ -94,6 +103,20 @@ impl TestApp {
             flight,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// Another node of the same deployment: a fresh router (no shared memory) on the same database and secret.
+    pub fn another_node(&self) -> Router {
+        let options = WebOptions {
+            fault_injection: true,
+            site: SiteOptions {
+                tenant: self.tenant.slug.clone(),
+                sessions: SessionOptions::default(),
+                admin_token: Some(ADMIN_TOKEN.to_owned().into()),
+            },
+            ..WebOptions::default()
+        };
+        node(&self.store, &self.sandbox, options)
     }
 
     /// Serves the router on an ephemeral loopback port; returns its base URL.
@@ -186,6 +209,19 @@ impl TestApp {
     pub fn body(&self, given: &str, family: &str, card: &str) -> Value {
         fixtures::booking_body(&self.flight, given, family, card)
     }
+}
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+fn node(store: &Store, sandbox: &RunningSandbox, options: WebOptions) -> Router {
+    let state = AppState::new(
+        store.clone(),
+        payments_for(sandbox),
+        Arc::new(skybook_testkit::secret_key()),
+        PipelineConfig::default(),
+        options,
+    );
+    skybook_web::router(state).expect("router")
 }
 
 /// A fresh idempotency key.

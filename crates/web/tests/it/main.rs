@@ -4,4 +4,6 @@
 mod api;
 mod harness;
 mod ops;
+mod site;
 mod storms;
+mod visitor;

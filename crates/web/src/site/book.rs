@@ -1,0 +1,294 @@
+//! The booking form: `GET /book/{flight}`, its autosave, the `POST` that books and pays, and the status page a
+//! second click lands on while the first is still paying.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde_json::Value;
+use skybook_booking::{BookingError, Rendered};
+use skybook_domain::{FieldErrors, Flight, FlightId, IdempotencyKey, MAX_PASSENGERS};
+use skybook_storage::Tenant;
+
+use super::forms::{BookingForm, CsrfForm};
+use super::session::{Draft, Visit};
+use super::views::{
+    card_inputs, summary, BookPage, DuplicatePage, FlightView, Input, MessagePage, PassengerInputs,
+};
+use super::{see_other, site_tenant, PageError};
+use crate::error::ApiError;
+use crate::AppState;
+
+/// `GET /book/{flight}?passengers=N`: the form, refilled from the session's draft for this flight.
+#[tracing::instrument(name = "site.book_form", skip_all, fields(tenant = %state.options.site.tenant, flight = %flight))]
+pub async fn form(
+    State(state): State<AppState>,
+    visit: Visit,
+    Path(flight): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    let tenant = site_tenant(&state).await?;
+    let flight = bookable_flight(&state, &tenant, &flight).await?;
+    let wanted = query
+        .get("passengers")
+        .and_then(|n| n.parse::<usize>().ok())
+        .map(|n| n.clamp(1, MAX_PASSENGERS));
+    let mut draft = visit
+        .draft_for(&flight.id.to_string(), wanted.unwrap_or(1))
+        .await?;
+    if let Some(n) = wanted {
+        draft.passengers.truncate(n);
+        visit.save_draft(&draft).await?;
+    }
+    let page = form_page(&visit, &flight, &draft, &FieldErrors::new(), None).await?;
+    Ok(page.into_response())
+}
+
+/// `POST /book/{flight}/draft`: the form's non-card fields saved while the traveller types (`draft.js`).
+pub async fn save_draft(
+    State(state): State<AppState>,
+    Path(flight): Path<String>,
+    CsrfForm(visit, pairs): CsrfForm<Vec<(String, String)>>,
+) -> Result<StatusCode, PageError> {
+    site_tenant(&state).await?;
+    let form = BookingForm::new(pairs);
+    let key = form.get("idempotency_key");
+    if !visit.owns_key(key).await? {
+        return Err(PageError(ApiError::Forbidden("form_key")));
+    }
+    // Card fields are never part of a draft: `BookingForm::draft` takes only the traveller and contact fields.
+    visit.save_draft(&form.draft(&flight, key)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /book/{flight}`: book and pay, then redirect to the booking (or re-render the form with what to fix).
+#[tracing::instrument(name = "site.book", skip_all, fields(tenant = %state.options.site.tenant, flight = %flight_id))]
+pub async fn submit(
+    State(state): State<AppState>,
+    Path(flight_id): Path<String>,
+    CsrfForm(visit, pairs): CsrfForm<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    let tenant = site_tenant(&state).await?;
+    let flight = bookable_flight(&state, &tenant, &flight_id).await?;
+    let form = BookingForm::new(pairs);
+    let raw_key = form.get("idempotency_key");
+    // The key must be one this session minted: a form can't be replayed from another browser or forged.
+    if !visit.owns_key(raw_key).await? {
+        return Err(PageError(ApiError::Forbidden("form_key")));
+    }
+    let key = IdempotencyKey::parse(raw_key).map_err(|_| ApiError::Forbidden("form_key"))?;
+    let mut draft = form.draft(&flight.id.to_string(), raw_key);
+    visit.save_draft(&draft).await?;
+
+    let request =
+        match crate::parse::booking_request(&form.to_json(&flight_id), Utc::now().date_naive()) {
+            Ok(request) => request,
+            Err(errors) => return invalid_form(&visit, &flight, &draft, &errors).await,
+        };
+    match state.bookings.create(&tenant, &key, request).await {
+        Ok(reply) => answer(&visit, &tenant, &flight, &mut draft, &reply.rendered).await,
+        // The same form is being paid for by an earlier click: wait for it on the status page.
+        Err(BookingError::RequestInProgress) => Ok(see_other(&format!("/book/status/{raw_key}"))),
+        // This key already booked something else (the form was changed after it was sent): a fresh key.
+        Err(BookingError::KeyReused) => {
+            draft.key = visit.mint_key().await?;
+            visit.save_draft(&draft).await?;
+            let notice = "This form was already sent with other details. Check them, enter your card again, and pay to make a new booking.";
+            let page =
+                form_page(&visit, &flight, &draft, &FieldErrors::new(), Some(notice)).await?;
+            Ok((StatusCode::CONFLICT, page).into_response())
+        }
+        Err(e @ (BookingError::FlightDeparted | BookingError::AmountOutOfRange)) => {
+            match ApiError::from(e) {
+                ApiError::Invalid(errors) => invalid_form(&visit, &flight, &draft, &errors).await,
+                other => Err(PageError(other)),
+            }
+        }
+        Err(e) => Err(PageError::booking(e)),
+    }
+}
+
+/// `GET /book/status/{key}`: where a form's key stands. Finished → its answer; paying → the booking's page;
+/// not started yet → a page that refreshes itself.
+pub async fn status(
+    State(state): State<AppState>,
+    visit: Visit,
+    Path(raw_key): Path<String>,
+) -> Result<Response, PageError> {
+    let tenant = site_tenant(&state).await?;
+    let not_found = || PageError(ApiError::NotFound("booking"));
+    if !visit.owns_key(&raw_key).await? {
+        return Err(not_found());
+    }
+    let key = IdempotencyKey::parse(&raw_key).map_err(|_| not_found())?;
+    let record = state
+        .store
+        .idempotency_key(tenant.id, &key)
+        .await?
+        .ok_or_else(not_found)?;
+    if let Some((status, body)) = record.response() {
+        let rendered = Rendered {
+            status,
+            body: body.to_owned(),
+        };
+        let mut draft = visit.draft().await?.unwrap_or_default();
+        let flight_id: FlightId = draft.flight_id.parse().map_err(|_| not_found())?;
+        let flight = state
+            .store
+            .flight(tenant.id, flight_id)
+            .await?
+            .ok_or_else(not_found)?;
+        return answer(&visit, &tenant, &flight, &mut draft, &rendered).await;
+    }
+    if let Some(booking_id) = record.booking_id {
+        if let Some(booking) = state.store.booking(tenant.id, booking_id).await? {
+            let reference = booking.reference.to_string();
+            visit.allow_booking(&reference).await?;
+            return Ok(see_other(&format!("/bookings/{reference}")));
+        }
+    }
+    let mut page = MessagePage::new(
+        "Confirming your payment",
+        "Your booking is being processed. This page refreshes itself; you will not be charged twice.",
+        "warn",
+    );
+    page.refresh = true;
+    Ok(page.into_response())
+}
+
+/// Turns the pipeline's answer (the same stored response the API replays) into the page the traveller sees.
+async fn answer(
+    visit: &Visit,
+    tenant: &Tenant,
+    flight: &Flight,
+    draft: &mut Draft,
+    rendered: &Rendered,
+) -> Result<Response, PageError> {
+    let body: Value = serde_json::from_str(&rendered.body)
+        .map_err(|e| ApiError::Internal(format!("stored booking response is not JSON: {e}")))?;
+    let reference = |v: &Value| v.as_str().map(str::to_owned);
+    match (rendered.status, body["error"].as_str()) {
+        (201 | 202, _) => {
+            let reference = reference(&body["booking"]["reference"])
+                .ok_or_else(|| ApiError::Internal("booking response without a reference".into()))?;
+            visit.allow_booking(&reference).await?;
+            if draft.booked_reference.is_none() {
+                draft.booked_reference = Some(reference.clone());
+                visit.save_draft(draft).await?;
+            }
+            Ok(see_other(&format!("/bookings/{reference}")))
+        }
+        (409, Some("duplicate_booking")) => {
+            let existing = reference(&body["existing"]["reference"]).unwrap_or_default();
+            if visit.may_see_booking(&existing).await? {
+                return Ok(see_other(&format!("/bookings/{existing}")));
+            }
+            tracing::info!(tenant = %tenant.slug, existing = %existing, "site: duplicate booking refused, no charge");
+            let page = DuplicatePage {
+                reference: existing,
+                status: body["existing"]["status"]
+                    .as_str()
+                    .unwrap_or("confirmed")
+                    .replace('_', " "),
+            };
+            Ok((StatusCode::CONFLICT, page).into_response())
+        }
+        (409, Some("sold_out")) => {
+            let page = MessagePage::new(
+                "Not enough seats left",
+                "This flight no longer has seats for everyone in your party. Nothing was charged. Please pick another flight.",
+                "warn",
+            );
+            Ok((StatusCode::CONFLICT, page).into_response())
+        }
+        (402, _) | (502, _) => {
+            // The key is spent on a failed attempt: the next try is a new booking request with a new key.
+            draft.key = visit.mint_key().await?;
+            draft.booked_reference = None;
+            visit.save_draft(draft).await?;
+            let notice = if rendered.status == 402 {
+                "Your card was declined and nothing was charged. Please try another card."
+            } else {
+                "The payment could not be completed and nothing was charged. Please try again or use another card."
+            };
+            let page = form_page(visit, flight, draft, &FieldErrors::new(), Some(notice)).await?;
+            let status = StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            Ok((status, page).into_response())
+        }
+        (status, error) => Err(PageError(ApiError::Internal(format!(
+            "unexpected booking response {status} {error:?}"
+        )))),
+    }
+}
+
+async fn invalid_form(
+    visit: &Visit,
+    flight: &Flight,
+    draft: &Draft,
+    errors: &FieldErrors,
+) -> Result<Response, PageError> {
+    let page = form_page(visit, flight, draft, errors, None).await?;
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+}
+
+async fn form_page(
+    visit: &Visit,
+    flight: &Flight,
+    draft: &Draft,
+    errors: &FieldErrors,
+    notice: Option<&str>,
+) -> Result<BookPage, PageError> {
+    let n = draft.passengers.len().clamp(1, MAX_PASSENGERS);
+    let total = flight
+        .price_for(n)
+        .map(|m| m.to_string())
+        .unwrap_or_default();
+    let mut passengers = draft.passengers.clone();
+    passengers.resize(n, Default::default());
+    Ok(BookPage {
+        flight: FlightView::new(flight, n as u32),
+        total,
+        csrf: visit.csrf_token().await?,
+        key: draft.key.clone(),
+        passengers: passengers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| PassengerInputs {
+                given: Input::new(
+                    &format!("passengers[{i}].given_name"),
+                    &p.given_name,
+                    errors,
+                ),
+                family: Input::new(
+                    &format!("passengers[{i}].family_name"),
+                    &p.family_name,
+                    errors,
+                ),
+            })
+            .collect(),
+        email: Input::new("contact_email", &draft.contact_email, errors),
+        card: card_inputs(errors),
+        errors: summary(errors),
+        notice: notice.map(str::to_owned),
+    })
+}
+
+/// The flight a form is for: it must exist for this tenant and not have left yet.
+async fn bookable_flight(
+    state: &AppState,
+    tenant: &Tenant,
+    raw: &str,
+) -> Result<Flight, PageError> {
+    let id: FlightId = raw.parse().map_err(|_| ApiError::NotFound("flight"))?;
+    let flight = state
+        .store
+        .flight(tenant.id, id)
+        .await?
+        .ok_or(ApiError::NotFound("flight"))?;
+    if flight.departs_at <= Utc::now() {
+        return Err(PageError(ApiError::NotFound("flight")));
+    }
+    Ok(flight)
+}
