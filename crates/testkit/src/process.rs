@@ -153,6 +153,17 @@ pub fn start_serve(
     (node, url)
 }
 
+/// Successful charges the sandbox at `sandbox_url` has made (its `/sandbox/stats`).
+pub async fn sandbox_charges(sandbox_url: &str) -> i64 {
+    let stats: serde_json::Value = reqwest::get(format!("{sandbox_url}/sandbox/stats"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    stats["charges"].as_i64().unwrap()
+}
+
 /// POSTs a booking to `base` for `tenant`; returns status and JSON body.
 pub async fn post_booking(
     client: &reqwest::Client,

@@ -69,21 +69,42 @@ pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
 }
 
 /// Counts requests and their latency by route template (never the raw path, which holds references).
+/// A request whose client went away before the answer (the handler future is dropped) is counted with status
+/// `499`, as nginx does: a browser's second click cancels the first, and operators should see that happen.
 pub async fn record_metrics(req: Request, next: Next) -> Response {
-    let start = Instant::now();
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
-    let method = req.method().as_str().to_owned();
+    let mut guard = RequestMetrics {
+        start: Instant::now(),
+        method: req.method().as_str().to_owned(),
+        route,
+        status: None,
+    };
     let response = next.run(req).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("skybook_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!("skybook_http_request_duration_seconds", "method" => method, "route" => route)
-        .record(start.elapsed().as_secs_f64());
+    guard.status = Some(response.status().as_u16());
     response
+}
+
+struct RequestMetrics {
+    start: Instant,
+    method: String,
+    route: String,
+    /// `None` until a response exists; still `None` when dropped means the client left first.
+    status: Option<u16>,
+}
+
+impl Drop for RequestMetrics {
+    fn drop(&mut self) {
+        let status = self.status.unwrap_or(499).to_string();
+        let (method, route) = (self.method.clone(), self.route.clone());
+        metrics::counter!("skybook_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+            .increment(1);
+        metrics::histogram!("skybook_http_request_duration_seconds", "method" => method, "route" => route)
+            .record(self.start.elapsed().as_secs_f64());
+    }
 }
 
 /// Debug-only route (`SKYBOOK_ENABLE_FAULT_INJECTION=1`): panics inside a handler.

@@ -57,13 +57,7 @@ impl Cluster {
     }
 
     async fn charges(&self) -> i64 {
-        let stats: Value = reqwest::get(format!("{}/sandbox/stats", self.sandbox))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        stats["charges"].as_i64().unwrap()
+        skybook_testkit::process::sandbox_charges(&self.sandbox).await
     }
 }
 

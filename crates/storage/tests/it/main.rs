@@ -1,5 +1,7 @@
 //! The storage contract, run against SQLite and PostgreSQL alike.
 
+mod sessions;
+
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
