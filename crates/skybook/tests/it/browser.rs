@@ -202,7 +202,6 @@ async fn booking_reference(browser: &Client) -> String {
 async fn a_traveller_searches_selects_pays_and_sees_the_confirmation() {
     let (_dir, chrome, demo, browser) = setup("journey").await;
 
-    chrome.screenshot(&browser, "empty").await;
     browser.goto(&format!("{}/", demo.site)).await.unwrap();
     chrome.screenshot(&browser, "search").await;
     search_and_select(&browser, &demo, Some(&chrome)).await;
