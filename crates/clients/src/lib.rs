@@ -22,8 +22,8 @@ pub mod payments;
 mod retry;
 
 pub use oauth::{
-    AccessToken, ClientCredentials, TokenError, TokenManager, TokenManagerConfig, TokenSource,
-    TokenStats,
+    AccessToken, ClientCredentials, JwtClient, TokenError, TokenManager, TokenManagerConfig,
+    TokenSource, TokenStats,
 };
 pub use payments::{
     CardDetails, CardToken, Charge, ChargeOutcome, ChargeRequest, ChargeStatus,

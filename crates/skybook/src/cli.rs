@@ -36,6 +36,8 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// The sandbox third party (payments, OAuth2, partner feeds) as its own process.
     Sandbox(SandboxArgs),
+    /// The in-cluster OAuth2 token-injecting proxy to third-party APIs.
+    AuthProxy(AuthProxyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -142,6 +144,13 @@ pub struct SandboxArgs {
         hide_default_value = true
     )]
     pub client: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AuthProxyArgs {
+    /// The proxy's TOML configuration (listen address and routes; see the README).
+    #[arg(long, env = "SKYBOOK_AUTH_PROXY_CONFIG")]
+    pub config: PathBuf,
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::{AccessToken, ClientCredentials, Inner, TokenError, TokenSource};
+use super::{AccessToken, ClientCredentials, Inner, JwtClient, TokenError, TokenSource};
 use crate::retry::{self, RetryClass};
 
 /// Upper bound for one token request attempt (connect + response). The caller's `reqwest::Client` may set a
@@ -94,6 +94,7 @@ pub(super) async fn fetch_with_retries(inner: &Inner) -> Result<AccessToken, Tok
 async fn attempt(inner: &Inner) -> Result<AccessToken, AttemptError> {
     match &inner.config.source {
         TokenSource::ClientCredentials(creds) => client_credentials(inner, creds).await,
+        TokenSource::PrivateKeyJwt(jwt) => private_key_jwt(inner, jwt).await,
     }
 }
 
@@ -119,12 +120,50 @@ async fn client_credentials(
             .map(|(k, v)| (k.as_str(), v.as_str())),
     );
 
+    request_token(inner, &creds.token_url, &form, Some(&creds.client_secret)).await
+}
+
+/// RFC 7523 §2.2: the client authenticates with a JWT it signs with its private key (`private_key_jwt`).
+async fn private_key_jwt(inner: &Inner, jwt: &JwtClient) -> Result<AccessToken, AttemptError> {
+    let assertion = jwt
+        .assertion()
+        .map_err(|e| AttemptError::Invalid(format!("cannot sign the client assertion: {e}")))?;
+    let mut form: Vec<(&str, &str)> = vec![
+        ("grant_type", "client_credentials"),
+        ("client_id", &jwt.client_id),
+        (
+            "client_assertion_type",
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ),
+        ("client_assertion", &assertion),
+    ];
+    if let Some(scope) = &jwt.scope {
+        form.push(("scope", scope));
+    }
+    if let Some(audience) = &jwt.audience {
+        form.push(("audience", audience));
+    }
+    form.extend(
+        jwt.extra_params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    request_token(inner, &jwt.token_url, &form, None).await
+}
+
+/// Posts a token request form and reads the answer (RFC 6749 §5.1 / §5.2).
+async fn request_token(
+    inner: &Inner,
+    token_url: &url::Url,
+    form: &[(&str, &str)],
+    secret: Option<&SecretString>,
+) -> Result<AccessToken, AttemptError> {
     let obtained_at = Instant::now();
     let response = inner
         .http
-        .post(creds.token_url.clone())
+        .post(token_url.clone())
         .header(ACCEPT, "application/json")
-        .form(&form)
+        .form(form)
         .timeout(ATTEMPT_TIMEOUT)
         .send()
         .await
@@ -148,8 +187,10 @@ async fn client_credentials(
     let (error, description) = match serde_json::from_slice::<OAuthErrorBody>(&body) {
         Ok(body) => (
             body.error,
-            body.error_description
-                .map(|d| redact(&d, &creds.client_secret)),
+            body.error_description.map(|d| match secret {
+                Some(secret) => redact(&d, secret),
+                None => d,
+            }),
         ),
         Err(_) => (
             status.canonical_reason().unwrap_or("error").to_owned(),

@@ -19,6 +19,9 @@
 //! `skybook_outbound_retries_total{target, op="token"}`.
 
 mod fetch;
+mod jwt;
+
+pub use jwt::JwtClient;
 
 use std::fmt;
 use std::panic::AssertUnwindSafe;
@@ -67,6 +70,8 @@ impl fmt::Debug for ClientCredentials {
 #[non_exhaustive]
 pub enum TokenSource {
     ClientCredentials(ClientCredentials),
+    /// Client credentials grant, authenticated with a signed JWT (`private_key_jwt`).
+    PrivateKeyJwt(JwtClient),
 }
 
 /// How one [`TokenManager`] gets its tokens.
@@ -221,6 +226,9 @@ struct State {
     inflight: Option<Inflight>,
     /// After a failed background refresh, the next one waits until then (the old token keeps serving).
     refresh_not_before: Option<Instant>,
+    /// After a failed cold fetch (no valid token), callers get that error at once until then instead of
+    /// each waiting out another round of retries: a fast failure, never a pile-up on a dead endpoint.
+    cold_failure: Option<(Instant, TokenError)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,6 +276,11 @@ impl TokenManager {
                 }
                 return Ok(token);
             }
+            if let Some((until, error)) = &state.cold_failure {
+                if now < *until && state.inflight.is_none() {
+                    return Err(error.clone());
+                }
+            }
             self.0.waits.fetch_add(1, Ordering::Relaxed);
             match &state.inflight {
                 Some(inflight) => inflight.clone(),
@@ -293,6 +306,7 @@ impl TokenManager {
             tracing::info!(target_name = %self.0.config.name, "access token rejected upstream, dropping it");
             state.token = None;
             state.refresh_not_before = None;
+            state.cold_failure = None;
         }
     }
 
@@ -376,6 +390,7 @@ impl Inner {
                 );
                 state.token = Some(token.clone());
                 state.refresh_not_before = None;
+                state.cold_failure = None;
             }
             Err(err) => {
                 self.fetches_failed.fetch_add(1, Ordering::Relaxed);
@@ -387,6 +402,13 @@ impl Inner {
                     // Try again later (the next caller after this), not on every call while the endpoint is down.
                     let pause = self.config.retry.max_delay.max(Duration::from_millis(100));
                     state.refresh_not_before = Some(Instant::now() + pause);
+                } else {
+                    let pause = self
+                        .config
+                        .retry
+                        .max_delay
+                        .clamp(Duration::from_millis(100), Duration::from_secs(1));
+                    state.cold_failure = Some((Instant::now() + pause, err.clone()));
                 }
             }
         }

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod auth_proxy;
 mod demo;
 mod migrate;
 mod sandbox;
@@ -15,5 +16,6 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Serve(args) => serve::run(*args).await,
         Command::Migrate(args) => migrate::run(args).await,
         Command::Sandbox(args) => sandbox::run(args).await,
+        Command::AuthProxy(args) => auth_proxy::run(args).await,
     }
 }

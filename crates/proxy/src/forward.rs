@@ -1,0 +1,280 @@
+//! Forwarding one request: pick the route, set credentials and forwarding headers, stream the bodies, and
+//! handle an upstream `401` by refetching the token once.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::route::{Credential, Route};
+use crate::Proxy;
+
+/// Request bodies up to this size (with a known length) are buffered when the request may be retried after
+/// a `401`; anything else streams straight through and is never retried.
+const RETRY_BUFFER_LIMIT: u64 = 64 * 1024;
+
+/// RFC 9110 §7.6.1: connection-specific headers never forwarded (plus any the `Connection` header names).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+pub(crate) async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
+    let start = Instant::now();
+    let Some(route) = proxy
+        .routes()
+        .iter()
+        .find(|r| r.matches(request.uri().path()))
+    else {
+        let known: Vec<&str> = proxy.routes().iter().map(Route::prefix).collect();
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "unknown_route", "path": request.uri().path(), "known_prefixes": known})),
+        )
+            .into_response();
+    };
+    let method = request.method().clone();
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let response = forward_on(route, peer, request).await;
+    let status = response.status();
+    let class = match status.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    metrics::counter!("skybook_proxy_requests_total", "route" => route.prefix().to_owned(), "class" => class)
+        .increment(1);
+    tracing::info!(route = route.prefix(), method = %method, status = status.as_u16(),
+        latency_ms = start.elapsed().as_millis() as u64, "proxied");
+    response
+}
+
+async fn forward_on(route: &Route, peer: Option<SocketAddr>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let uri = route.upstream_uri(parts.uri.path(), parts.uri.query());
+    let headers = forwarded_headers(route, &parts.headers, peer);
+
+    // A body is kept for a retry only when replaying it is safe and it is small and of known length.
+    let replayable = is_idempotent(&parts.method) || parts.headers.contains_key("idempotency-key");
+    let buffered: Option<Bytes> = if replayable {
+        match body_length(&parts.headers) {
+            Some(0) => Some(Bytes::new()),
+            Some(n) if n <= RETRY_BUFFER_LIMIT => {
+                match axum::body::to_bytes(body, n as usize).await {
+                    Ok(bytes) => Some(bytes),
+                    Err(e) => {
+                        return error(
+                            StatusCode::BAD_REQUEST,
+                            route,
+                            "request_body",
+                            e.to_string(),
+                        )
+                    }
+                }
+            }
+            _ => return send_streaming(route, parts.method, uri, headers, body).await,
+        }
+    } else {
+        return send_streaming(route, parts.method, uri, headers, body).await;
+    };
+    let bytes = buffered.unwrap_or_default();
+
+    let credential = match route.credential().await {
+        Ok(c) => c,
+        Err(e) => return token_unavailable(route, e),
+    };
+    let first = send(
+        route,
+        &parts.method,
+        &uri,
+        &headers,
+        &credential,
+        Body::from(bytes.clone()),
+    )
+    .await;
+    if first.status() != StatusCode::UNAUTHORIZED || !route.reject(&credential) {
+        return first;
+    }
+    // The token was refused: one refetch (shared by every request that saw the same 401), one retry.
+    let credential = match route.credential().await {
+        Ok(c) => c,
+        Err(e) => return token_unavailable(route, e),
+    };
+    metrics::counter!("skybook_proxy_unauthorized_retries_total", "route" => route.prefix().to_owned()).increment(1);
+    send(
+        route,
+        &parts.method,
+        &uri,
+        &headers,
+        &credential,
+        Body::from(bytes),
+    )
+    .await
+}
+
+/// A request whose body cannot be replayed: sent once, and a `401` is passed back (after dropping the token,
+/// so the next request gets a fresh one).
+async fn send_streaming(
+    route: &Route,
+    method: Method,
+    uri: String,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let credential = match route.credential().await {
+        Ok(c) => c,
+        Err(e) => return token_unavailable(route, e),
+    };
+    let response = send(route, &method, &uri, &headers, &credential, body).await;
+    if response.status() == StatusCode::UNAUTHORIZED {
+        route.reject(&credential);
+    }
+    response
+}
+
+async fn send(
+    route: &Route,
+    method: &Method,
+    uri: &str,
+    headers: &HeaderMap,
+    credential: &Credential,
+    body: Body,
+) -> Response {
+    let mut request = axum::http::Request::new(body);
+    *request.method_mut() = method.clone();
+    *request.uri_mut() = match uri.parse() {
+        Ok(uri) => uri,
+        Err(e) => return error(StatusCode::BAD_REQUEST, route, "bad_path", e.to_string()),
+    };
+    *request.headers_mut() = headers.clone();
+    request
+        .headers_mut()
+        .insert(credential.header.clone(), credential.value.clone());
+
+    let start = Instant::now();
+    let result =
+        tokio::time::timeout(route.config.read_timeout, route.client.request(request)).await;
+    metrics::histogram!("skybook_proxy_upstream_duration_seconds", "route" => route.prefix().to_owned())
+        .record(start.elapsed().as_secs_f64());
+    match result {
+        Ok(Ok(response)) => {
+            let (mut parts, body) = response.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            Response::from_parts(parts, Body::new(body))
+        }
+        Ok(Err(e)) => error(
+            StatusCode::BAD_GATEWAY,
+            route,
+            "upstream_unreachable",
+            e.to_string(),
+        ),
+        Err(_) => error(
+            StatusCode::GATEWAY_TIMEOUT,
+            route,
+            "upstream_timeout",
+            format!(
+                "no response within {} ms",
+                route.config.read_timeout.as_millis()
+            ),
+        ),
+    }
+}
+
+/// The client's headers minus hop-by-hop ones, `Host` and any credentials, plus `X-Forwarded-*` and the
+/// route's own headers.
+fn forwarded_headers(route: &Route, incoming: &HeaderMap, peer: Option<SocketAddr>) -> HeaderMap {
+    let mut headers = incoming.clone();
+    strip_hop_by_hop(&mut headers);
+    let host = headers.remove(header::HOST);
+    headers.remove(header::AUTHORIZATION);
+    if let Some(peer) = peer {
+        let ip = peer.ip().to_string();
+        let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+            Some(earlier) => format!("{earlier}, {ip}"),
+            None => ip,
+        };
+        if let Ok(value) = HeaderValue::try_from(value) {
+            headers.insert(X_FORWARDED_FOR, value);
+        }
+    }
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    if let Some(host) = host {
+        headers.insert(X_FORWARDED_HOST, host);
+    }
+    for (name, value) in &route.config.headers {
+        headers.insert(name.clone(), value.clone());
+    }
+    headers
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::try_from(name.trim()).ok())
+        .collect();
+    for name in HOP_BY_HOP.iter().chain(&named) {
+        headers.remove(name);
+    }
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+/// The body's length when it is known: `Content-Length`, or zero for a request with neither it nor chunking.
+fn body_length(headers: &HeaderMap) -> Option<u64> {
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        return None;
+    }
+    match headers.get(header::CONTENT_LENGTH) {
+        Some(v) => v.to_str().ok()?.parse().ok(),
+        None => Some(0),
+    }
+}
+
+fn token_unavailable(route: &Route, e: skybook_clients::TokenError) -> Response {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        route,
+        "token_unavailable",
+        e.to_string(),
+    )
+}
+
+fn error(status: StatusCode, route: &Route, code: &str, cause: String) -> Response {
+    if status.is_server_error() {
+        tracing::warn!(route = route.prefix(), code, %cause, "proxy error");
+    }
+    (
+        status,
+        Json(json!({"error": code, "route": route.prefix(), "cause": cause})),
+    )
+        .into_response()
+}
