@@ -2,7 +2,8 @@
 //!
 //! Valid tokens are kept in memory (as SHA-256 hashes with their expiry), loaded from the database
 //! at start and added to as `/oauth/token` issues them, so checking a request never touches SQLite.
-//! Expiry is checked against the wall clock on every request.
+//! Expiry is checked against the wall clock on every request; the `revoke_tokens` fault drops
+//! every token issued so far.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -16,34 +17,61 @@ use crate::error::ApiError;
 use crate::ids::{now_millis, token_hash};
 use crate::state::AppState;
 
-/// SHA-256 of each valid access token → its expiry (unix ms).
+/// SHA-256 of each valid access token → its database rowid and expiry (unix ms), plus the
+/// revocation mark: tokens whose rowid is at most `revoked_through` are revoked.
+///
+/// Comparing rowids (not the order in which tokens reach this cache) makes `revoke_tokens` exact
+/// even while tokens are being issued: a token stored before the revocation row is revoked however
+/// late it is inserted here, one stored after it is not.
 #[derive(Debug, Default)]
 pub struct TokenCache {
-    tokens: RwLock<HashMap<String, i64>>,
+    inner: RwLock<Tokens>,
+}
+
+#[derive(Debug, Default)]
+struct Tokens {
+    by_hash: HashMap<String, (i64, i64)>,
+    revoked_through: i64,
 }
 
 impl TokenCache {
-    /// Remembers a token hash, dropping tokens that have expired meanwhile.
-    pub fn insert(&self, hash: String, expires_at_ms: i64) {
-        let now = now_millis();
-        let mut tokens = self
-            .tokens
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Tokens> {
+        self.inner
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        tokens.retain(|_, expires| *expires > now);
-        tokens.insert(hash, expires_at_ms);
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Whether `token` was issued by this sandbox and has not expired.
+    /// Remembers a token hash, dropping tokens that have expired meanwhile.
+    pub fn insert(&self, hash: String, rowid: i64, expires_at_ms: i64) {
+        let now = now_millis();
+        let mut tokens = self.write();
+        if rowid <= tokens.revoked_through {
+            return;
+        }
+        tokens.by_hash.retain(|_, (_, expires)| *expires > now);
+        tokens.by_hash.insert(hash, (rowid, expires_at_ms));
+    }
+
+    /// Revokes every token whose rowid is at most `rowid`.
+    pub fn revoke_through(&self, rowid: i64) {
+        let mut tokens = self.write();
+        tokens.revoked_through = tokens.revoked_through.max(rowid);
+        let mark = tokens.revoked_through;
+        tokens
+            .by_hash
+            .retain(|_, (token_rowid, _)| *token_rowid > mark);
+    }
+
+    /// Whether `token` was issued by this sandbox, has not expired and was not revoked.
     pub fn is_valid(&self, token: &str) -> bool {
         let hash = token_hash(token);
         let tokens = self
-            .tokens
+            .inner
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        tokens
-            .get(&hash)
-            .is_some_and(|expires| *expires > now_millis())
+        tokens.by_hash.get(&hash).is_some_and(|(rowid, expires)| {
+            *rowid > tokens.revoked_through && *expires > now_millis()
+        })
     }
 }
 

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::error::{parse_json, ApiError};
 use crate::faults::FaultsPatch;
+use crate::ids::now_millis;
 use crate::state::{AppState, Counters};
 use crate::store::StoreError;
 
@@ -30,6 +31,7 @@ pub async fn stats(State(state): State<AppState>) -> Result<Response, ApiError> 
         "refunds": totals.refunds,
         "charge_requests": Counters::read(&counters.charge_requests),
         "idempotent_replays": Counters::read(&counters.idempotent_replays),
+        "token_revocations": totals.token_revocations,
         "faults": state.faults.current(),
     }))
     .into_response())
@@ -41,7 +43,8 @@ pub async fn get_faults(State(state): State<AppState>) -> Response {
 }
 
 /// `POST /sandbox/faults`: applies the given settings on top of the current ones (`{}` or an empty
-/// body clears all) and answers the result.
+/// body clears all) and answers the result. `revoke_tokens: true` revokes every access token issued
+/// so far, durably (a restart does not bring them back).
 #[tracing::instrument(name = "set_faults", skip_all)]
 pub async fn set_faults(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let patch: FaultsPatch = if body.iter().all(u8::is_ascii_whitespace) {
@@ -49,6 +52,18 @@ pub async fn set_faults(State(state): State<AppState>, body: Bytes) -> Result<Re
     } else {
         parse_json(&body)?
     };
+    if patch.revoke_tokens == Some(true) {
+        let revoked_through = state
+            .store
+            .revoke_access_tokens(now_millis())
+            .await
+            .map_err(StoreError::from)?;
+        state.tokens.revoke_through(revoked_through);
+        tracing::info!(
+            revoked_through,
+            "every access token issued so far is revoked"
+        );
+    }
     let faults = state.faults.apply(patch);
     tracing::info!(?faults, "sandbox faults set");
     Ok(Json(faults).into_response())

@@ -27,6 +27,9 @@ pub struct Faults {
     pub latency_ms: u64,
     /// `/oauth/token` answers `503`.
     pub token_endpoint_down: bool,
+    /// Always `false`: `revoke_tokens` is a one-shot action (every access token issued so far is
+    /// revoked when it is set), not a lasting setting. Reported so the settings list every key.
+    pub revoke_tokens: bool,
 }
 
 /// A `POST /sandbox/faults` body: each given field replaces the current setting; an empty object
@@ -39,6 +42,9 @@ pub struct FaultsPatch {
     pub decline_all: Option<bool>,
     pub latency_ms: Option<u64>,
     pub token_endpoint_down: Option<bool>,
+    /// `true` revokes every access token issued so far (done by the handler, see
+    /// `controls::set_faults`); it changes no setting.
+    pub revoke_tokens: Option<bool>,
 }
 
 impl FaultsPatch {
@@ -48,6 +54,7 @@ impl FaultsPatch {
             && self.decline_all.is_none()
             && self.latency_ms.is_none()
             && self.token_endpoint_down.is_none()
+            && self.revoke_tokens.is_none()
     }
 }
 
@@ -87,6 +94,7 @@ impl FaultSwitch {
                 token_endpoint_down: patch
                     .token_endpoint_down
                     .unwrap_or(current.token_endpoint_down),
+                revoke_tokens: false,
             };
         }
         *faults

@@ -10,18 +10,23 @@
 //! provider that remembers; injected faults live in memory. Run it as its own process (`skybook
 //! sandbox`), inside `skybook demo`, or from a test with [`spawn`].
 //!
-//! Modules: [`config`] (settings), `store` (the database), `oauth` (token endpoint), `auth` (bearer
-//! checks), `cards` (tokenisation), `payments` (charges, refunds), `feeds` (partner files),
-//! `faults` (fault injection), `controls` (`/health_check`, `/sandbox/*`), `state`, `error`, `ids`.
+//! Modules: [`config`] (settings), `store` (the database), `oauth` (token endpoint), `jwt`
+//! (`private_key_jwt` client assertions), `auth` (bearer checks), `cards` (tokenisation),
+//! `payments` (charges, refunds), `feeds` (partner files), `echo` (request echo, any status) and
+//! `blobs` (large streamed bodies) for testing proxies, `faults` (fault injection), `controls`
+//! (`/health_check`, `/sandbox/*`), `state`, `error`, `ids`.
 
 mod auth;
+mod blobs;
 mod cards;
 pub mod config;
 mod controls;
+mod echo;
 mod error;
 mod faults;
 mod feeds;
 mod ids;
+mod jwt;
 mod oauth;
 mod payments;
 mod state;
@@ -40,7 +45,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use config::SandboxConfig;
+pub use blobs::{blob_byte, MAX_BLOB_BYTES};
+pub use config::{JwtClientError, JwtPublicKey, SandboxConfig};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -155,7 +161,7 @@ async fn run(
 }
 
 fn routes(state: AppState) -> Router {
-    let payments = Router::new()
+    let v1 = Router::new()
         .route("/v1/tokens", post(cards::create_token))
         .route(
             "/v1/charges",
@@ -163,6 +169,10 @@ fn routes(state: AppState) -> Router {
         )
         .route("/v1/charges/{id}", get(payments::get_charge))
         .route("/v1/refunds", post(payments::create_refund))
+        .route("/v1/echo", get(echo::echo).post(echo::echo))
+        .route("/v1/status/{code}", get(echo::status))
+        .route("/v1/blobs", post(blobs::upload))
+        .route("/v1/blobs/{bytes}", get(blobs::download))
         .route_layer(from_fn_with_state(state.clone(), auth::require_bearer))
         .route_layer(from_fn_with_state(state.clone(), faults::inject_latency));
     let feeds = Router::new()
@@ -176,7 +186,7 @@ fn routes(state: AppState) -> Router {
             "/sandbox/faults",
             get(controls::get_faults).post(controls::set_faults),
         )
-        .merge(payments)
+        .merge(v1)
         .merge(feeds)
         .fallback(|| async {
             ApiError::new(

@@ -1,7 +1,8 @@
 //! The OAuth2 authorisation server: `POST /oauth/token`, client-credentials grant only (RFC 6749
-//! §4.4), with the client authenticating either by form fields or by HTTP Basic (§2.3.1). Issued
-//! tokens are opaque random strings; only their SHA-256 is stored (database and memory), so a
-//! leaked `sandbox.db` holds no usable credential.
+//! §4.4), with the client authenticating by form fields or HTTP Basic (§2.3.1), or with a
+//! `private_key_jwt` assertion (RFC 7523, see `jwt`). Issued tokens are opaque random strings; only
+//! their SHA-256 is stored (database and memory), so a leaked `sandbox.db` holds no usable
+//! credential.
 
 use std::collections::HashMap;
 
@@ -17,6 +18,7 @@ use serde_json::json;
 
 use crate::error::OAuthError;
 use crate::ids::{constant_time_eq, new_id, now_millis, token_hash};
+use crate::jwt;
 use crate::state::{AppState, Counters};
 
 /// `POST /oauth/token`.
@@ -47,10 +49,7 @@ async fn issue(
     let Form(form) = form.map_err(|_| {
         OAuthError::invalid_request("expected an application/x-www-form-urlencoded body")
     })?;
-    let (client_id, client_secret) = client_credentials(headers, &form)?;
-    if !client_matches(state, &client_id, &client_secret) {
-        return Err(OAuthError::invalid_client());
-    }
+    let client_id = authenticate_client(state, headers, &form)?;
     match form.get("grant_type").map(String::as_str) {
         None | Some("") => return Err(OAuthError::invalid_request("grant_type is required")),
         Some("client_credentials") => {}
@@ -64,7 +63,7 @@ async fn issue(
     let issued_at_ms = now_millis();
     let expires_at_ms =
         issued_at_ms.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
-    state
+    let rowid = state
         .store
         .insert_access_token(
             &hash,
@@ -78,7 +77,7 @@ async fn issue(
             tracing::error!(%error, "storing an access token failed");
             OAuthError::server_error()
         })?;
-    state.tokens.insert(hash, expires_at_ms);
+    state.tokens.insert(hash, rowid, expires_at_ms);
     tracing::info!(client_id, "access token issued");
 
     let mut body = json!({
@@ -97,6 +96,45 @@ async fn issue(
         .headers_mut()
         .insert(PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(response)
+}
+
+/// The authenticated client's id: by a `private_key_jwt` assertion when the form carries one,
+/// else by id and secret (HTTP Basic or form fields). Mixing the two is `invalid_request` (RFC 6749
+/// §2.3: one authentication method per request).
+fn authenticate_client(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<String, OAuthError> {
+    let assertion_type = form.get("client_assertion_type");
+    let assertion = form.get("client_assertion");
+    if assertion_type.is_none() && assertion.is_none() {
+        let (client_id, client_secret) = client_credentials(headers, form)?;
+        return if client_matches(state, &client_id, &client_secret) {
+            Ok(client_id)
+        } else {
+            Err(OAuthError::invalid_client())
+        };
+    }
+    if headers.contains_key(AUTHORIZATION) || form.contains_key("client_secret") {
+        return Err(OAuthError::invalid_request(
+            "use one client authentication method, not a secret and an assertion",
+        ));
+    }
+    let (Some(jwt::ASSERTION_TYPE), Some(assertion)) =
+        (assertion_type.map(String::as_str), assertion)
+    else {
+        tracing::info!(
+            ?assertion_type,
+            "client assertion refused: missing or unsupported"
+        );
+        return Err(OAuthError::invalid_client());
+    };
+    let claimed_id = form.get("client_id").map(String::as_str);
+    jwt::verify_assertion(&state.config.jwt_clients, claimed_id, assertion).map_err(|refused| {
+        tracing::info!(reason = %refused, "client assertion refused");
+        OAuthError::invalid_client()
+    })
 }
 
 /// The client's `(id, secret)`, from HTTP Basic if present, else from the form.

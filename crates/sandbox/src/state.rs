@@ -36,8 +36,14 @@ impl AppState {
     /// Builds the state, loading the still-valid access tokens from the database into memory.
     pub async fn load(config: SandboxConfig, store: Store) -> anyhow::Result<Self> {
         let tokens = TokenCache::default();
-        for (hash, expires_at_ms) in store.live_access_tokens(now_millis()).await? {
-            tokens.insert(hash, expires_at_ms);
+        let live = store.live_access_tokens(now_millis()).await?;
+        tokens.revoke_through(live.revoked_through);
+        for token in live.tokens {
+            tokens.insert(token.sha256, token.rowid, token.expires_at_ms);
+        }
+        let jwt_clients = config.jwt_clients.len();
+        if jwt_clients > 0 {
+            tracing::info!(jwt_clients, "private_key_jwt clients registered");
         }
         Ok(Self(Arc::new(Shared {
             config,

@@ -1,5 +1,5 @@
 //! Everything the sandbox remembers across restarts, in `<data_dir>/sandbox.db` (SQLite, WAL):
-//! access-token hashes, card tokens, charges and refunds.
+//! access-token hashes (and `revoke_tokens` marks), card tokens, charges and refunds.
 //!
 //! All access goes through one pool with a single connection. SQLite allows one writer at a time;
 //! with a single connection, concurrent requests queue on the pool instead of racing for the write
@@ -32,6 +32,13 @@ const SCHEMA: &[&str] = &[
         scope        TEXT,
         issued_at_ms INTEGER NOT NULL,
         expires_at_ms INTEGER NOT NULL
+    )",
+    // One row per `revoke_tokens` fault: every access token whose rowid is at most
+    // `last_token_rowid` is revoked. `access_tokens` rows are never deleted, so rowids only grow.
+    "CREATE TABLE IF NOT EXISTS token_revocations (
+        id               INTEGER PRIMARY KEY,
+        revoked_at_ms    INTEGER NOT NULL,
+        last_token_rowid INTEGER NOT NULL
     )",
     "CREATE TABLE IF NOT EXISTS card_tokens (
         id              TEXT PRIMARY KEY,
@@ -174,6 +181,22 @@ pub struct Totals {
     pub charges: i64,
     pub declines: i64,
     pub refunds: i64,
+    pub token_revocations: i64,
+}
+
+/// An access token as loaded at start.
+#[derive(Debug, Clone)]
+pub struct StoredToken {
+    pub sha256: String,
+    pub rowid: i64,
+    pub expires_at_ms: i64,
+}
+
+/// The access tokens that are still valid, and the revocation mark they were filtered by.
+#[derive(Debug, Clone)]
+pub struct LiveTokens {
+    pub tokens: Vec<StoredToken>,
+    pub revoked_through: i64,
 }
 
 const CHARGE_COLUMNS: &str =
@@ -229,8 +252,8 @@ impl Store {
         scope: Option<&str>,
         issued_at_ms: i64,
         expires_at_ms: i64,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(
+    ) -> Result<i64, sqlx::Error> {
+        let result = sqlx::query(
             "INSERT INTO access_tokens \
              (token_sha256, client_id, scope, issued_at_ms, expires_at_ms) VALUES (?, ?, ?, ?, ?)",
         )
@@ -241,21 +264,48 @@ impl Store {
         .bind(expires_at_ms)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(result.last_insert_rowid())
     }
 
-    /// `(sha256, expires_at_ms)` of every access token still valid at `now_ms`.
-    pub async fn live_access_tokens(&self, now_ms: i64) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    /// Every access token still valid at `now_ms` and not revoked, plus the revocation mark (the
+    /// highest revoked token rowid, 0 if none was).
+    pub async fn live_access_tokens(&self, now_ms: i64) -> Result<LiveTokens, sqlx::Error> {
+        let revoked_through: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(last_token_rowid), 0) FROM token_revocations")
+                .fetch_one(&self.pool)
+                .await?;
         let rows = sqlx::query(
-            "SELECT token_sha256, expires_at_ms FROM access_tokens WHERE expires_at_ms > ?",
+            "SELECT rowid, token_sha256, expires_at_ms FROM access_tokens \
+             WHERE expires_at_ms > ? AND rowid > ?",
         )
         .bind(now_ms)
+        .bind(revoked_through)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
+        let tokens = rows
             .iter()
-            .map(|row| (row.get("token_sha256"), row.get("expires_at_ms")))
-            .collect())
+            .map(|row| StoredToken {
+                sha256: row.get("token_sha256"),
+                rowid: row.get("rowid"),
+                expires_at_ms: row.get("expires_at_ms"),
+            })
+            .collect();
+        Ok(LiveTokens {
+            tokens,
+            revoked_through,
+        })
+    }
+
+    /// Revokes every access token issued so far, answering the highest revoked rowid (tokens with
+    /// a larger one, issued later, stay valid).
+    pub async fn revoke_access_tokens(&self, now_ms: i64) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar(
+            "INSERT INTO token_revocations (revoked_at_ms, last_token_rowid) \
+             SELECT ?, COALESCE(MAX(rowid), 0) FROM access_tokens RETURNING last_token_rowid",
+        )
+        .bind(now_ms)
+        .fetch_one(&self.pool)
+        .await
     }
 
     pub async fn insert_card_token(&self, card: &CardToken) -> Result<(), sqlx::Error> {
@@ -445,7 +495,8 @@ impl Store {
                     (SELECT COUNT(*) FROM card_tokens) AS card_tokens, \
                     (SELECT COUNT(*) FROM charges WHERE status = 'succeeded') AS charges, \
                     (SELECT COUNT(*) FROM charges WHERE status = 'failed') AS declines, \
-                    (SELECT COUNT(*) FROM refunds) AS refunds",
+                    (SELECT COUNT(*) FROM refunds) AS refunds, \
+                    (SELECT COUNT(*) FROM token_revocations) AS token_revocations",
         )
         .fetch_one(&self.pool)
         .await?;
@@ -455,6 +506,7 @@ impl Store {
             charges: row.get("charges"),
             declines: row.get("declines"),
             refunds: row.get("refunds"),
+            token_revocations: row.get("token_revocations"),
         })
     }
 }

@@ -144,6 +144,9 @@ pub struct SandboxArgs {
         hide_default_value = true
     )]
     pub client: String,
+    /// A client that authenticates with a signed JWT (`private_key_jwt`), as ID:PUBLIC_KEY_PEM_FILE. Repeatable.
+    #[arg(long = "client-jwt")]
+    pub client_jwt: Vec<String>,
 }
 
 #[derive(Debug, Args)]

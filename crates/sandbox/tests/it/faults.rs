@@ -21,6 +21,7 @@ async fn settings_apply_on_top_and_empty_object_clears_them() {
             "decline_all": true,
             "latency_ms": 5,
             "token_endpoint_down": false,
+            "revoke_tokens": false,
         })
     );
     let cleared = h.faults(json!({})).await;
@@ -146,4 +147,53 @@ async fn latency_fault_is_reported_and_requests_still_succeed() {
     let (status, charge) = status_json(h.charge(&token, "slow", 700, &card).await).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(charge["status"], "succeeded");
+}
+
+#[tokio::test]
+async fn revoke_tokens_revokes_every_token_issued_so_far_durably_and_only_once() {
+    let mut h = Harness::start().await;
+    let first = h.token().await;
+    let second = h.token().await;
+    assert_eq!(h.get(&first, "/v1/charges").await.0, StatusCode::OK);
+
+    let settings = h.faults(json!({ "revoke_tokens": true })).await;
+    assert_eq!(
+        settings["revoke_tokens"], false,
+        "a one-shot action, not a setting"
+    );
+    for token in [&first, &second] {
+        let (status, body) = h.get(token, "/v1/charges").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["error"]["code"], "invalid_token");
+    }
+    let after = h.token().await;
+    assert_eq!(h.get(&after, "/v1/charges").await.0, StatusCode::OK);
+    let stats = h.stats().await;
+    assert_eq!(stats["token_revocations"], 1);
+    assert_eq!(stats["tokens_issued"], 3);
+    assert_eq!(stats["faults"]["revoke_tokens"], false);
+
+    // Other settings are kept; `{"revoke_tokens": false}` does nothing.
+    h.faults(json!({ "decline_all": true })).await;
+    let settings = h.faults(json!({ "revoke_tokens": false })).await;
+    assert_eq!(settings["decline_all"], true);
+    assert_eq!(h.get(&after, "/v1/charges").await.0, StatusCode::OK);
+    assert_eq!(h.stats().await["token_revocations"], 1);
+
+    h.restart().await;
+    assert_eq!(
+        h.get(&first, "/v1/charges").await.0,
+        StatusCode::UNAUTHORIZED,
+        "a restart does not bring revoked tokens back"
+    );
+    assert_eq!(h.get(&after, "/v1/charges").await.0, StatusCode::OK);
+
+    h.faults(json!({ "revoke_tokens": true })).await;
+    assert_eq!(
+        h.get(&after, "/v1/charges").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let newest = h.token().await;
+    assert_eq!(h.get(&newest, "/v1/charges").await.0, StatusCode::OK);
+    assert_eq!(h.stats().await["token_revocations"], 2);
 }

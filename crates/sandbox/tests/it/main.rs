@@ -2,7 +2,10 @@
 //! ephemeral loopback port with a fresh temporary data dir and talks to it with reqwest, like
 //! skybook's clients do.
 
+mod blobs;
+mod client_jwt;
 mod common;
+mod echo;
 mod faults;
 mod feeds;
 mod oauth;

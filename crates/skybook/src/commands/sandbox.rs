@@ -19,6 +19,11 @@ pub async fn run(args: SandboxArgs) -> Result<()> {
         .ok_or_else(|| anyhow!("invalid --client: expected ID:SECRET"))?;
     sandbox.client_id = id.to_owned();
     sandbox.client_secret = SecretString::from(secret.to_owned());
+    for arg in &args.client_jwt {
+        sandbox = sandbox
+            .with_jwt_client_arg(arg)
+            .map_err(|e| anyhow!("invalid --client-jwt {arg:?}: {e}"))?;
+    }
     std::fs::create_dir_all(&args.data_dir)
         .map_err(|e| anyhow!("cannot create --data-dir {}: {e}", args.data_dir.display()))?;
 
