@@ -355,3 +355,137 @@ fn http_url(raw: &str, key: &str) -> Result<Url, ConfigError> {
         _ => Err(err(key, format!("{raw:?} is not an http(s) URL"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ProxyConfig, ConfigError> {
+        ProxyConfig::parse(text, Path::new("."), &|name| {
+            (name == "SET").then(|| "s3cret".to_owned())
+        })
+    }
+
+    const GOOD_ROUTE: &str = r#"
+[[route]]
+prefix = "/payments/"
+upstream = "http://127.0.0.1:7000/base"
+token_url = "http://127.0.0.1:7000/oauth/token"
+client_id = "skybook"
+client_secret_env = "SET"
+"#;
+
+    #[test]
+    fn a_good_config_parses() {
+        let config = parse(&format!("listen = \"127.0.0.1:9100\"\n{GOOD_ROUTE}")).unwrap();
+        assert_eq!(config.listen.port(), 9100);
+        assert_eq!(
+            config.routes[0].prefix, "/payments",
+            "trailing slash dropped"
+        );
+        assert!(matches!(
+            config.routes[0].auth,
+            RouteAuth::ClientCredentials { .. }
+        ));
+        assert!(
+            !format!("{config:?}").contains("s3cret"),
+            "secrets never in Debug"
+        );
+    }
+
+    /// Each mistake is reported as one line that names the key.
+    #[test]
+    fn every_mistake_names_its_key() {
+        let cases = [
+            (
+                "listen = \"nowhere\"\n".to_owned() + GOOD_ROUTE,
+                "invalid listen",
+            ),
+            ("".to_owned(), "no [[route]]"),
+            (
+                GOOD_ROUTE.replace(
+                    "upstream = \"http://127.0.0.1:7000/base\"",
+                    "upstream = \"ftp://x\"",
+                ),
+                "route[0].upstream",
+            ),
+            (
+                GOOD_ROUTE.replace(
+                    "upstream = \"http://127.0.0.1:7000/base\"",
+                    "upstream = \"https://x\"",
+                ),
+                "route[0].upstream",
+            ),
+            (
+                GOOD_ROUTE.replace("prefix = \"/payments/\"", "prefix = \"payments\""),
+                "route[0].prefix",
+            ),
+            (
+                GOOD_ROUTE.replace(
+                    "client_secret_env = \"SET\"",
+                    "client_secret_env = \"UNSET\"",
+                ),
+                "route[0].client_secret_env",
+            ),
+            (
+                GOOD_ROUTE.replace("client_id = \"skybook\"\n", ""),
+                "missing route[0].client_id",
+            ),
+            (
+                GOOD_ROUTE.replace("client_secret_env = \"SET\"", ""),
+                "missing credentials for route[0]",
+            ),
+            (
+                GOOD_ROUTE.to_owned() + "colour = \"blue\"\n",
+                "unknown field `colour`",
+            ),
+            (format!("{GOOD_ROUTE}{GOOD_ROUTE}"), "route[1].prefix"),
+            (
+                GOOD_ROUTE.replace(
+                    "client_secret_env = \"SET\"",
+                    "client_secret_file = \"/no/such/file\"",
+                ),
+                "route[0].client_secret_file",
+            ),
+            (
+                GOOD_ROUTE.to_owned() + "headers = { \"bad header\" = \"x\" }\n",
+                "route[0].headers.bad header",
+            ),
+            (
+                GOOD_ROUTE.replace(
+                    "client_secret_env = \"SET\"",
+                    "private_key_file = \"/no/such/key.pem\"",
+                ),
+                "route[0].private_key_file",
+            ),
+            (
+                GOOD_ROUTE.to_owned() + "read_timeout_ms = 0\n",
+                "route[0].read_timeout_ms",
+            ),
+        ];
+        for (text, expected) in cases {
+            let message = parse(&text).expect_err(expected).to_string();
+            assert!(
+                message.contains(expected),
+                "{expected:?} not in {message:?}"
+            );
+            assert!(!message.contains('\n'), "one line: {message:?}");
+            assert!(!message.contains("s3cret"));
+        }
+    }
+
+    #[test]
+    fn a_static_header_route_needs_a_value() {
+        let route =
+            "[[route]]\nprefix = \"/k\"\nupstream = \"http://h\"\nstatic_header = \"X-Api-Key\"\n";
+        assert!(parse(route)
+            .unwrap_err()
+            .to_string()
+            .contains("missing route[0].static_value_env"));
+        let ok = parse(&format!("{route}static_value_env = \"SET\"\n")).unwrap();
+        assert!(
+            matches!(&ok.routes[0].auth, RouteAuth::Static { header, value }
+            if header == "x-api-key" && value.is_sensitive())
+        );
+    }
+}

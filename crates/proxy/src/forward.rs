@@ -50,6 +50,7 @@ pub(crate) async fn forward(State(proxy): State<Proxy>, request: Request) -> Res
             .into_response();
     };
     let method = request.method().clone();
+    tracing::debug!(route = route.prefix(), method = %method, "forwarding");
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()

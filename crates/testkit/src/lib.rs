@@ -122,10 +122,14 @@ fn url_with_database(admin: &str, db: &str) -> String {
 
 /// A migrated store on a fresh database.
 pub async fn store(engine: Engine, name: &str) -> Store {
+    store_at(&fresh_database_url(engine, name).await).await
+}
+
+/// A migrated store on `url` (for tests that hand the same URL to a `skybook` process).
+pub async fn store_at(url: &str) -> Store {
     init_logging();
-    let url = fresh_database_url(engine, name).await;
     let store = Store::connect(
-        &url,
+        url,
         &PoolSettings {
             max_connections: 24,
             ..PoolSettings::default()

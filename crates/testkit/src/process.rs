@@ -62,6 +62,30 @@ impl Running {
         self.child.id()
     }
 
+    /// Sends SIGTERM (the orchestrator's polite stop).
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits (bounded, 30 s) for the process to exit; returns its exit code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("wait for child") {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "process did not exit within 30 s; see {}",
+            self.log.display()
+        )
+    }
+
     /// Waits (bounded) for an output line containing `needle`; returns it.
     pub fn wait_for_line(&self, needle: &str) -> String {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);

@@ -32,9 +32,20 @@ headers = {{ "X-Partner" = "skybook" }}
 impl Setup {
     /// A sandbox issuing tokens valid for `token_ttl`, and a proxy whose config is `routes(sandbox_url)`.
     pub async fn start(name: &str, token_ttl: Duration, routes: impl Fn(&str) -> String) -> Self {
+        Self::start_with(name, token_ttl, routes, |config| config).await
+    }
+
+    /// As [`Setup::start`], with the sandbox's configuration adjusted by `sandbox`.
+    pub async fn start_with(
+        name: &str,
+        token_ttl: Duration,
+        routes: impl Fn(&str) -> String,
+        sandbox: impl FnOnce(SandboxConfig) -> SandboxConfig,
+    ) -> Self {
         let dir = skybook_testkit::test_dir(&format!("proxy-{name}"));
         let mut config = SandboxConfig::new(dir.join("sandbox"));
         config.token_ttl = token_ttl;
+        let config = sandbox(config);
         let sandbox = skybook_sandbox::spawn(config, "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
