@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use crate::route::{Credential, Route};
+use crate::route::{Credential, Route, UpstreamClient};
 use crate::Proxy;
 
 /// Request bodies up to this size (with a known length) are buffered when the request may be retried after
@@ -37,10 +37,10 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 
 pub(crate) async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
     let start = Instant::now();
-    let Some(route) = proxy
+    let Some(index) = proxy
         .routes()
         .iter()
-        .find(|r| r.matches(request.uri().path()))
+        .position(|r| r.matches(request.uri().path()))
     else {
         let known: Vec<&str> = proxy.routes().iter().map(Route::prefix).collect();
         return (
@@ -49,29 +49,30 @@ pub(crate) async fn forward(State(proxy): State<Proxy>, request: Request) -> Res
         )
             .into_response();
     };
+    let (route, client) = (&proxy.routes()[index], &proxy.clients[index]);
     let method = request.method().clone();
     tracing::debug!(route = route.prefix(), method = %method, "forwarding");
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
-    let response = forward_on(route, peer, request).await;
+    let response = forward_on(&Upstream { route, client }, peer, request).await;
     let status = response.status();
-    let class = match status.as_u16() {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    };
-    metrics::counter!("skybook_proxy_requests_total", "route" => route.prefix().to_owned(), "class" => class)
-        .increment(1);
+    let class = (status.as_u16() / 100).clamp(1, 5) as usize - 1;
+    route.metrics.requests[class].increment(1);
     tracing::info!(route = route.prefix(), method = %method, status = status.as_u16(),
         latency_ms = start.elapsed().as_millis() as u64, "proxied");
     response
 }
 
-async fn forward_on(route: &Route, peer: Option<SocketAddr>, request: Request) -> Response {
+/// A route and this worker's connection pool to its upstream.
+struct Upstream<'a> {
+    route: &'a Route,
+    client: &'a UpstreamClient,
+}
+
+async fn forward_on(up: &Upstream<'_>, peer: Option<SocketAddr>, request: Request) -> Response {
+    let route = up.route;
     let (parts, body) = request.into_parts();
     let uri = route.upstream_uri(parts.uri.path(), parts.uri.query());
     let headers = forwarded_headers(route, &parts.headers, peer);
@@ -94,10 +95,10 @@ async fn forward_on(route: &Route, peer: Option<SocketAddr>, request: Request) -
                     }
                 }
             }
-            _ => return send_streaming(route, parts.method, uri, headers, body).await,
+            _ => return send_streaming(up, parts.method, uri, headers, body).await,
         }
     } else {
-        return send_streaming(route, parts.method, uri, headers, body).await;
+        return send_streaming(up, parts.method, uri, headers, body).await;
     };
     let bytes = buffered.unwrap_or_default();
 
@@ -106,10 +107,10 @@ async fn forward_on(route: &Route, peer: Option<SocketAddr>, request: Request) -
         Err(e) => return token_unavailable(route, e),
     };
     let first = send(
-        route,
+        up,
         &parts.method,
         &uri,
-        &headers,
+        headers.clone(),
         &credential,
         Body::from(bytes.clone()),
     )
@@ -122,12 +123,12 @@ async fn forward_on(route: &Route, peer: Option<SocketAddr>, request: Request) -
         Ok(c) => c,
         Err(e) => return token_unavailable(route, e),
     };
-    metrics::counter!("skybook_proxy_unauthorized_retries_total", "route" => route.prefix().to_owned()).increment(1);
+    route.metrics.unauthorized_retries.increment(1);
     send(
-        route,
+        up,
         &parts.method,
         &uri,
-        &headers,
+        headers,
         &credential,
         Body::from(bytes),
     )
@@ -137,17 +138,18 @@ async fn forward_on(route: &Route, peer: Option<SocketAddr>, request: Request) -
 /// A request whose body cannot be replayed: sent once, and a `401` is passed back (after dropping the token,
 /// so the next request gets a fresh one).
 async fn send_streaming(
-    route: &Route,
+    up: &Upstream<'_>,
     method: Method,
     uri: String,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let route = up.route;
     let credential = match route.credential().await {
         Ok(c) => c,
         Err(e) => return token_unavailable(route, e),
     };
-    let response = send(route, &method, &uri, &headers, &credential, body).await;
+    let response = send(up, &method, &uri, headers, &credential, body).await;
     if response.status() == StatusCode::UNAUTHORIZED {
         route.reject(&credential);
     }
@@ -155,28 +157,30 @@ async fn send_streaming(
 }
 
 async fn send(
-    route: &Route,
+    up: &Upstream<'_>,
     method: &Method,
     uri: &str,
-    headers: &HeaderMap,
+    headers: HeaderMap,
     credential: &Credential,
     body: Body,
 ) -> Response {
+    let route = up.route;
     let mut request = axum::http::Request::new(body);
     *request.method_mut() = method.clone();
     *request.uri_mut() = match uri.parse() {
         Ok(uri) => uri,
         Err(e) => return error(StatusCode::BAD_REQUEST, route, "bad_path", e.to_string()),
     };
-    *request.headers_mut() = headers.clone();
+    *request.headers_mut() = headers;
     request
         .headers_mut()
         .insert(credential.header.clone(), credential.value.clone());
 
     let start = Instant::now();
-    let result =
-        tokio::time::timeout(route.config.read_timeout, route.client.request(request)).await;
-    metrics::histogram!("skybook_proxy_upstream_duration_seconds", "route" => route.prefix().to_owned())
+    let result = tokio::time::timeout(route.config.read_timeout, up.client.request(request)).await;
+    route
+        .metrics
+        .upstream_seconds
         .record(start.elapsed().as_secs_f64());
     match result {
         Ok(Ok(response)) => {

@@ -28,10 +28,13 @@ use metrics_exporter_prometheus::PrometheusHandle;
 pub use config::{ConfigError, ProxyConfig, RouteAuth, RouteConfig};
 pub use route::Route;
 
-/// What request handlers share.
+/// What request handlers share. The routes (and their token managers) are shared by every worker; the
+/// upstream connection pools belong to one worker ([`Proxy::for_worker`]), so a connection is always driven by
+/// the thread that uses it.
 #[derive(Clone)]
 pub struct Proxy {
     routes: Arc<Vec<Route>>,
+    clients: Arc<Vec<route::UpstreamClient>>,
     metrics: PrometheusHandle,
 }
 
@@ -43,10 +46,31 @@ impl Proxy {
             .timeout(std::time::Duration::from_secs(15))
             .build()
             .expect("HTTP client for token endpoints");
-        let routes = config.routes.iter().map(|r| Route::new(r, &http)).collect();
+        // The recorder first: the routes register their metric handles with it.
+        let metrics = ops::metrics_handle();
+        let routes: Vec<Route> = config.routes.iter().map(|r| Route::new(r, &http)).collect();
+        let clients = routes
+            .iter()
+            .map(|r| route::upstream_client(&r.config))
+            .collect();
         Self {
             routes: Arc::new(routes),
-            metrics: ops::metrics_handle(),
+            clients: Arc::new(clients),
+            metrics,
+        }
+    }
+
+    /// The same routes and tokens with connection pools of its own, for one worker thread.
+    pub fn for_worker(&self) -> Self {
+        Self {
+            routes: Arc::clone(&self.routes),
+            clients: Arc::new(
+                self.routes
+                    .iter()
+                    .map(|r| route::upstream_client(&r.config))
+                    .collect(),
+            ),
+            metrics: self.metrics.clone(),
         }
     }
 
@@ -63,6 +87,81 @@ impl Proxy {
             .fallback(forward::forward)
             .with_state(self)
     }
+}
+
+/// Serves on `listen` with `workers` threads, each a single-threaded runtime with its own `SO_REUSEPORT`
+/// listener and upstream pools (nginx's worker model: no work stealing, no cross-thread wakeups on the hot
+/// path). `bound` is told the address once the first worker listens. Returns when `shutdown` has resolved
+/// and every worker has let its in-flight requests finish.
+pub async fn serve_workers(
+    listen: SocketAddr,
+    proxy: Proxy,
+    workers: usize,
+    bound: impl FnOnce(SocketAddr),
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut addr = listen;
+    let mut threads = Vec::new();
+    for i in 0..workers.max(1) {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (worker, mut stop) = (proxy.for_worker(), stop_rx.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("proxy-worker-{i}"))
+            .spawn(move || -> std::io::Result<()> {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(async move {
+                    let listener = match reuseport_listener(addr) {
+                        Ok(l) => {
+                            let _ = ready_tx.send(l.local_addr());
+                            l
+                        }
+                        Err(e) => {
+                            let _ =
+                                ready_tx.send(Err(std::io::Error::new(e.kind(), e.to_string())));
+                            return Err(e);
+                        }
+                    };
+                    serve(listener, worker, async move {
+                        let _ = stop.wait_for(|stop| *stop).await;
+                    })
+                    .await
+                })
+            })?;
+        // Workers after the first bind the port the first one got (it may have been 0).
+        addr = ready_rx
+            .recv()
+            .map_err(|_| std::io::Error::other("proxy worker died while binding"))??;
+        threads.push(thread);
+    }
+    bound(addr);
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    tokio::task::spawn_blocking(move || {
+        for thread in threads {
+            thread
+                .join()
+                .map_err(|_| std::io::Error::other("proxy worker panicked"))??;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+fn reuseport_listener(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 /// Serves `proxy` on `listener` until `shutdown` resolves; in-flight requests are allowed to finish.

@@ -35,7 +35,42 @@ pub(crate) struct Credential {
 pub struct Route {
     pub(crate) config: RouteConfig,
     pub(crate) credentials: Credentials,
-    pub(crate) client: UpstreamClient,
+    pub(crate) metrics: RouteMetrics,
+}
+
+/// Metric handles registered once per route, so the request path does no label lookups or allocations.
+pub(crate) struct RouteMetrics {
+    /// Requests by status class: 1xx..5xx.
+    pub requests: [metrics::Counter; 5],
+    pub upstream_seconds: metrics::Histogram,
+    pub unauthorized_retries: metrics::Counter,
+}
+
+impl RouteMetrics {
+    fn new(prefix: &str) -> Self {
+        let class = |c: &'static str| metrics::counter!("skybook_proxy_requests_total", "route" => prefix.to_owned(), "class" => c);
+        Self {
+            requests: [
+                class("1xx"),
+                class("2xx"),
+                class("3xx"),
+                class("4xx"),
+                class("5xx"),
+            ],
+            upstream_seconds: metrics::histogram!("skybook_proxy_upstream_duration_seconds", "route" => prefix.to_owned()),
+            unauthorized_retries: metrics::counter!("skybook_proxy_unauthorized_retries_total", "route" => prefix.to_owned()),
+        }
+    }
+}
+
+/// A pooled HTTP/1.1 client for one route's upstream (keep-alive; connect timeout from the route).
+pub(crate) fn upstream_client(config: &RouteConfig) -> UpstreamClient {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(config.connect_timeout));
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build(connector)
 }
 
 /// Token endpoint retries: enough to ride out a blip, short enough that a request waiting on a cold fetch gets
@@ -91,16 +126,10 @@ impl Route {
                 value: value.clone(),
             },
         };
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
         Self {
             config: config.clone(),
             credentials,
-            client,
+            metrics: RouteMetrics::new(&config.prefix),
         }
     }
 

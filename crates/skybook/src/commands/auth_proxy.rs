@@ -1,6 +1,6 @@
 //! `skybook auth-proxy --config FILE`: the token-injecting proxy as its own process.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use skybook_proxy::{Proxy, ProxyConfig};
 
 use crate::cli::AuthProxyArgs;
@@ -10,10 +10,25 @@ pub async fn run(args: AuthProxyArgs) -> Result<()> {
     // Every config mistake is one line naming the key (ConfigError's message), before any socket is opened.
     let config = ProxyConfig::load(&args.config, &|name| std::env::var(name).ok())?;
     let proxy = Proxy::new(&config);
-    let listener = wiring::bind(config.listen, "auth proxy").await?;
-    let prefixes: Vec<&str> = proxy.routes().iter().map(|r| r.prefix()).collect();
-    tracing::info!(addr = %listener.local_addr()?, routes = ?prefixes, "auth proxy listening");
-    println!("auth proxy listening on http://{}", listener.local_addr()?);
-    skybook_proxy::serve(listener, proxy, wiring::shutdown_signal()).await?;
+    let prefixes: Vec<String> = proxy
+        .routes()
+        .iter()
+        .map(|r| r.prefix().to_owned())
+        .collect();
+    // One single-threaded worker per core, like nginx's worker processes.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let bound = |addr| {
+        tracing::info!(%addr, routes = ?prefixes, workers, "auth proxy listening");
+        println!("auth proxy listening on http://{addr}");
+    };
+    skybook_proxy::serve_workers(
+        config.listen,
+        proxy,
+        workers,
+        bound,
+        wiring::shutdown_signal(),
+    )
+    .await
+    .with_context(|| format!("auth proxy on {}", config.listen))?;
     Ok(())
 }
