@@ -398,11 +398,13 @@ impl Inner {
                     .increment(1);
                 let still_valid = state.token.as_ref().is_some_and(AccessToken::is_valid);
                 tracing::warn!(target_name = %name, ?kind, still_valid, error = %err, "access token request failed");
-                if kind == FetchKind::Refresh {
+                if still_valid {
                     // Try again later (the next caller after this), not on every call while the endpoint is down.
                     let pause = self.config.retry.max_delay.max(Duration::from_millis(100));
                     state.refresh_not_before = Some(Instant::now() + pause);
                 } else {
+                    // No valid token (a cold fetch, or a refresh that outlived the token it was replacing):
+                    // callers get this failure at once for a moment instead of each waiting out more retries.
                     let pause = self
                         .config
                         .retry

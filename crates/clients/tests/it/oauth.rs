@@ -145,6 +145,17 @@ async fn token_endpoint_down_serves_the_cache_then_fails_fast_then_recovers() ->
         }
     })
     .await;
+    // Right after a failed cold fetch, the next caller gets that failure at once: no new fetch, no waiting.
+    let fetches_before = manager.stats().fetches_failed + manager.stats().fetches_ok;
+    let started = tokio::time::Instant::now();
+    assert!(manager.token().await.is_err());
+    assert!(started.elapsed() < Duration::from_millis(50), "fails fast");
+    let stats = manager.stats();
+    assert_eq!(
+        stats.fetches_failed + stats.fetches_ok,
+        fetches_before,
+        "no new fetch"
+    );
     assert!(matches!(error, TokenError::Unavailable { .. }), "{error:?}");
     assert!(error.is_transient());
     assert!(
@@ -160,8 +171,13 @@ async fn token_endpoint_down_serves_the_cache_then_fails_fast_then_recovers() ->
     assert!(stats.fetches_failed >= 1, "{stats:?}");
     assert!(sandbox.stat("token_requests_failed").await >= 1);
 
+    // Back up: the first call after that short window fetches a new token.
     sandbox.faults(json!({})).await;
-    let recovered = manager.token().await?;
+    let recovered = eventually(Duration::from_secs(5), "recovery", || {
+        let manager = manager.clone();
+        async move { manager.token().await.ok() }
+    })
+    .await;
     assert!(recovered.is_valid());
     assert_ne!(recovered.bearer_header(), first.bearer_header());
     assert_eq!(sandbox.stat("tokens_issued").await, 2);
