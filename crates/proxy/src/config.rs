@@ -40,6 +40,8 @@ fn err(key: &str, problem: impl std::fmt::Display) -> ConfigError {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     listen: Option<String>,
+    /// Worker threads (default: one per core).
+    workers: Option<usize>,
     /// Defaults for every route.
     connect_timeout_ms: Option<u64>,
     read_timeout_ms: Option<u64>,
@@ -77,6 +79,8 @@ struct RawRoute {
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
     pub listen: SocketAddr,
+    /// Single-threaded workers, each with its own listener and upstream pools.
+    pub workers: usize,
     pub routes: Vec<RouteConfig>,
 }
 
@@ -166,7 +170,16 @@ impl ProxyConfig {
             }
             routes.push(route);
         }
-        Ok(Self { listen, routes })
+        let workers = match raw.workers {
+            Some(0) => return Err(err("workers", "must be at least 1")),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        Ok(Self {
+            listen,
+            workers,
+            routes,
+        })
     }
 }
 
@@ -402,6 +415,7 @@ client_secret_env = "SET"
                 "invalid listen",
             ),
             ("".to_owned(), "no [[route]]"),
+            ("workers = 0\n".to_owned() + GOOD_ROUTE, "invalid workers"),
             (
                 GOOD_ROUTE.replace(
                     "upstream = \"http://127.0.0.1:7000/base\"",

@@ -73,14 +73,15 @@ struct Upstream<'a> {
 
 async fn forward_on(up: &Upstream<'_>, peer: Option<SocketAddr>, request: Request) -> Response {
     let route = up.route;
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let uri = route.upstream_uri(parts.uri.path(), parts.uri.query());
-    let headers = forwarded_headers(route, &parts.headers, peer);
-
     // A body is kept for a retry only when replaying it is safe and it is small and of known length.
     let replayable = is_idempotent(&parts.method) || parts.headers.contains_key("idempotency-key");
+    let length = body_length(&parts.headers);
+    let headers = forwarded_headers(route, std::mem::take(&mut parts.headers), peer);
+
     let buffered: Option<Bytes> = if replayable {
-        match body_length(&parts.headers) {
+        match length {
             Some(0) => Some(Bytes::new()),
             Some(n) if n <= RETRY_BUFFER_LIMIT => {
                 match axum::body::to_bytes(body, n as usize).await {
@@ -208,8 +209,7 @@ async fn send(
 
 /// The client's headers minus hop-by-hop ones, `Host` and any credentials, plus `X-Forwarded-*` and the
 /// route's own headers.
-fn forwarded_headers(route: &Route, incoming: &HeaderMap, peer: Option<SocketAddr>) -> HeaderMap {
-    let mut headers = incoming.clone();
+fn forwarded_headers(route: &Route, mut headers: HeaderMap, peer: Option<SocketAddr>) -> HeaderMap {
     strip_hop_by_hop(&mut headers);
     let host = headers.remove(header::HOST);
     headers.remove(header::AUTHORIZATION);

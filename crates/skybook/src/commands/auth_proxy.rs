@@ -15,8 +15,7 @@ pub async fn run(args: AuthProxyArgs) -> Result<()> {
         .iter()
         .map(|r| r.prefix().to_owned())
         .collect();
-    // One single-threaded worker per core, like nginx's worker processes.
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = config.workers;
     let bound = |addr| {
         tracing::info!(%addr, routes = ?prefixes, workers, "auth proxy listening");
         println!("auth proxy listening on http://{addr}");
