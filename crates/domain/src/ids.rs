@@ -63,3 +63,7 @@ uuid_id!(
     /// A row in the email outbox.
     OutboxId
 );
+uuid_id!(
+    /// A background job in the durable queue.
+    JobId
+);

@@ -135,6 +135,17 @@ macro_rules! on_pool {
     };
 }
 
+/// Runs `$body` with `$c` bound to the pool that takes single-statement writes: SQLite's one writer, or
+/// PostgreSQL's pool.
+macro_rules! on_writer {
+    ($backend:expr, $c:ident => $body:expr) => {
+        match $backend {
+            $crate::backend::Backend::Sqlite { writer: $c, .. } => $body,
+            $crate::backend::Backend::Postgres($c) => $body,
+        }
+    };
+}
+
 /// Runs `$body` with `$c` bound to the `&mut Connection` of the open transaction `$tx`.
 macro_rules! on_tx {
     ($tx:expr, $c:ident => $body:expr) => {
@@ -151,4 +162,4 @@ macro_rules! on_tx {
     };
 }
 
-pub(crate) use {on_pool, on_tx};
+pub(crate) use {on_pool, on_tx, on_writer};

@@ -1,5 +1,6 @@
 //! The storage contract, run against SQLite and PostgreSQL alike.
 
+mod jobs;
 mod sessions;
 
 use std::sync::Arc;

@@ -1,0 +1,162 @@
+//! The durable job queue's statements. The worker loop, backoff policy and handlers live above this crate;
+//! here is only how a job is written down, claimed, kept, finished and pruned.
+//!
+//! Claiming is one statement on both engines: PostgreSQL picks rows `FOR UPDATE SKIP LOCKED`, so concurrent
+//! workers never wait on, or take, the same job; SQLite's single writer serialises claims by itself. A claim
+//! takes `queued` jobs that are due and `running` jobs whose lease has lapsed (their worker died): every job
+//! handler must therefore be idempotent. Finishing is conditional on still holding the lease, so a worker whose
+//! job was rescued by another cannot overwrite the rescuer's outcome.
+
+use chrono::{DateTime, Utc};
+use skybook_domain::JobId;
+
+use crate::backend::{on_writer, Backend};
+use crate::error::Result;
+use crate::store::Store;
+
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub queue: String,
+    pub kind: String,
+    /// JSON.
+    pub payload: String,
+    /// Higher runs first.
+    pub priority: i32,
+    pub max_attempts: i32,
+    pub run_at: DateTime<Utc>,
+    /// At most one unfinished job per key.
+    pub unique_key: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enqueued {
+    New(JobId),
+    /// An unfinished job with the same unique key exists; nothing was added.
+    Duplicate,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Job {
+    pub id: JobId,
+    pub queue: String,
+    pub kind: String,
+    pub payload: String,
+    pub priority: i32,
+    pub state: String,
+    /// Including the current run.
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub run_at: DateTime<Utc>,
+    pub unique_key: Option<String>,
+    pub locked_by: Option<String>,
+    pub locked_until: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+const JOB_COLUMNS: &str =
+    "id, queue, kind, payload, priority, state, attempts, max_attempts, run_at, unique_key, \
+                           locked_by, locked_until, last_error";
+
+impl Store {
+    pub async fn enqueue_job(&self, job: &NewJob, now: DateTime<Utc>) -> Result<Enqueued> {
+        let id = JobId::new();
+        let sql = "INSERT INTO jobs (id, queue, kind, payload, priority, state, attempts, max_attempts, run_at, \
+                   unique_key, created_at) VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8, $9) \
+                   ON CONFLICT DO NOTHING";
+        let inserted = on_writer!(&self.backend, c => sqlx::query(sql)
+            .bind(id).bind(&job.queue).bind(&job.kind).bind(&job.payload).bind(job.priority)
+            .bind(job.max_attempts).bind(job.run_at).bind(&job.unique_key).bind(now)
+            .execute(c).await.map(|r| r.rows_affected()))?;
+        Ok(if inserted == 1 {
+            Enqueued::New(id)
+        } else {
+            Enqueued::Duplicate
+        })
+    }
+
+    /// Leases up to `limit` due jobs of `queue` to `worker` until `now + lease`, highest priority first.
+    pub async fn claim_jobs(
+        &self,
+        queue: &str,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+        limit: i64,
+    ) -> Result<Vec<Job>> {
+        let skip_locked = match self.backend {
+            Backend::Sqlite { .. } => "",
+            Backend::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+        };
+        let sql = format!(
+            "UPDATE jobs SET state = 'running', locked_by = $1, locked_until = $2, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM jobs WHERE queue = $3 \
+                 AND ((state = 'queued' AND run_at <= $4) OR (state = 'running' AND locked_until < $4)) \
+                 ORDER BY priority DESC, run_at LIMIT $5{skip_locked}) \
+             RETURNING {JOB_COLUMNS}"
+        );
+        let mut jobs: Vec<Job> = on_writer!(&self.backend, c => sqlx::query_as(&sql)
+            .bind(worker).bind(now + lease).bind(queue).bind(now).bind(limit)
+            .fetch_all(c).await)?;
+        jobs.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.run_at.cmp(&b.run_at)));
+        Ok(jobs)
+    }
+
+    /// Extends the leases of every job `worker` holds (its heartbeat). Returns how many it still holds.
+    pub async fn renew_job_leases(&self, worker: &str, until: DateTime<Utc>) -> Result<u64> {
+        let sql = "UPDATE jobs SET locked_until = $1 WHERE locked_by = $2 AND state = 'running'";
+        Ok(
+            on_writer!(&self.backend, c => sqlx::query(sql).bind(until).bind(worker).execute(c).await.map(|r| r.rows_affected()))?,
+        )
+    }
+
+    /// Marks the job done if `worker` still holds it. `false`: the lease was lost (another worker rescued it).
+    pub async fn complete_job(&self, id: JobId, worker: &str, now: DateTime<Utc>) -> Result<bool> {
+        let sql = "UPDATE jobs SET state = 'done', finished_at = $1, locked_by = NULL, locked_until = NULL \
+                   WHERE id = $2 AND locked_by = $3 AND state = 'running'";
+        Ok(
+            on_writer!(&self.backend, c => sqlx::query(sql).bind(now).bind(id).bind(worker).execute(c).await.map(|r| r.rows_affected()))?
+                == 1,
+        )
+    }
+
+    /// Records a failed run: queued again at `retry_at`, or `failed` for good when `retry_at` is `None`.
+    /// Conditional on still holding the lease, like [`Store::complete_job`].
+    pub async fn fail_job(
+        &self,
+        id: JobId,
+        worker: &str,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let (sql, at) = match retry_at {
+            Some(at) => (
+                "UPDATE jobs SET state = 'queued', run_at = $1, last_error = $2, locked_by = NULL, \
+                 locked_until = NULL WHERE id = $3 AND locked_by = $4 AND state = 'running'",
+                at,
+            ),
+            None => (
+                "UPDATE jobs SET state = 'failed', finished_at = $1, last_error = $2, locked_by = NULL, \
+                 locked_until = NULL WHERE id = $3 AND locked_by = $4 AND state = 'running'",
+                now,
+            ),
+        };
+        Ok(
+            on_writer!(&self.backend, c => sqlx::query(sql).bind(at).bind(error).bind(id).bind(worker).execute(c).await.map(|r| r.rows_affected()))?
+                == 1,
+        )
+    }
+
+    pub async fn job(&self, id: JobId) -> Result<Option<Job>> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
+        Ok(on_writer!(&self.backend, c => sqlx::query_as(&sql).bind(id).fetch_optional(c).await)?)
+    }
+
+    /// Deletes jobs that finished before `before`. Returns how many.
+    pub async fn prune_jobs(&self, before: DateTime<Utc>) -> Result<u64> {
+        let sql = "DELETE FROM jobs WHERE state IN ('done', 'failed') AND finished_at < $1";
+        Ok(
+            on_writer!(&self.backend, c => sqlx::query(sql).bind(before).execute(c).await.map(|r| r.rows_affected()))?,
+        )
+    }
+}
