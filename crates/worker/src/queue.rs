@@ -1,0 +1,234 @@
+//! The job queue's worker: claim, run with a heartbeat, record the outcome.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::future::join_all;
+use skybook_domain::{JobId, RetryPolicy};
+use skybook_storage::{Job, Store};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+/// Runs one kind of job. Must be idempotent: a job whose worker died mid-run is run again elsewhere.
+#[async_trait::async_trait]
+pub trait JobHandler: Send + Sync + 'static {
+    async fn run(&self, job: &Job) -> anyhow::Result<()>;
+}
+
+/// A job's state change, published in-process (for the live dashboard).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobEvent {
+    Started {
+        id: JobId,
+        kind: String,
+        attempt: i32,
+    },
+    Done {
+        id: JobId,
+        kind: String,
+    },
+    Retrying {
+        id: JobId,
+        kind: String,
+        error: String,
+    },
+    Failed {
+        id: JobId,
+        kind: String,
+        error: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct QueueWorkerConfig {
+    pub queue: String,
+    /// How long a claimed job is ours without a heartbeat; renewed every third of it while a handler runs.
+    pub lease: Duration,
+    /// Jobs claimed per round.
+    pub batch: i64,
+    /// Sleep when the queue is empty (woken earlier by [`QueueWorker::wake`]).
+    pub idle_poll: Duration,
+    /// Backoff between a job's attempts (jitter added).
+    pub retry: RetryPolicy,
+}
+
+impl Default for QueueWorkerConfig {
+    fn default() -> Self {
+        Self {
+            queue: "default".into(),
+            lease: Duration::from_secs(60),
+            batch: 8,
+            idle_poll: Duration::from_secs(1),
+            retry: RetryPolicy {
+                initial_delay: Duration::from_secs(2),
+                max_delay: Duration::from_secs(300),
+                max_retries: 10,
+                max_elapsed: Duration::from_secs(3600),
+            },
+        }
+    }
+}
+
+pub struct QueueWorker {
+    store: Store,
+    config: QueueWorkerConfig,
+    worker_id: String,
+    handlers: HashMap<String, Arc<dyn JobHandler>>,
+    events: broadcast::Sender<JobEvent>,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl QueueWorker {
+    /// A worker with a fresh id (a restarted process never inherits its predecessor's leases).
+    pub fn new(store: Store, config: QueueWorkerConfig) -> Self {
+        Self {
+            store,
+            config,
+            worker_id: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+            handlers: HashMap::new(),
+            events: broadcast::channel(1024).0,
+            wake: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    pub fn handle(mut self, kind: &str, handler: impl JobHandler) -> Self {
+        self.handlers.insert(kind.to_owned(), Arc::new(handler));
+        self
+    }
+
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    pub fn events(&self) -> broadcast::Receiver<JobEvent> {
+        self.events.subscribe()
+    }
+
+    /// Ends an idle wait early (a job was just enqueued in this process).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Runs until `cancel` fires: claims and runs batches, waiting `idle_poll` when there is nothing to do.
+    pub async fn run(&self, cancel: CancellationToken) -> anyhow::Result<()> {
+        while !cancel.is_cancelled() {
+            if self.run_once().await? == 0 {
+                tokio::select! {
+                    () = tokio::time::sleep(self.config.idle_poll) => {}
+                    () = self.wake.notified() => {}
+                    () = cancel.cancelled() => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Claims one batch and runs it to the end (handlers concurrently). Returns how many jobs ran.
+    pub async fn run_once(&self) -> anyhow::Result<usize> {
+        let lease = chrono::Duration::from_std(self.config.lease)?;
+        let jobs = self
+            .store
+            .claim_jobs(
+                &self.config.queue,
+                &self.worker_id,
+                Utc::now(),
+                lease,
+                self.config.batch,
+            )
+            .await?;
+        if jobs.is_empty() {
+            return Ok(0);
+        }
+        let heartbeat = self.heartbeat();
+        let outcomes = join_all(jobs.iter().map(|job| self.run_job(job))).await;
+        heartbeat.abort();
+        for outcome in outcomes {
+            outcome?;
+        }
+        Ok(jobs.len())
+    }
+
+    /// Renews this worker's leases every third of the lease while its handlers run.
+    fn heartbeat(&self) -> tokio::task::JoinHandle<()> {
+        let (store, worker, lease) = (
+            self.store.clone(),
+            self.worker_id.clone(),
+            self.config.lease,
+        );
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(lease / 3);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let until = Utc::now() + chrono::Duration::from_std(lease).unwrap_or_default();
+                if let Err(e) = store.renew_job_leases(&worker, until).await {
+                    tracing::warn!(error = %e, "job lease renewal failed");
+                }
+            }
+        })
+    }
+
+    #[tracing::instrument(name = "job.run", skip_all, fields(job.id = %job.id, job.kind = %job.kind, attempt = job.attempts))]
+    async fn run_job(&self, job: &Job) -> anyhow::Result<()> {
+        let _ = self.events.send(JobEvent::Started {
+            id: job.id,
+            kind: job.kind.clone(),
+            attempt: job.attempts,
+        });
+        let result = match self.handlers.get(&job.kind) {
+            Some(handler) => handler.run(job).await,
+            None => Err(anyhow::anyhow!("no handler for job kind {:?}", job.kind)),
+        };
+        let now = Utc::now();
+        let (id, kind) = (job.id, job.kind.clone());
+        match result {
+            Ok(()) => {
+                if self
+                    .store
+                    .complete_job(job.id, &self.worker_id, now)
+                    .await?
+                {
+                    let _ = self.events.send(JobEvent::Done { id, kind });
+                } else {
+                    tracing::warn!("job finished after its lease was taken over; the other run's outcome stands");
+                }
+            }
+            Err(e) => {
+                let error = format!("{e:#}");
+                let retry_at = (job.attempts < job.max_attempts
+                    && self.handlers.contains_key(&job.kind))
+                .then(|| {
+                    now + chrono::Duration::from_std(self.retry_delay(job.attempts))
+                        .unwrap_or_default()
+                });
+                if self
+                    .store
+                    .fail_job(job.id, &self.worker_id, &error, retry_at, now)
+                    .await?
+                {
+                    tracing::warn!(%error, retry = retry_at.is_some(), "job failed");
+                    let _ = self.events.send(match retry_at {
+                        Some(_) => JobEvent::Retrying { id, kind, error },
+                        None => JobEvent::Failed { id, kind, error },
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Exponential in the attempts so far, capped, with "equal jitter": half fixed, half random, so retries of
+    /// jobs that failed together spread out.
+    fn retry_delay(&self, attempts: i32) -> Duration {
+        let policy = &self.config.retry;
+        let exponent = attempts.clamp(1, 30) as u32 - 1;
+        let base = policy
+            .initial_delay
+            .saturating_mul(1u32 << exponent.min(20))
+            .min(policy.max_delay);
+        let half = base / 2;
+        half + half.mul_f64(rand::random::<f64>())
+    }
+}
