@@ -38,6 +38,8 @@ pub enum Command {
     Sandbox(SandboxArgs),
     /// The in-cluster OAuth2 token-injecting proxy to third-party APIs.
     AuthProxy(AuthProxyArgs),
+    /// Background workers only (job queue and housekeeping; email, cron and the sentinel join them).
+    Worker(WorkerArgs),
 }
 
 #[derive(Debug, Args)]
@@ -147,6 +149,12 @@ pub struct SandboxArgs {
     /// A client that authenticates with a signed JWT (`private_key_jwt`), as ID:PUBLIC_KEY_PEM_FILE. Repeatable.
     #[arg(long = "client-jwt")]
     pub client_jwt: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 }
 
 #[derive(Debug, Args)]

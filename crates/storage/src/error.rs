@@ -14,6 +14,8 @@ pub enum StorageError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("invalid database URL {url:?}: {reason}")]
     Config { url: String, reason: String },
+    #[error("session store: {0}")]
+    Session(String),
 }
 
 impl StorageError {

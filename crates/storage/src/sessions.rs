@@ -57,6 +57,16 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Deletes expired website sessions (the periodic purge).
+    pub async fn delete_expired_sessions(&self) -> Result<()> {
+        self.session_store()?
+            .delete_expired()
+            .await
+            .map_err(|e| StorageError::Session(e.to_string()))
+    }
+}
+
 #[async_trait]
 impl tower_sessions::SessionStore for SessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {

@@ -92,7 +92,9 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     );
     println!("  admin token: {}", admin_token_path.display());
     println!("  database:    {}", skybook_storage::redact(&url));
+    let workers = wiring::start_workers(&store);
     wiring::serve(listener, router).await?;
+    workers.shutdown().await;
     sandbox.shutdown().await;
     store.close().await;
     Ok(())

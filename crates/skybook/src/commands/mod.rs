@@ -5,6 +5,7 @@ mod demo;
 mod migrate;
 mod sandbox;
 mod serve;
+mod worker;
 
 use anyhow::Result;
 
@@ -17,5 +18,6 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Migrate(args) => migrate::run(args).await,
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::AuthProxy(args) => auth_proxy::run(args).await,
+        Command::Worker(args) => worker::run(args).await,
     }
 }

@@ -21,9 +21,6 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         "SKYBOOK_ENABLE_FAULT_INJECTION",
         args.enable_fault_injection.as_deref(),
     )?;
-    if !args.no_workers {
-        tracing::info!("background workers arrive with the job queue; serving web only");
-    }
 
     let pool = config::pool(args.database.database_max_connections.as_deref())?;
     let store = wiring::connect(&url, &pool, Schema::MigrateSqliteOnly).await?;
@@ -40,7 +37,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     )?;
     let listener = wiring::bind(listen, "site and API").await?;
     tracing::info!(addr = %listener.local_addr()?, database = %skybook_storage::redact(&url), "skybook serving");
+    let workers = (!args.no_workers).then(|| wiring::start_workers(&store));
     wiring::serve(listener, router).await?;
+    if let Some(workers) = workers {
+        workers.shutdown().await;
+    }
     store.close().await;
     Ok(())
 }

@@ -6,3 +6,4 @@ mod chrome;
 mod cli;
 mod multi_node;
 mod process;
+mod worker;

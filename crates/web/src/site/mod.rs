@@ -17,8 +17,6 @@ mod search;
 pub mod session;
 pub mod views;
 
-use std::time::Duration;
-
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -26,8 +24,7 @@ use axum::Router;
 use secrecy::SecretString;
 use skybook_booking::BookingError;
 use skybook_domain::TenantSlug;
-use skybook_storage::{SessionStore, StorageError, Tenant};
-use tower_sessions::ExpiredDeletion;
+use skybook_storage::{StorageError, Tenant};
 
 pub use forms::CsrfForm;
 pub use session::SessionOptions;
@@ -81,15 +78,6 @@ pub fn routes(state: &AppState) -> Result<Router<AppState>, StorageError> {
         .layer(sessions)
         .route("/static/site.css", get(stylesheet))
         .route("/static/draft.js", get(script)))
-}
-
-/// Deletes expired sessions every `period`, for as long as the process runs.
-pub fn spawn_session_purge(store: SessionStore, period: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        if let Err(e) = store.continuously_delete_expired(period).await {
-            tracing::error!(error = %e, "expired-session purge stopped");
-        }
-    })
 }
 
 async fn stylesheet() -> impl IntoResponse {
