@@ -10,6 +10,7 @@
 mod backend;
 mod bookings;
 mod catalog;
+mod cron;
 mod error;
 mod idempotency;
 mod jobs;

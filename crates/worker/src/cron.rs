@@ -1,0 +1,114 @@
+//! Cron: each schedule fires once per tick across any number of nodes.
+//!
+//! Every node runs a [`CronScheduler`] with the same schedules. At each tick every node tries to insert
+//! (schedule, tick) into `cron_ticks`; the one whose insert succeeds enqueues the schedule's job (with a unique
+//! key per tick, a second guard). Only the latest due tick is considered, so after downtime a schedule that
+//! missed many ticks fires once, not once per missed tick.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound as _, Utc};
+use croner::Cron;
+use skybook_storage::{NewJob, Store};
+use tokio_util::sync::CancellationToken;
+
+/// A named schedule and the job it enqueues.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub name: String,
+    cron: Cron,
+    /// Enqueued at each tick (its `run_at` and `unique_key` are set per tick).
+    pub job: NewJob,
+}
+
+impl Schedule {
+    /// `pattern` is a cron expression, with an optional leading seconds field (`*/5 * * * * *`).
+    pub fn new(name: &str, pattern: &str, job: NewJob) -> anyhow::Result<Self> {
+        let cron = Cron::from_str(pattern)
+            .map_err(|e| anyhow::anyhow!("invalid cron schedule {name} {pattern:?}: {e}"))?;
+        Ok(Self {
+            name: name.to_owned(),
+            cron,
+            job,
+        })
+    }
+
+    /// The latest tick at or before `now`. Ticks are whole seconds (croner keeps the sub-second part of the
+    /// time it starts from, which would make every pass within a second look like a new tick).
+    fn due(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.cron
+            .find_previous_occurrence(&now.trunc_subsecs(0), true)
+            .ok()
+            .map(|t| t.trunc_subsecs(0))
+    }
+
+    fn next(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.cron.find_next_occurrence(&now, false).ok()
+    }
+}
+
+pub struct CronScheduler {
+    store: Store,
+    worker_id: String,
+    schedules: Vec<Schedule>,
+}
+
+impl CronScheduler {
+    pub fn new(store: Store, worker_id: &str, schedules: Vec<Schedule>) -> Self {
+        Self {
+            store,
+            worker_id: worker_id.to_owned(),
+            schedules,
+        }
+    }
+
+    /// Fires every schedule whose latest due tick has not fired yet, if this node wins that tick. Returns the
+    /// (schedule, tick) pairs this node fired.
+    pub async fn tick(&self, now: DateTime<Utc>) -> anyhow::Result<Vec<(String, DateTime<Utc>)>> {
+        let mut fired = Vec::new();
+        for schedule in &self.schedules {
+            let Some(due) = schedule.due(now) else {
+                continue;
+            };
+            if self.store.last_cron_tick(&schedule.name).await? >= Some(due) {
+                continue;
+            }
+            if !self
+                .store
+                .claim_cron_tick(&schedule.name, due, &self.worker_id, now)
+                .await?
+            {
+                continue;
+            }
+            let mut job = schedule.job.clone();
+            job.run_at = now;
+            job.unique_key = Some(format!("cron:{}:{}", schedule.name, due.timestamp()));
+            self.store.enqueue_job(&job, now).await?;
+            tracing::info!(schedule = %schedule.name, tick = %due, "cron fired");
+            fired.push((schedule.name.clone(), due));
+        }
+        Ok(fired)
+    }
+
+    /// Ticks at each schedule's next occurrence (at least once a minute) until `cancel` fires.
+    pub async fn run(&self, cancel: CancellationToken) -> anyhow::Result<()> {
+        while !cancel.is_cancelled() {
+            let now = Utc::now();
+            self.tick(now).await?;
+            let next = self
+                .schedules
+                .iter()
+                .filter_map(|s| s.next(now))
+                .min()
+                .and_then(|at| (at - now).to_std().ok())
+                .unwrap_or(Duration::from_secs(60))
+                .min(Duration::from_secs(60));
+            tokio::select! {
+                () = tokio::time::sleep(next) => {}
+                () = cancel.cancelled() => {}
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,92 @@
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use futures::future::join_all;
+use skybook_storage::{Engine, NewJob};
+use skybook_testkit::backend_tests;
+use skybook_worker::{CronScheduler, Schedule};
+
+fn job() -> NewJob {
+    NewJob {
+        queue: "default".into(),
+        kind: "sentinel".into(),
+        payload: "{}".into(),
+        priority: 0,
+        max_attempts: 3,
+        run_at: Utc::now(),
+        unique_key: None,
+    }
+}
+
+fn at(seconds: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap() + Duration::seconds(seconds)
+}
+
+async fn two_nodes_fire_each_tick_exactly_once(engine: Engine) {
+    let store = skybook_testkit::store(engine, "cron_two_nodes").await;
+    let schedule = || Schedule::new("every-second", "* * * * * *", job()).unwrap();
+    let nodes = [
+        CronScheduler::new(store.clone(), "node-a", vec![schedule()]),
+        CronScheduler::new(store.clone(), "node-b", vec![schedule()]),
+    ];
+    let mut fired_by_a = 0;
+    for second in 0..20 {
+        // Both nodes see the same tick at the same moment (and a few later passes within that second).
+        let mut fired = 0;
+        for offset_ms in [0, 300, 700] {
+            let now = at(second) + Duration::milliseconds(offset_ms);
+            let results = join_all(nodes.iter().map(|n| n.tick(now))).await;
+            fired += results
+                .iter()
+                .map(|r| r.as_ref().unwrap().len())
+                .sum::<usize>();
+            fired_by_a += results[0].as_ref().unwrap().len();
+        }
+        assert_eq!(
+            fired, 1,
+            "second {second}: fired exactly once across both nodes"
+        );
+    }
+    assert_eq!(store.cron_ticks_fired("every-second").await.unwrap(), 20);
+    let jobs = store
+        .claim_jobs("default", "check", at(30), Duration::minutes(1), 100)
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 20, "one job per tick");
+    println!("node a fired {fired_by_a} of 20 ticks");
+}
+
+async fn a_schedule_that_missed_ticks_fires_once(engine: Engine) {
+    let store = skybook_testkit::store(engine, "cron_missed").await;
+    let node = CronScheduler::new(
+        store.clone(),
+        "node",
+        vec![Schedule::new("minutely", "0 * * * * *", job()).unwrap()],
+    );
+    assert_eq!(
+        node.tick(at(5)).await.unwrap(),
+        vec![("minutely".to_owned(), at(0))]
+    );
+    assert!(
+        node.tick(at(30)).await.unwrap().is_empty(),
+        "same tick, already fired"
+    );
+    // Down for ten minutes: the first pass afterwards fires the latest tick only.
+    let fired = node.tick(at(10 * 60 + 20)).await.unwrap();
+    assert_eq!(fired, vec![("minutely".to_owned(), at(10 * 60))]);
+    assert_eq!(store.cron_ticks_fired("minutely").await.unwrap(), 2);
+}
+
+#[test]
+fn a_bad_pattern_names_the_schedule() {
+    let error = Schedule::new("sentinel", "every tuesday", job())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("sentinel") && error.contains("every tuesday"),
+        "{error}"
+    );
+}
+
+backend_tests!(
+    two_nodes_fire_each_tick_exactly_once,
+    a_schedule_that_missed_ticks_fires_once
+);
