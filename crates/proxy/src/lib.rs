@@ -104,7 +104,7 @@ pub async fn serve_workers(
     let mut addr = listen;
     let mut threads = Vec::new();
     for i in 0..workers.max(1) {
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let (worker, mut stop) = (proxy.for_worker(), stop_rx.clone());
         let thread = std::thread::Builder::new()
             .name(format!("proxy-worker-{i}"))
@@ -132,7 +132,7 @@ pub async fn serve_workers(
             })?;
         // Workers after the first bind the port the first one got (it may have been 0).
         addr = ready_rx
-            .recv()
+            .await
             .map_err(|_| std::io::Error::other("proxy worker died while binding"))??;
         threads.push(thread);
     }

@@ -102,6 +102,17 @@ impl Running {
         )
     }
 
+    /// The URL at the end of the first output line containing `needle` (`... listening on http://...`,
+    /// `  site:  http://.../`), without a trailing slash.
+    pub fn url_after(&self, needle: &str) -> String {
+        let line = self.wait_for_line(needle);
+        line.split_whitespace()
+            .find(|word| word.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {line:?}"))
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
     /// The address a `serve` process logged it is listening on.
     pub fn serving_url(&self) -> String {
         let line = self.wait_for_line("skybook serving");
@@ -140,12 +151,7 @@ pub fn start_sandbox(exe: &str, dir: &std::path::Path) -> (Running, String) {
     cmd.args(["sandbox", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.join("sandbox"));
     let sandbox = Running::start(cmd, dir, "sandbox");
-    let url = sandbox
-        .wait_for_line("sandbox listening on")
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .to_owned();
+    let url = sandbox.url_after("sandbox listening on");
     (sandbox, url)
 }
 
@@ -177,15 +183,32 @@ pub fn start_serve(
     (node, url)
 }
 
-/// Successful charges the sandbox at `sandbox_url` has made (its `/sandbox/stats`).
-pub async fn sandbox_charges(sandbox_url: &str) -> i64 {
-    let stats: serde_json::Value = reqwest::get(format!("{sandbox_url}/sandbox/stats"))
+/// The sandbox's `/sandbox/stats` (what it has issued, charged, refunded...).
+pub async fn sandbox_stats(sandbox_url: &str) -> serde_json::Value {
+    reqwest::get(format!("{sandbox_url}/sandbox/stats"))
         .await
         .unwrap()
         .json()
         .await
+        .unwrap()
+}
+
+/// Successful charges the sandbox at `sandbox_url` has made.
+pub async fn sandbox_charges(sandbox_url: &str) -> i64 {
+    sandbox_stats(sandbox_url).await["charges"]
+        .as_i64()
+        .unwrap()
+}
+
+/// Sets the sandbox's injected faults (`POST /sandbox/faults`); panics if it refuses them.
+pub async fn sandbox_faults(sandbox_url: &str, faults: serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{sandbox_url}/sandbox/faults"))
+        .json(&faults)
+        .send()
+        .await
         .unwrap();
-    stats["charges"].as_i64().unwrap()
+    assert!(response.status().is_success(), "{response:?}");
 }
 
 /// POSTs a booking to `base` for `tenant`; returns status and JSON body.

@@ -74,30 +74,14 @@ impl Setup {
         }
     }
 
-    pub async fn stats(&self) -> Value {
-        self.http
-            .get(format!("{}/sandbox/stats", self.sandbox.url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
     pub async fn tokens_issued(&self) -> i64 {
-        self.stats().await["tokens_issued"].as_i64().unwrap()
+        skybook_testkit::process::sandbox_stats(&self.sandbox.url()).await["tokens_issued"]
+            .as_i64()
+            .unwrap()
     }
 
     pub async fn faults(&self, faults: Value) {
-        let response = self
-            .http
-            .post(format!("{}/sandbox/faults", self.sandbox.url()))
-            .json(&faults)
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success(), "{response:?}");
+        skybook_testkit::process::sandbox_faults(&self.sandbox.url(), faults).await
     }
 
     /// `GET <proxy>/payments<path>`; returns status and body.

@@ -3,7 +3,9 @@
 
 use serde_json::json;
 use skybook_testkit::fixtures::CARD_OK;
-use skybook_testkit::process::{post_booking, sandbox_charges, start_sandbox};
+use skybook_testkit::process::{
+    post_booking, sandbox_charges, sandbox_faults, sandbox_stats, start_sandbox,
+};
 
 use crate::process::{run_to_end, skybook, Running};
 
@@ -24,12 +26,7 @@ fn start_proxy(dir: &std::path::Path, sandbox_url: &str) -> (Running, String) {
         .env("PAYMENTS_CLIENT_SECRET", "sandbox-secret")
         .env("RUST_LOG", "info,skybook_proxy=debug");
     let proxy = Running::start(cmd, dir, "auth-proxy");
-    let url = proxy
-        .wait_for_line("auth proxy listening on")
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .to_owned();
+    let url = proxy.url_after("auth proxy listening on");
     (proxy, url)
 }
 
@@ -71,12 +68,7 @@ async fn skybook_books_through_the_proxy_without_credentials() {
     .await;
     assert_eq!(status, 201, "{booked}");
     assert_eq!(sandbox_charges(&sandbox_url).await, 1);
-    let stats: serde_json::Value = reqwest::get(format!("{sandbox_url}/sandbox/stats"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = sandbox_stats(&sandbox_url).await;
     assert_eq!(stats["tokens_issued"], 1, "the proxy fetched the one token");
 }
 
@@ -87,11 +79,7 @@ async fn sigterm_lets_an_in_flight_request_finish() {
     let (_sandbox, sandbox_url) = start_sandbox(exe, &dir);
     let (mut proxy, proxy_url) = start_proxy(&dir, &sandbox_url);
     let http = reqwest::Client::new();
-    http.post(format!("{sandbox_url}/sandbox/faults"))
-        .json(&json!({"latency_ms": 1500}))
-        .send()
-        .await
-        .unwrap();
+    sandbox_faults(&sandbox_url, json!({"latency_ms": 1500})).await;
     let slow = tokio::spawn(async move {
         http.get(format!("{proxy_url}/payments/v1/echo"))
             .send()

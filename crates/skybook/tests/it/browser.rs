@@ -25,17 +25,8 @@ impl Demo {
         cmd.args(["demo", "--listen", listen, "--data-dir"])
             .arg(dir.join("data"));
         let server = Running::start(cmd, dir, name);
-        let url_after = |label: &str| {
-            server
-                .wait_for_line(label)
-                .split_whitespace()
-                .nth(1)
-                .unwrap()
-                .trim_end_matches('/')
-                .to_owned()
-        };
-        let site = url_after("site:");
-        let sandbox = url_after("sandbox:");
+        let site = server.url_after("site:");
+        let sandbox = server.url_after("sandbox:");
         Self {
             server,
             site,
@@ -93,13 +84,7 @@ impl Demo {
     }
 
     async fn faults(&self, faults: Value) {
-        let response = reqwest::Client::new()
-            .post(format!("{}/sandbox/faults", self.sandbox))
-            .json(&faults)
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success());
+        skybook_testkit::process::sandbox_faults(&self.sandbox, faults).await
     }
 }
 

@@ -182,10 +182,5 @@ async fn dub_to_lhr(site: &str) -> Vec<Value> {
 }
 
 fn site_url(server: &Running) -> String {
-    let line = server.wait_for_line("site:");
-    line.split_whitespace()
-        .nth(1)
-        .unwrap()
-        .trim_end_matches('/')
-        .to_owned()
+    server.url_after("site:")
 }

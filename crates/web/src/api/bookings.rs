@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use serde::Deserialize;
-use skybook_booking::{BookingView, Reply};
+use skybook_booking::Reply;
 use skybook_domain::{BookingReference, IdempotencyKey};
 use utoipa::ToSchema;
 
@@ -111,17 +111,8 @@ pub async fn show(
     let tenant = super::tenant(&state, &tenant).await?;
     let reference =
         BookingReference::parse(&reference).map_err(|_| ApiError::NotFound("booking"))?;
-    let booking = state
-        .store
-        .booking_by_reference(tenant.id, &reference)
-        .await?
-        .ok_or(ApiError::NotFound("booking"))?;
-    let flight = state
-        .store
-        .flight(tenant.id, booking.flight_id)
-        .await?
-        .ok_or_else(|| ApiError::Internal(format!("booking {} has no flight", booking.id)))?;
+    let view = super::booking_view(&state, tenant.id, &reference).await?;
     Ok(Json(BookingEnvelope {
-        booking: BookingJson::from(&BookingView { booking, flight }),
+        booking: BookingJson::from(&view),
     }))
 }

@@ -1,7 +1,7 @@
 //! Admin sign-in with the deployment's admin token, and the (placeholder) dashboard behind it.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -34,13 +34,7 @@ pub async fn login(
     State(state): State<AppState>,
     CsrfForm(visit, form): CsrfForm<LoginForm>,
 ) -> Result<Response, PageError> {
-    let accepted = state
-        .options
-        .site
-        .admin_token
-        .as_ref()
-        .is_some_and(|t| constant_time_eq(t.expose_secret().as_bytes(), form.token.as_bytes()));
-    if accepted {
+    if is_admin_token(&state, &form.token) {
         visit.log_in_admin().await?;
         tracing::info!("admin signed in");
         return Ok(see_other("/admin"));
@@ -55,6 +49,16 @@ pub async fn login(
     Ok((StatusCode::UNAUTHORIZED, page).into_response())
 }
 
+/// Compared in constant time; no token configured means nobody is admin.
+fn is_admin_token(state: &AppState, presented: &str) -> bool {
+    state
+        .options
+        .site
+        .admin_token
+        .as_ref()
+        .is_some_and(|t| constant_time_eq(t.expose_secret().as_bytes(), presented.as_bytes()))
+}
+
 pub async fn logout(
     CsrfForm(visit, _): CsrfForm<serde::de::IgnoredAny>,
 ) -> Result<Response, PageError> {
@@ -62,8 +66,18 @@ pub async fn logout(
     Ok(see_other("/"))
 }
 
-pub async fn dashboard(visit: Visit) -> Result<Response, PageError> {
-    if !visit.is_admin().await? {
+/// The admin token is accepted as a signed-in session or, for scripts, as `Authorization: Bearer <token>`.
+pub async fn dashboard(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    visit: Visit,
+) -> Result<Response, PageError> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|token| is_admin_token(&state, token));
+    if !bearer && !visit.is_admin().await? {
         return Ok(see_other("/admin/login"));
     }
     Ok(AdminPage {

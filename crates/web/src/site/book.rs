@@ -48,11 +48,9 @@ pub async fn form(
 
 /// `POST /book/{flight}/draft`: the form's non-card fields saved while the traveller types (`draft.js`).
 pub async fn save_draft(
-    State(state): State<AppState>,
     Path(flight): Path<String>,
     CsrfForm(visit, pairs): CsrfForm<Vec<(String, String)>>,
 ) -> Result<StatusCode, PageError> {
-    site_tenant(&state).await?;
     let form = BookingForm::new(pairs);
     let key = form.get("idempotency_key");
     if !visit.owns_key(key).await? {
@@ -128,13 +126,22 @@ pub async fn status(
         .idempotency_key(tenant.id, &key)
         .await?
         .ok_or_else(not_found)?;
+    let booking = match record.booking_id {
+        Some(id) => state.store.booking(tenant.id, id).await?,
+        None => None,
+    };
     if let Some((status, body)) = record.response() {
         let rendered = Rendered {
             status,
             body: body.to_owned(),
         };
+        // The flight is the key's own booking's (a later form in this session may be for another flight);
+        // keys answered without a booking (sold out, duplicate) never re-render a form, any flight will do.
         let mut draft = visit.draft().await?.unwrap_or_default();
-        let flight_id: FlightId = draft.flight_id.parse().map_err(|_| not_found())?;
+        let flight_id = match &booking {
+            Some(b) => b.flight_id,
+            None => draft.flight_id.parse().map_err(|_| not_found())?,
+        };
         let flight = state
             .store
             .flight(tenant.id, flight_id)
@@ -142,12 +149,10 @@ pub async fn status(
             .ok_or_else(not_found)?;
         return answer(&visit, &tenant, &flight, &mut draft, &rendered).await;
     }
-    if let Some(booking_id) = record.booking_id {
-        if let Some(booking) = state.store.booking(tenant.id, booking_id).await? {
-            let reference = booking.reference.to_string();
-            visit.allow_booking(&reference).await?;
-            return Ok(see_other(&format!("/bookings/{reference}")));
-        }
+    if let Some(booking) = booking {
+        let reference = booking.reference.to_string();
+        visit.allow_booking(&reference).await?;
+        return Ok(see_other(&format!("/bookings/{reference}")));
     }
     let mut page = MessagePage::new(
         "Confirming your payment",

@@ -6,6 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use skybook_booking::BookingView;
 use skybook_domain::{BookingReference, BookingStatus, Email, FieldErrors};
 
 use super::forms::CsrfForm;
@@ -28,16 +29,8 @@ pub async fn show(
     if !visit.may_see_booking(reference.as_str()).await? {
         return Ok(see_other(&format!("/find?reference={reference}")));
     }
-    let booking = state
-        .store
-        .booking_by_reference(tenant.id, &reference)
-        .await?
-        .ok_or(ApiError::NotFound("booking"))?;
-    let flight = state
-        .store
-        .flight(tenant.id, booking.flight_id)
-        .await?
-        .ok_or_else(|| ApiError::Internal(format!("booking {} has no flight", booking.id)))?;
+    let BookingView { booking, flight } =
+        crate::api::booking_view(&state, tenant.id, &reference).await?;
     let (heading, message, tone, pending) = match booking.status {
         BookingStatus::Confirmed => (
             "Booking confirmed",

@@ -160,20 +160,27 @@ impl Visit {
         }
     }
 
+    /// The one write path: it also starts the absolute-lifetime clock at the session's first write, whatever
+    /// that write is.
     async fn set<T: Serialize>(&self, key: &str, value: T) -> Result<(), ApiError> {
-        self.0.insert(key, value).await.map_err(session_error)
+        self.0.insert(key, value).await.map_err(session_error)?;
+        if self.get::<i64>(CREATED_AT).await?.is_none() {
+            let now = chrono::Utc::now().timestamp();
+            self.0
+                .insert(CREATED_AT, now)
+                .await
+                .map_err(session_error)?;
+        }
+        Ok(())
     }
 
-    /// This session's CSRF token, minted on first use (which also starts the absolute-lifetime clock).
+    /// This session's CSRF token, minted on first use.
     pub async fn csrf_token(&self) -> Result<String, ApiError> {
         if let Some(token) = self.get::<String>(CSRF).await? {
             return Ok(token);
         }
         let token = random_hex(32);
         self.set(CSRF, &token).await?;
-        if self.get::<i64>(CREATED_AT).await?.is_none() {
-            self.set(CREATED_AT, chrono::Utc::now().timestamp()).await?;
-        }
         Ok(token)
     }
 

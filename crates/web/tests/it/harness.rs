@@ -12,7 +12,7 @@ use skybook_clients::{
     ClientCredentials, HttpPaymentProvider, HttpPaymentProviderConfig, TokenManager,
     TokenManagerConfig, TokenSource,
 };
-use skybook_domain::{Flight, RetryPolicy};
+use skybook_domain::{Flight, RetryPolicy, SecretKey};
 use skybook_sandbox::RunningSandbox;
 use skybook_storage::{Engine, Store, Tenant};
 use skybook_testkit::fixtures;
@@ -26,7 +26,6 @@ pub struct TestApp {
     pub sandbox: RunningSandbox,
     pub tenant: Tenant,
     pub flight: Flight,
-    http: reqwest::Client,
 }
 
 /// Quick retries so fault tests stay fast; the same shape as production's policy.
@@ -94,19 +93,23 @@ impl TestApp {
             },
             ..WebOptions::default()
         };
-        let router = node(&store, &sandbox, options);
+        let router = node(&store, &sandbox, options, skybook_testkit::secret_key());
         Self {
             router,
             store,
             sandbox,
             tenant,
             flight,
-            http: reqwest::Client::new(),
         }
     }
 
     /// Another node of the same deployment: a fresh router (no shared memory) on the same database and secret.
     pub fn another_node(&self) -> Router {
+        self.node_with_secret(skybook_testkit::secret_key())
+    }
+
+    /// A node on the same database with its own secret key: another deployment, as far as cookies go.
+    pub fn node_with_secret(&self, secret: SecretKey) -> Router {
         let options = WebOptions {
             fault_injection: true,
             site: SiteOptions {
@@ -116,7 +119,7 @@ impl TestApp {
             },
             ..WebOptions::default()
         };
-        node(&self.store, &self.sandbox, options)
+        node(&self.store, &self.sandbox, options, secret)
     }
 
     /// Serves the router on an ephemeral loopback port; returns its base URL.
@@ -171,25 +174,11 @@ impl TestApp {
     }
 
     pub async fn sandbox_stats(&self) -> Value {
-        self.http
-            .get(format!("{}/sandbox/stats", self.sandbox.url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        skybook_testkit::process::sandbox_stats(&self.sandbox.url()).await
     }
 
     pub async fn sandbox_faults(&self, faults: Value) {
-        let response = self
-            .http
-            .post(format!("{}/sandbox/faults", self.sandbox.url()))
-            .json(&faults)
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success());
+        skybook_testkit::process::sandbox_faults(&self.sandbox.url(), faults).await
     }
 
     /// Successful charges at the provider.
@@ -213,11 +202,11 @@ impl TestApp {
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
-fn node(store: &Store, sandbox: &RunningSandbox, options: WebOptions) -> Router {
+fn node(store: &Store, sandbox: &RunningSandbox, options: WebOptions, secret: SecretKey) -> Router {
     let state = AppState::new(
         store.clone(),
         payments_for(sandbox),
-        Arc::new(skybook_testkit::secret_key()),
+        Arc::new(secret),
         PipelineConfig::default(),
         options,
     );

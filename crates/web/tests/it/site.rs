@@ -443,22 +443,30 @@ async fn session_cookie_is_signed_http_only_and_lax(engine: Engine) {
         "idle timeout 30 days: {set}"
     );
 
-    // A tampered cookie is no session at all: the form's token no longer matches.
+    // The cookie is signed with the deployment's secret: a node of this deployment accepts it (the CSRF
+    // check passes and the form is judged), while a node with another secret on the same database refuses it,
+    // though the session id inside names a row it could read.
     let form = visitor.get("/find").await;
-    let mut cookie = visitor.cookie.clone().unwrap();
-    cookie.insert(cookie.len() - 2, 'x');
-    visitor.cookie = Some(cookie);
-    let refused = visitor
-        .post(
-            "/find",
-            &[
-                ("csrf", &form.csrf()),
-                ("reference", "ABC234"),
-                ("email", "a@example.com"),
-            ],
-        )
-        .await;
-    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let find = [
+        ("csrf", form.csrf()),
+        ("reference", "ABC234".to_owned()),
+        ("email", "a@example.com".to_owned()),
+    ];
+    let fields: Vec<(&str, &str)> = find.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut same = Visitor::new(app.another_node());
+    same.cookie = visitor.cookie.clone();
+    assert_eq!(
+        same.post("/find", &fields).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let other_secret =
+        skybook_domain::SecretKey::parse("another-deployments-secret-0123456789abcdef").unwrap();
+    let mut foreign = Visitor::new(app.node_with_secret(other_secret));
+    foreign.cookie = visitor.cookie.clone();
+    assert_eq!(
+        foreign.post("/find", &fields).await.status,
+        StatusCode::FORBIDDEN
+    );
 }
 
 async fn sessions_end_at_the_absolute_timeout(engine: Engine) {
@@ -513,6 +521,16 @@ async fn admin_login_cycles_the_session(engine: Engine) {
     let admin = visitor.get("/admin").await;
     assert_eq!(admin.status, StatusCode::OK);
     assert!(admin.html.contains("Signed in"));
+
+    // Scripts use the token as a bearer header instead; a wrong one is sent to sign in.
+    let mut script = Visitor::new(app.router.clone());
+    script.bearer = Some(ADMIN_TOKEN.to_owned());
+    assert_eq!(script.get("/admin").await.status, StatusCode::OK);
+    script.bearer = Some("not-the-admin-token-at-all".to_owned());
+    assert_eq!(
+        script.get("/admin").await.location.as_deref(),
+        Some("/admin/login")
+    );
 
     // The old cookie (seen before login) is not an admin session.
     let mut old = Visitor::new(app.router.clone());

@@ -12,6 +12,8 @@ pub struct Visitor {
     pub cookie: Option<String>,
     /// The last `Set-Cookie` for the session, attributes included.
     pub last_set_cookie: Option<String>,
+    /// Sent as `Authorization: Bearer ...` when set.
+    pub bearer: Option<String>,
 }
 
 #[derive(Debug)]
@@ -28,6 +30,7 @@ impl Visitor {
             router,
             cookie: None,
             last_set_cookie: None,
+            bearer: None,
         }
     }
 
@@ -60,6 +63,9 @@ impl Visitor {
         let mut request = request.header(header::ACCEPT, "text/html,application/xhtml+xml");
         if let Some(cookie) = &self.cookie {
             request = request.header(header::COOKIE, cookie);
+        }
+        if let Some(token) = &self.bearer {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
         let response = self
             .router
