@@ -67,3 +67,11 @@ uuid_id!(
     /// A background job in the durable queue.
     JobId
 );
+uuid_id!(
+    /// A finding raised for the operators (by the sentinel or crash capture).
+    AlertId
+);
+uuid_id!(
+    /// One captured crash (a panic), filed under its group's fingerprint.
+    CrashId
+);

@@ -20,7 +20,7 @@ pub use booking::{BookingStatus, FailureReason, Flight, NewBooking};
 pub use card::{Card, CardNumber, Cvc, Expiry};
 pub use error::{FieldErrors, ParseError};
 pub use fingerprint::{CardFingerprint, EntityFingerprint, RequestFingerprint, SecretKey};
-pub use ids::{BookingId, FlightId, JobId, OutboxId, TenantId};
+pub use ids::{AlertId, BookingId, CrashId, FlightId, JobId, OutboxId, TenantId};
 pub use money::{Currency, Money};
 pub use passenger::{Passenger, PersonName, MAX_PASSENGERS};
 pub use reference::BookingReference;

@@ -142,6 +142,39 @@ impl Store {
     }
 }
 
+/// The sentinel's reads. [`Store::unsettled_bookings`] spans every tenant on purpose (the sentinel is the
+/// operator's); each booking it returns carries its tenant id, which scopes everything done with it after.
+impl Store {
+    /// Bookings still `seat_held` or `payment_pending` that nothing has touched since `untouched_since`, oldest
+    /// first.
+    pub async fn unsettled_bookings(
+        &self,
+        untouched_since: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<BookingRecord>> {
+        let sql = format!(
+            "SELECT {BOOKING_COLUMNS} FROM bookings WHERE status IN ('seat_held', 'payment_pending') \
+             AND updated_at < $1 ORDER BY updated_at LIMIT $2"
+        );
+        let rows: Vec<BookingRow> = on_pool!(&self.backend, c => sqlx::query_as(&sql).bind(untouched_since).bind(limit).fetch_all(c).await)?;
+        rows.into_iter().map(BookingRecord::try_from).collect()
+    }
+
+    /// The live booking (held, pending or confirmed) of one entity, if any.
+    pub async fn live_booking_by_entity(
+        &self,
+        tenant: TenantId,
+        entity: &EntityFingerprint,
+    ) -> Result<Option<BookingRecord>> {
+        let sql = format!(
+            "SELECT {BOOKING_COLUMNS} FROM bookings WHERE tenant_id = $1 AND entity_fingerprint = $2 \
+             AND status IN ('seat_held', 'payment_pending', 'confirmed')"
+        );
+        let row: Option<BookingRow> = on_pool!(&self.backend, c => sqlx::query_as(&sql).bind(tenant).bind(entity).fetch_optional(c).await)?;
+        row.map(BookingRecord::try_from).transpose()
+    }
+}
+
 impl Tx {
     pub async fn booking(
         &mut self,

@@ -81,6 +81,11 @@ impl Store {
         Ok(on_pool!(&self.backend, c => sqlx::query_as(sql).bind(slug).fetch_optional(c).await)?)
     }
 
+    pub async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
+        let sql = "SELECT id, slug, name FROM tenants WHERE id = $1";
+        Ok(on_pool!(&self.backend, c => sqlx::query_as(sql).bind(id).fetch_optional(c).await)?)
+    }
+
     /// Creates the tenant if its slug is new; either way returns it. Idempotent, for seeding.
     pub async fn ensure_tenant(&self, slug: &TenantSlug, name: &str) -> Result<Tenant> {
         let mut tx = self.begin().await?;

@@ -10,7 +10,7 @@
 use chrono::{DateTime, Utc};
 use skybook_domain::JobId;
 
-use crate::backend::{on_writer, Backend};
+use crate::backend::on_writer;
 use crate::error::Result;
 use crate::store::Store;
 
@@ -83,10 +83,7 @@ impl Store {
         lease: chrono::Duration,
         limit: i64,
     ) -> Result<Vec<Job>> {
-        let skip_locked = match self.backend {
-            Backend::Sqlite { .. } => "",
-            Backend::Postgres(_) => " FOR UPDATE SKIP LOCKED",
-        };
+        let skip_locked = self.skip_locked();
         let sql = format!(
             "UPDATE jobs SET state = 'running', locked_by = $1, locked_until = $2, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM jobs WHERE queue = $3 \

@@ -7,9 +7,11 @@
 //! Reads go through [`Store`]; the booking pipeline's atomic phases each open a [`Tx`] and call the statement
 //! methods on it, so the pipeline decides *what* happens and this crate only knows *how* it is written down.
 
+mod alerts;
 mod backend;
 mod bookings;
 mod catalog;
+mod crashes;
 mod cron;
 mod error;
 mod idempotency;
@@ -19,13 +21,15 @@ mod sessions;
 mod store;
 mod tx;
 
+pub use alerts::{Alert, NewAlert};
 pub use backend::{redact, Engine, PoolSettings};
 pub use bookings::{BookingRecord, InsertBooking, NewBookingRow, StatusChange};
 pub use catalog::{FlightSearch, NewFlight, Tenant};
+pub use crashes::{CrashGroup, CrashReport, NewCrash};
 pub use error::{Result, StorageError};
 pub use idempotency::IdempotencyRecord;
 pub use jobs::{Enqueued, Job, NewJob};
-pub use outbox::{NewOutboxEmail, OutboxEmail};
+pub use outbox::{NewOutboxEmail, OutboxEmail, UnsentEmail};
 pub use sessions::SessionStore;
 pub use store::{MigrationStatus, Store};
 pub use tx::Tx;

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use skybook_domain::{BookingId, Email, OutboxId, TenantId};
 
-use crate::backend::{on_pool, on_tx};
+use crate::backend::{on_pool, on_tx, on_writer};
 use crate::error::Result;
 use crate::store::Store;
 use crate::tx::Tx;
@@ -55,10 +55,97 @@ impl Store {
         tenant: TenantId,
         booking: BookingId,
     ) -> Result<Vec<OutboxEmail>> {
-        let sql = "SELECT id, tenant_id, booking_id, kind, recipient, message_id, created_at, sent_at, attempts
-                   FROM outbox_emails WHERE tenant_id = $1 AND booking_id = $2 ORDER BY created_at";
+        let sql = format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox_emails WHERE tenant_id = $1 AND booking_id = $2 ORDER BY created_at"
+        );
         Ok(
-            on_pool!(&self.backend, c => sqlx::query_as(sql).bind(tenant).bind(booking).fetch_all(c).await)?,
+            on_pool!(&self.backend, c => sqlx::query_as(&sql).bind(tenant).bind(booking).fetch_all(c).await)?,
         )
     }
+}
+
+const OUTBOX_COLUMNS: &str =
+    "id, tenant_id, booking_id, kind, recipient, message_id, created_at, sent_at, attempts";
+
+/// The outbox sender's statements. They span every tenant on purpose: the sender is the operator's, and each
+/// row carries its tenant id, which scopes everything read for it afterwards.
+impl Store {
+    /// Leases up to `limit` unsent emails that are due to `worker` until `now + lease`, oldest first, and counts
+    /// the attempt. A lease that lapsed (its sender died mid-send) makes the row claimable again: the email may
+    /// then go out twice, with the same Message-ID, which receivers use to drop the copy.
+    pub async fn claim_outbox_emails(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+        limit: i64,
+    ) -> Result<Vec<OutboxEmail>> {
+        let skip_locked = self.skip_locked();
+        let sql = format!(
+            "UPDATE outbox_emails SET locked_by = $1, locked_until = $2, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM outbox_emails WHERE sent_at IS NULL \
+                 AND (next_attempt_at IS NULL OR next_attempt_at <= $3) \
+                 AND (locked_until IS NULL OR locked_until < $3) \
+                 ORDER BY created_at LIMIT $4{skip_locked}) \
+             RETURNING {OUTBOX_COLUMNS}"
+        );
+        Ok(on_writer!(&self.backend, c => sqlx::query_as(&sql)
+            .bind(worker).bind(now + lease).bind(now).bind(limit)
+            .fetch_all(c).await)?)
+    }
+
+    /// Records that the SMTP server accepted the email. `false`: this worker no longer held it.
+    pub async fn mark_outbox_sent(
+        &self,
+        id: OutboxId,
+        worker: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let sql = "UPDATE outbox_emails SET sent_at = $1, locked_by = NULL, locked_until = NULL, last_error = NULL \
+                   WHERE id = $2 AND locked_by = $3 AND sent_at IS NULL";
+        Ok(
+            on_writer!(&self.backend, c => sqlx::query(sql).bind(now).bind(id).bind(worker)
+            .execute(c).await.map(|r| r.rows_affected()))?
+                == 1,
+        )
+    }
+
+    /// Records a failed attempt; the email is tried again from `retry_at`.
+    pub async fn outbox_attempt_failed(
+        &self,
+        id: OutboxId,
+        worker: &str,
+        error: &str,
+        retry_at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let sql =
+            "UPDATE outbox_emails SET next_attempt_at = $1, last_error = $2, locked_by = NULL, \
+                   locked_until = NULL WHERE id = $3 AND locked_by = $4 AND sent_at IS NULL";
+        Ok(
+            on_writer!(&self.backend, c => sqlx::query(sql).bind(retry_at).bind(error).bind(id).bind(worker)
+            .execute(c).await.map(|r| r.rows_affected()))?
+                == 1,
+        )
+    }
+
+    /// Emails created before `before` and still not handed to the SMTP server (for the sentinel).
+    pub async fn unsent_outbox_emails(
+        &self,
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<UnsentEmail>> {
+        let sql = "SELECT id, tenant_id, booking_id, kind, recipient, message_id, created_at, sent_at, attempts, \
+                   last_error FROM outbox_emails WHERE sent_at IS NULL AND created_at < $1 ORDER BY created_at LIMIT $2";
+        Ok(
+            on_pool!(&self.backend, c => sqlx::query_as(sql).bind(before).bind(limit).fetch_all(c).await)?,
+        )
+    }
+}
+
+/// An email the sentinel found stuck in the outbox.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UnsentEmail {
+    #[sqlx(flatten)]
+    pub email: OutboxEmail,
+    pub last_error: Option<String>,
 }

@@ -94,6 +94,15 @@ impl Store {
         Ok(())
     }
 
+    /// The clause that makes a claim query skip rows another transaction has locked (PostgreSQL). SQLite needs
+    /// none: its single writer serialises claims.
+    pub(crate) fn skip_locked(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite { .. } => "",
+            Backend::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+
     /// Opens a write transaction.
     pub async fn begin(&self) -> Result<Tx> {
         Tx::begin(&self.backend).await

@@ -1,6 +1,7 @@
 //! The storage contract, run against SQLite and PostgreSQL alike.
 
 mod jobs;
+mod operations;
 mod sessions;
 
 use std::sync::Arc;
