@@ -7,8 +7,7 @@ use chrono::Utc;
 use secrecy::SecretString;
 use skybook_clients::payments::{CardDetails, PaymentProvider};
 use skybook_domain::{
-    BookingId, CardFingerprint, EntityFingerprint, IdempotencyKey, NewBooking, RequestFingerprint,
-    SecretKey,
+    CardFingerprint, EntityFingerprint, IdempotencyKey, NewBooking, RequestFingerprint, SecretKey,
 };
 use skybook_storage::{IdempotencyRecord, StorageError, Store, Tenant};
 use tracing::Instrument;
@@ -209,9 +208,4 @@ pub(crate) fn card_details(request: &NewBooking) -> CardDetails {
         exp_year: card.expiry.year(),
         cvc: SecretString::from(card.cvc.expose().to_owned()),
     }
-}
-
-/// The deterministic Message-ID of a booking's confirmation email.
-pub(crate) fn confirmation_message_id(booking: BookingId) -> String {
-    format!("<booking-{booking}.confirmation@skybook>")
 }

@@ -6,7 +6,7 @@ use skybook_domain::{BookingStatus, FailureReason, IdempotencyKey, NewBooking};
 use skybook_storage::{NewOutboxEmail, StatusChange, Tenant};
 
 use crate::outcome::{BookingView, Outcome, Reply};
-use crate::service::{card_details, confirmation_message_id, BookingError, BookingService};
+use crate::service::{card_details, BookingError, BookingService};
 
 const UNSETTLED: &[BookingStatus] = &[BookingStatus::SeatHeld, BookingStatus::PaymentPending];
 
@@ -178,9 +178,9 @@ impl BookingService {
             let email = NewOutboxEmail {
                 tenant_id: tenant.id,
                 booking_id: id,
-                kind: "booking_confirmation",
+                kind: skybook_domain::CONFIRMATION_EMAIL_KIND,
                 recipient: view.booking.contact_email.clone(),
-                message_id: confirmation_message_id(id),
+                message_id: skybook_domain::confirmation_message_id(id),
             };
             tx.insert_outbox_email(&email, now).await?;
         }

@@ -155,3 +155,12 @@ mod tests {
         assert!(!Failed.is_live() && Confirmed.is_live());
     }
 }
+
+/// The outbox kind of a booking's confirmation email.
+pub const CONFIRMATION_EMAIL_KIND: &str = "booking_confirmation";
+
+/// The deterministic Message-ID of a booking's confirmation email: a re-send (after a crash between the SMTP
+/// server's acceptance and our record of it) carries the same id, which receivers use to drop the copy.
+pub fn confirmation_message_id(booking: crate::BookingId) -> String {
+    format!("<booking-{booking}.confirmation@skybook>")
+}

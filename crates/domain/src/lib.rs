@@ -16,7 +16,10 @@ pub mod retry;
 mod sqlx_string;
 pub mod text;
 
-pub use booking::{BookingStatus, FailureReason, Flight, NewBooking};
+pub use booking::{
+    confirmation_message_id, BookingStatus, FailureReason, Flight, NewBooking,
+    CONFIRMATION_EMAIL_KIND,
+};
 pub use card::{Card, CardNumber, Cvc, Expiry};
 pub use error::{FieldErrors, ParseError};
 pub use fingerprint::{CardFingerprint, EntityFingerprint, RequestFingerprint, SecretKey};

@@ -41,6 +41,20 @@ impl RetryPolicy {
         }
     }
 
+    /// The delay before retry number `attempts` (1 = the first retry) of work that is retried across runs (a
+    /// job, an email, an alert delivery) rather than in one `backon` loop: exponential, capped at `max_delay`,
+    /// with "equal jitter" — half fixed, half scaled by `jitter` (a random number in `0.0..1.0` the caller
+    /// draws) — so work that failed together does not retry in lockstep, yet never retries at once.
+    pub fn attempt_delay(&self, attempts: u32, jitter: f64) -> Duration {
+        let exponent = attempts.clamp(1, 21) - 1;
+        let base = self
+            .initial_delay
+            .saturating_mul(1u32 << exponent)
+            .min(self.max_delay);
+        let half = base / 2;
+        half + half.mul_f64(jitter.clamp(0.0, 1.0))
+    }
+
     /// The `backon` builder for this policy (exponential, factor 2, with jitter).
     pub fn backoff(&self) -> backon::ExponentialBuilder {
         backon::ExponentialBuilder::default()
@@ -56,5 +70,26 @@ impl RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self::outbound()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempt_delays_double_up_to_the_cap_with_half_of_each_jittered() {
+        let policy = RetryPolicy {
+            initial_delay: Duration::from_secs(2),
+            max_delay: Duration::from_secs(60),
+            max_retries: 10,
+            max_elapsed: Duration::from_secs(3600),
+        };
+        let fixed: Vec<u64> = (1..=7)
+            .map(|n| policy.attempt_delay(n, 0.0).as_secs())
+            .collect();
+        assert_eq!(fixed, [1, 2, 4, 8, 16, 30, 30]);
+        assert_eq!(policy.attempt_delay(3, 1.0), Duration::from_secs(8));
+        assert_eq!(policy.attempt_delay(100, 0.5), Duration::from_secs(45));
     }
 }

@@ -1,8 +1,15 @@
 //! Test data: a tenant with flights, valid booking bodies, the cards tests use.
 
 use chrono::{Duration, Utc};
-use skybook_domain::{AirportCode, Currency, Flight, FlightNumber, Money, TenantSlug};
-use skybook_storage::{FlightSearch, NewFlight, Store, Tenant};
+use skybook_domain::{
+    AirportCode, BookingId, BookingReference, BookingStatus, CardFingerprint, CardNumber, Currency,
+    Email, EntityFingerprint, Flight, FlightNumber, Money, Passenger, PersonName, TenantId,
+    TenantSlug,
+};
+use skybook_storage::{
+    BookingRecord, FlightSearch, InsertBooking, NewBookingRow, NewFlight, NewOutboxEmail,
+    StatusChange, Store, Tenant,
+};
 
 /// Cards used across the suite; the final scan looks for every one of them.
 pub const CARD_OK: &str = "4242424242424242";
@@ -86,4 +93,68 @@ pub fn assert_one_booking_rest_duplicates(results: &[(u16, serde_json::Value)]) 
         );
     }
     reference
+}
+
+/// The row Tx 1 would write for one passenger `Ann <family>` paying with [`CARD_OK`].
+pub fn booking_row(tenant: TenantId, flight: &Flight, family: &str) -> NewBookingRow {
+    let key = crate::secret_key();
+    let passengers = vec![Passenger {
+        given_name: PersonName::parse("Ann").unwrap(),
+        family_name: PersonName::parse(family).unwrap(),
+    }];
+    let card = CardFingerprint::compute(&key, &CardNumber::parse(CARD_OK).unwrap());
+    let now = Utc::now();
+    NewBookingRow {
+        id: BookingId::new(),
+        tenant_id: tenant,
+        reference: BookingReference::generate(&mut rand::rng()),
+        flight_id: flight.id,
+        contact_email: Email::parse("ann@example.com").unwrap(),
+        entity_fingerprint: EntityFingerprint::compute(&key, tenant, flight.id, &passengers, &card),
+        passengers,
+        amount: flight.fare.clone(),
+        card_last4: "4242".into(),
+        card_brand: "visa".into(),
+        card_fingerprint: card,
+        hold_expires_at: now + Duration::minutes(15),
+        now,
+    }
+}
+
+/// A booking written straight to the store as Tx 1 and Tx 2 would leave it: seats taken, `confirmed` with
+/// `charge_id`, and its confirmation email in the outbox.
+pub async fn confirmed_booking(
+    store: &Store,
+    tenant: &Tenant,
+    flight: &Flight,
+    family: &str,
+    charge_id: &str,
+) -> BookingRecord {
+    let row = booking_row(tenant.id, flight, family);
+    let mut tx = store.begin().await.unwrap();
+    assert!(matches!(
+        tx.insert_booking(&row).await.unwrap(),
+        InsertBooking::Inserted
+    ));
+    assert!(tx.take_seats(tenant.id, flight.id, 1).await.unwrap());
+    let confirm = StatusChange {
+        from: &[BookingStatus::SeatHeld],
+        to: BookingStatus::Confirmed,
+        charge_id: Some(charge_id),
+        failure_reason: None,
+    };
+    assert!(tx
+        .change_status(tenant.id, row.id, &confirm, Utc::now())
+        .await
+        .unwrap());
+    let email = NewOutboxEmail {
+        tenant_id: tenant.id,
+        booking_id: row.id,
+        kind: skybook_domain::CONFIRMATION_EMAIL_KIND,
+        recipient: row.contact_email.clone(),
+        message_id: skybook_domain::confirmation_message_id(row.id),
+    };
+    tx.insert_outbox_email(&email, Utc::now()).await.unwrap();
+    tx.commit().await.unwrap();
+    store.booking(tenant.id, row.id).await.unwrap().unwrap()
 }

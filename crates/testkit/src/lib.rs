@@ -18,6 +18,7 @@ use sqlx::Connection;
 
 pub mod fixtures;
 pub mod process;
+pub mod smtp;
 
 /// Where tests keep their files.
 pub fn data_root() -> PathBuf {

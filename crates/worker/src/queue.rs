@@ -200,8 +200,12 @@ impl QueueWorker {
                 let retry_at = (job.attempts < job.max_attempts
                     && self.handlers.contains_key(&job.kind))
                 .then(|| {
-                    now + chrono::Duration::from_std(self.retry_delay(job.attempts))
-                        .unwrap_or_default()
+                    now + chrono::Duration::from_std(
+                        self.config
+                            .retry
+                            .attempt_delay(job.attempts.max(1) as u32, rand::random()),
+                    )
+                    .unwrap_or_default()
                 });
                 if self
                     .store
@@ -217,18 +221,5 @@ impl QueueWorker {
             }
         }
         Ok(())
-    }
-
-    /// Exponential in the attempts so far, capped, with "equal jitter": half fixed, half random, so retries of
-    /// jobs that failed together spread out.
-    fn retry_delay(&self, attempts: i32) -> Duration {
-        let policy = &self.config.retry;
-        let exponent = attempts.clamp(1, 30) as u32 - 1;
-        let base = policy
-            .initial_delay
-            .saturating_mul(1u32 << exponent.min(20))
-            .min(policy.max_delay);
-        let half = base / 2;
-        half + half.mul_f64(rand::random::<f64>())
     }
 }

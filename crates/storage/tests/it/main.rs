@@ -11,32 +11,7 @@ use futures::future::join_all;
 use skybook_domain::*;
 use skybook_storage::*;
 use skybook_testkit::backend_tests;
-use skybook_testkit::fixtures::tenant_with_flight;
-
-fn booking_row(tenant: TenantId, flight: &Flight, family: &str) -> NewBookingRow {
-    let key = skybook_testkit::secret_key();
-    let passengers = vec![Passenger {
-        given_name: PersonName::parse("Ann").unwrap(),
-        family_name: PersonName::parse(family).unwrap(),
-    }];
-    let card = CardFingerprint::compute(&key, &CardNumber::parse("4242424242424242").unwrap());
-    let now = Utc::now();
-    NewBookingRow {
-        id: BookingId::new(),
-        tenant_id: tenant,
-        reference: BookingReference::generate(&mut rand::rng()),
-        flight_id: flight.id,
-        contact_email: Email::parse("ann@example.com").unwrap(),
-        entity_fingerprint: EntityFingerprint::compute(&key, tenant, flight.id, &passengers, &card),
-        passengers,
-        amount: flight.fare.clone(),
-        card_last4: "4242".into(),
-        card_brand: "visa".into(),
-        card_fingerprint: card,
-        hold_expires_at: now + Duration::minutes(15),
-        now,
-    }
-}
+use skybook_testkit::fixtures::{booking_row, tenant_with_flight};
 
 async fn migrations_report_up_to_date(engine: Engine) {
     let store = skybook_testkit::store(engine, "migrations").await;

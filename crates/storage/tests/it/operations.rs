@@ -10,7 +10,7 @@ use skybook_testkit::fixtures::tenant_with_flight;
 /// A booking with its confirmation email queued.
 async fn queued_email(store: &Store) -> BookingId {
     let (tenant, flight) = tenant_with_flight(store, "air", 5).await;
-    let row = super::booking_row(tenant.id, &flight, "Ode");
+    let row = skybook_testkit::fixtures::booking_row(tenant.id, &flight, "Ode");
     let mut tx = store.begin().await.unwrap();
     assert!(matches!(
         tx.insert_booking(&row).await.unwrap(),

@@ -1,0 +1,127 @@
+//! Sending email: the [`Mailer`] trait and its two implementations — SMTP through lettre ([`SmtpMailer`],
+//! `SKYBOOK_SMTP_URL`) and `.eml` files in a directory ([`FileMailer`], the demo's default, so a fresh clone
+//! shows its emails without an SMTP server).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lettre::message::{Mailbox, MultiPart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::{ExposeSecret, SecretString};
+use skybook_domain::Email;
+
+/// One email, composed and ready to go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingEmail {
+    /// `<...@...>`, deterministic for what it announces, so a re-send is recognisably the same message.
+    pub message_id: String,
+    pub to: Email,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("invalid email: {0}")]
+    Invalid(String),
+    /// The server refused it or could not be reached; the outbox tries again later.
+    #[error("mail not accepted: {0}")]
+    NotAccepted(String),
+}
+
+/// Hands an email on. `Ok` means the next hop (the SMTP server, the mail directory) has it.
+#[async_trait::async_trait]
+pub trait Mailer: Send + Sync + 'static {
+    async fn send(&self, email: &OutgoingEmail) -> Result<(), MailError>;
+}
+
+fn message(from: &Mailbox, email: &OutgoingEmail) -> Result<Message, MailError> {
+    let invalid = |e: &dyn std::fmt::Display| MailError::Invalid(e.to_string());
+    let to: Mailbox = email.to.as_str().parse().map_err(|e| invalid(&e))?;
+    Message::builder()
+        .message_id(Some(email.message_id.clone()))
+        .from(from.clone())
+        .to(to)
+        .subject(email.subject.clone())
+        .date_now()
+        .multipart(MultiPart::alternative_plain_html(
+            email.text.clone(),
+            email.html.clone(),
+        ))
+        .map_err(|e| invalid(&e))
+}
+
+/// SMTP through lettre. `smtp://host:port` is plain (a local relay), `smtp://...?tls=required` upgrades with
+/// STARTTLS, `smtps://` is TLS from the start; `user:password@` in the URL authenticates.
+pub struct SmtpMailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl SmtpMailer {
+    pub fn new(url: &SecretString, from: Mailbox) -> Result<Self, MailError> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
+            .map_err(|e| MailError::Invalid(format!("SMTP URL: {e}")))?
+            .timeout(Some(Duration::from_secs(15)))
+            .build();
+        Ok(Self { transport, from })
+    }
+}
+
+#[async_trait::async_trait]
+impl Mailer for SmtpMailer {
+    async fn send(&self, email: &OutgoingEmail) -> Result<(), MailError> {
+        let message = message(&self.from, email)?;
+        self.transport
+            .send(message)
+            .await
+            .map(drop)
+            .map_err(|e| MailError::NotAccepted(format!("SMTP: {e}")))
+    }
+}
+
+/// Writes each email as `<dir>/<message id>.eml` (written aside and renamed, so a reader never sees half a
+/// file). Sending the same email twice rewrites the same file.
+pub struct FileMailer {
+    dir: PathBuf,
+    from: Mailbox,
+}
+
+impl FileMailer {
+    pub fn new(dir: PathBuf, from: Mailbox) -> Self {
+        Self { dir, from }
+    }
+
+    pub fn path_for(&self, message_id: &str) -> PathBuf {
+        let name: String = message_id
+            .trim_matches(|c| c == '<' || c == '>')
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.@".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        self.dir.join(format!("{name}.eml"))
+    }
+}
+
+#[async_trait::async_trait]
+impl Mailer for FileMailer {
+    async fn send(&self, email: &OutgoingEmail) -> Result<(), MailError> {
+        let bytes = message(&self.from, email)?.formatted();
+        let path = self.path_for(&email.message_id);
+        let partial = path.with_extension("eml.partial");
+        let write = async {
+            tokio::fs::create_dir_all(&self.dir).await?;
+            tokio::fs::write(&partial, &bytes).await?;
+            tokio::fs::rename(&partial, &path).await
+        };
+        write
+            .await
+            .map_err(|e| MailError::NotAccepted(format!("writing {}: {e}", path.display())))
+    }
+}
