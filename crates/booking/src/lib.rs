@@ -10,13 +10,18 @@
 //!    can create a second charge. An unknown outcome leaves the booking `payment_pending`.
 //! 4. **Tx 2 — settle** ([`settle`]): charge id, status, outbox email and the final response, in one transaction.
 //!
+//! 5. **Sentinel** ([`sentinel`]): a periodic sweep settles what a crash left unsettled, refunds duplicate and
+//!    orphan charges, and alerts on what it cannot fix.
+//!
 //! The web layer supplies a [`RenderOutcome`] so that the exact response body is stored with the key in the
 //! same transaction that settles the booking; the pipeline itself knows no JSON shapes.
 
 mod claim;
 mod outcome;
+pub mod sentinel;
 mod service;
 mod settle;
 
 pub use outcome::{BookingView, Outcome, RenderOutcome, Rendered, Reply};
+pub use sentinel::{refund_idempotency_key, SentinelConfig, SweepReport};
 pub use service::{BookingError, BookingService, PipelineConfig};

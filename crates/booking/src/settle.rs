@@ -11,14 +11,14 @@ use crate::service::{card_details, BookingError, BookingService};
 const UNSETTLED: &[BookingStatus] = &[BookingStatus::SeatHeld, BookingStatus::PaymentPending];
 
 /// What the provider says about an earlier attempt.
-enum Lookup {
+pub(crate) enum Lookup {
     Found(Charged),
     NoCharge,
     Failed,
 }
 
 /// How the charge step ended, before Tx 2 writes it down.
-enum Charged {
+pub(crate) enum Charged {
     Yes {
         charge_id: String,
     },
@@ -94,7 +94,7 @@ impl BookingService {
     }
 
     /// Asks the provider whether this booking was charged (by the booking id, the charge's idempotency key).
-    async fn lookup_charge(&self, view: &BookingView) -> Lookup {
+    pub(crate) async fn lookup_charge(&self, view: &BookingView) -> Lookup {
         match self
             .0
             .payments
@@ -158,7 +158,7 @@ impl BookingService {
 
     /// Tx 2: charge id, `confirmed`, the confirmation email in the outbox and the final response, atomically.
     #[tracing::instrument(name = "booking.settle_confirmed", skip_all, fields(booking.id = %view.booking.id))]
-    async fn settle_confirmed(
+    pub(crate) async fn settle_confirmed(
         &self,
         tenant: &Tenant,
         key: Option<&IdempotencyKey>,
@@ -196,7 +196,7 @@ impl BookingService {
 
     /// Tx 2 for a charge that did not happen: `failed`, seats released, final response stored.
     #[tracing::instrument(name = "booking.settle_failed", skip_all, fields(booking.id = %view.booking.id, reason = reason.as_str()))]
-    async fn settle_failed(
+    pub(crate) async fn settle_failed(
         &self,
         tenant: &Tenant,
         key: Option<&IdempotencyKey>,

@@ -22,6 +22,8 @@ use tower::ServiceExt;
 
 pub struct TestApp {
     pub router: Router,
+    /// The pipeline behind `router` (for the sentinel).
+    pub bookings: skybook_booking::BookingService,
     pub store: Store,
     pub sandbox: RunningSandbox,
     pub tenant: Tenant,
@@ -93,9 +95,10 @@ impl TestApp {
             },
             ..WebOptions::default()
         };
-        let router = node(&store, &sandbox, options, skybook_testkit::secret_key());
+        let (router, bookings) = node(&store, &sandbox, options, skybook_testkit::secret_key());
         Self {
             router,
+            bookings,
             store,
             sandbox,
             tenant,
@@ -119,7 +122,7 @@ impl TestApp {
             },
             ..WebOptions::default()
         };
-        node(&self.store, &self.sandbox, options, secret)
+        node(&self.store, &self.sandbox, options, secret).0
     }
 
     /// Serves the router on an ephemeral loopback port; returns its base URL.
@@ -202,7 +205,12 @@ impl TestApp {
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
-fn node(store: &Store, sandbox: &RunningSandbox, options: WebOptions, secret: SecretKey) -> Router {
+fn node(
+    store: &Store,
+    sandbox: &RunningSandbox,
+    options: WebOptions,
+    secret: SecretKey,
+) -> (Router, skybook_booking::BookingService) {
     let state = AppState::new(
         store.clone(),
         payments_for(sandbox),
@@ -210,7 +218,8 @@ fn node(store: &Store, sandbox: &RunningSandbox, options: WebOptions, secret: Se
         PipelineConfig::default(),
         options,
     );
-    skybook_web::router(state).expect("router")
+    let bookings = state.bookings.clone();
+    (skybook_web::router(state).expect("router"), bookings)
 }
 
 /// A fresh idempotency key.

@@ -4,6 +4,7 @@
 mod api;
 mod harness;
 mod ops;
+mod sentinel;
 mod site;
 mod storms;
 mod visitor;
