@@ -38,7 +38,7 @@ pub enum Command {
     Sandbox(SandboxArgs),
     /// The in-cluster OAuth2 token-injecting proxy to third-party APIs.
     AuthProxy(AuthProxyArgs),
-    /// Background workers only (job queue and housekeeping; email, cron and the sentinel join them).
+    /// Background workers only: job queue, cron, email outbox, alert delivery, the sentinel, housekeeping.
     Worker(WorkerArgs),
 }
 
@@ -56,6 +56,8 @@ pub struct DemoArgs {
     /// Run the demo on this database instead of `<data-dir>/skybook.db`, e.g. postgres://...
     #[arg(long, env = "SKYBOOK_DATABASE_URL")]
     pub database_url: Option<String>,
+    #[command(flatten)]
+    pub background: BackgroundArgs,
 }
 
 #[derive(Debug, Args)]
@@ -72,9 +74,14 @@ pub struct ServeArgs {
     pub payments: PaymentsArgs,
     #[command(flatten)]
     pub site: SiteArgs,
+    /// How long a booking's seats stay held while its payment is unresolved; the sentinel releases them after.
+    #[arg(long, env = "SKYBOOK_SEAT_HOLD", default_value = "15m")]
+    pub seat_hold: String,
     /// Run the web server only, without background workers.
     #[arg(long)]
     pub no_workers: bool,
+    #[command(flatten)]
+    pub background: BackgroundArgs,
     /// Mount `POST /debug/panic` for crash tests. Never in production.
     #[arg(long, env = "SKYBOOK_ENABLE_FAULT_INJECTION", hide = true)]
     pub enable_fault_injection: Option<String>,
@@ -155,6 +162,50 @@ pub struct SandboxArgs {
 pub struct WorkerArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
+    /// The deployment's secret key (as for `serve`).
+    #[arg(long, env = "SKYBOOK_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    #[command(flatten)]
+    pub payments: PaymentsArgs,
+    #[command(flatten)]
+    pub background: BackgroundArgs,
+    /// Adds the `debug.slow` job kind for crash tests. Never in production.
+    #[arg(long, env = "SKYBOOK_ENABLE_FAULT_INJECTION", hide = true)]
+    pub enable_fault_injection: Option<String>,
+}
+
+/// The background workers' settings: email, alerts, the sentinel.
+#[derive(Debug, Args)]
+pub struct BackgroundArgs {
+    /// SMTP server for emails: smtp://host:port (plain), smtp://host:port?tls=required (STARTTLS),
+    /// smtps://host:port; user:password@ authenticates. `demo` without it writes .eml files to <data-dir>/mail.
+    #[arg(long, env = "SKYBOOK_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// The From of every email.
+    #[arg(
+        long,
+        env = "SKYBOOK_MAIL_FROM",
+        default_value = "skybook <bookings@skybook.invalid>"
+    )]
+    pub mail_from: String,
+    /// Alerts are POSTed here as Slack-compatible JSON ({"text": ...}).
+    #[arg(long, env = "SKYBOOK_ALERT_WEBHOOK_URL", hide_env_values = true)]
+    pub alert_webhook_url: Option<String>,
+    /// Alerts are mailed to this address.
+    #[arg(long, env = "SKYBOOK_OPS_EMAIL")]
+    pub ops_email: Option<String>,
+    /// When the sentinel sweeps: cron with an optional seconds field. Default every minute (`demo`: every 5 s).
+    #[arg(long, env = "SKYBOOK_SENTINEL_SCHEDULE")]
+    pub sentinel_schedule: Option<String>,
+    /// The sentinel settles a booking only once nothing touched it for this long (past any live request).
+    #[arg(long, env = "SKYBOOK_SENTINEL_SETTLE_AFTER", default_value = "90s")]
+    pub sentinel_settle_after: String,
+    /// Alert on a booking unresolved, or an email unsent, for this long.
+    #[arg(long, env = "SKYBOOK_SENTINEL_ALERT_AFTER", default_value = "15m")]
+    pub sentinel_alert_after: String,
+    /// How long a claimed job is a worker's without a heartbeat (a dead worker's jobs are rescued after it).
+    #[arg(long, env = "SKYBOOK_JOB_LEASE", default_value = "60s")]
+    pub job_lease: String,
 }
 
 #[derive(Debug, Args)]

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use secrecy::SecretString;
+use skybook_booking::SentinelConfig;
 use skybook_clients::ClientCredentials;
-use skybook_domain::{SecretKey, TenantSlug};
+use skybook_domain::{Email, SecretKey, TenantSlug};
 use skybook_web::site::{SessionOptions, SiteOptions};
 use url::Url;
 
-use crate::cli::{PaymentsArgs, SiteArgs};
+use crate::cli::{BackgroundArgs, PaymentsArgs, SiteArgs};
 
 fn invalid(name: &str, value: &str, expected: &str) -> anyhow::Error {
     anyhow!("invalid {name} {value:?}: {expected}")
@@ -200,6 +201,114 @@ pub fn flag(name: &str, raw: Option<&str>) -> Result<bool> {
         Some("1" | "true" | "yes") => Ok(true),
         Some(other) => Err(invalid(name, other, "expected 1 or 0")),
     }
+}
+
+/// How emails leave.
+pub enum MailTransport {
+    Smtp(SecretString),
+    /// `.eml` files in this directory (the demo without an SMTP server).
+    Files(std::path::PathBuf),
+    /// Nowhere: emails wait in the outbox (and the sentinel alerts on them).
+    Off,
+}
+
+/// The background workers' settings.
+pub struct BackgroundConfig {
+    pub mail: MailTransport,
+    pub mail_from: skybook_ops::Mailbox,
+    pub webhook: Option<Url>,
+    pub ops_email: Option<Email>,
+    pub sentinel_schedule: skybook_worker::Schedule,
+    pub sentinel: SentinelConfig,
+    pub job_lease: Duration,
+    /// Registers the `debug.slow` job kind (`SKYBOOK_ENABLE_FAULT_INJECTION=1`), for crash tests.
+    pub fault_injection: bool,
+}
+
+/// The sentinel's job, as cron enqueues it.
+pub const SENTINEL_JOB: &str = "sentinel";
+
+/// Background settings; `demo_mail_dir` is where the demo writes emails when no SMTP server is configured, and
+/// `default_schedule` the sentinel's schedule when none is given.
+pub fn background(
+    args: &BackgroundArgs,
+    demo_mail_dir: Option<std::path::PathBuf>,
+    default_schedule: &str,
+) -> Result<BackgroundConfig> {
+    let mail = match args.smtp_url.as_deref().map(str::trim) {
+        Some(raw) if !raw.is_empty() => {
+            let ok = Url::parse(raw)
+                .ok()
+                .is_some_and(|u| matches!(u.scheme(), "smtp" | "smtps") && u.host().is_some());
+            if !ok {
+                bail!("invalid SKYBOOK_SMTP_URL (--smtp-url): expected smtp://HOST:PORT or smtps://HOST:PORT");
+            }
+            MailTransport::Smtp(SecretString::from(raw.to_owned()))
+        }
+        _ => demo_mail_dir.map_or(MailTransport::Off, MailTransport::Files),
+    };
+    let mail_from = args.mail_from.parse().map_err(|e| {
+        invalid(
+            "SKYBOOK_MAIL_FROM (--mail-from)",
+            &args.mail_from,
+            &format!("expected a mailbox such as \"skybook <bookings@example.com>\" ({e})"),
+        )
+    })?;
+    let webhook = match args.alert_webhook_url.as_deref().map(str::trim) {
+        Some(raw) if !raw.is_empty() => Some(http_url("SKYBOOK_ALERT_WEBHOOK_URL (--alert-webhook-url)", raw).map_err(|_| {
+            anyhow!("invalid SKYBOOK_ALERT_WEBHOOK_URL (--alert-webhook-url): expected an http(s) URL")
+        })?),
+        _ => None,
+    };
+    let ops_email = match args.ops_email.as_deref().map(str::trim) {
+        Some(raw) if !raw.is_empty() => Some(
+            Email::parse(raw)
+                .map_err(|e| invalid("SKYBOOK_OPS_EMAIL (--ops-email)", raw, e.message()))?,
+        ),
+        _ => None,
+    };
+    let pattern = args
+        .sentinel_schedule
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .unwrap_or(default_schedule);
+    let job = skybook_storage::NewJob {
+        queue: "default".into(),
+        kind: SENTINEL_JOB.into(),
+        payload: "{}".into(),
+        priority: 10,
+        max_attempts: 1,
+        run_at: chrono::Utc::now(),
+        unique_key: None,
+    };
+    let sentinel_schedule = skybook_worker::Schedule::new("sentinel", pattern, job).map_err(|_| {
+        invalid("SKYBOOK_SENTINEL_SCHEDULE (--sentinel-schedule)", pattern, "expected a cron expression such as \"0 * * * * *\" (seconds first) or \"*/5 * * * *\"")
+    })?;
+    let alert_after = duration(
+        "SKYBOOK_SENTINEL_ALERT_AFTER (--sentinel-alert-after)",
+        &args.sentinel_alert_after,
+    )?;
+    let sentinel = SentinelConfig {
+        settle_after: duration(
+            "SKYBOOK_SENTINEL_SETTLE_AFTER (--sentinel-settle-after)",
+            &args.sentinel_settle_after,
+        )?,
+        stuck_alert_after: alert_after,
+        unsent_email_alert_after: alert_after,
+        ..SentinelConfig::default()
+    };
+    let job_lease = duration("SKYBOOK_JOB_LEASE (--job-lease)", &args.job_lease)?;
+    Ok(BackgroundConfig {
+        mail,
+        mail_from,
+        webhook,
+        ops_email,
+        sentinel_schedule,
+        sentinel,
+        job_lease,
+        fault_injection: false,
+    })
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The `skybook` binary: parses configuration and wires the components together. No business logic lives here.
 
+mod background;
 mod cli;
 mod commands;
 mod config;

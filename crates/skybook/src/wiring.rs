@@ -5,8 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use futures::future::BoxFuture;
-use skybook_booking::PipelineConfig;
+use skybook_booking::{BookingService, PipelineConfig};
 use skybook_clients::{
     HttpPaymentProvider, HttpPaymentProviderConfig, PaymentProvider, TokenManager,
     TokenManagerConfig, TokenSource,
@@ -14,9 +13,7 @@ use skybook_clients::{
 use skybook_domain::{RetryPolicy, SecretKey};
 use skybook_storage::{Engine, MigrationStatus, PoolSettings, Store};
 use skybook_web::{AppState, WebOptions};
-use skybook_worker::{QueueWorker, QueueWorkerConfig, Supervisor};
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use crate::config::PaymentsConfig;
 
@@ -75,77 +72,32 @@ pub fn payment_provider(config: PaymentsConfig) -> Result<Arc<dyn PaymentProvide
     Ok(Arc::new(HttpPaymentProvider::new(http, provider_config)))
 }
 
-/// The HTTP surface.
-pub fn router(
+/// The HTTP surface, and the booking pipeline behind it (which the background sentinel shares).
+pub fn app(
     store: Store,
     payments: Arc<dyn PaymentProvider>,
     secret: SecretKey,
+    pipeline: PipelineConfig,
     options: WebOptions,
-) -> Result<axum::Router> {
-    Ok(skybook_web::router(AppState::new(
+) -> Result<(axum::Router, BookingService)> {
+    let state = AppState::new(store, payments, Arc::new(secret), pipeline, options);
+    let bookings = state.bookings.clone();
+    Ok((skybook_web::router(state)?, bookings))
+}
+
+/// The booking pipeline without the web server (`skybook worker`: the sentinel settles bookings with it).
+pub fn booking_service(
+    store: Store,
+    payments: Arc<dyn PaymentProvider>,
+    secret: SecretKey,
+) -> BookingService {
+    BookingService::new(
         store,
         payments,
         Arc::new(secret),
+        Arc::new(skybook_web::JsonRenderer),
         PipelineConfig::default(),
-        options,
-    ))?)
-}
-
-/// How long finished jobs are kept before pruning.
-const JOB_RETENTION: chrono::Duration = chrono::Duration::days(7);
-/// How often the housekeeping loops run.
-const HOUSEKEEPING_PERIOD: Duration = Duration::from_secs(3600);
-
-/// The background loops (`serve` unless `--no-workers`, `demo`, `worker`), each under one supervisor that
-/// restarts it after an error or panic. Stop them with [`Supervisor::shutdown`].
-pub fn start_workers(store: &Store) -> Supervisor {
-    let mut supervisor = Supervisor::new(RetryPolicy {
-        initial_delay: Duration::from_secs(1),
-        max_delay: Duration::from_secs(60),
-        max_retries: 0,
-        max_elapsed: Duration::ZERO,
-    });
-    let housekeeping =
-        |name: &'static str, store: Store, work: fn(Store) -> BoxFuture<'static, Result<()>>| {
-            move |cancel: CancellationToken| {
-                let store = store.clone();
-                async move {
-                    loop {
-                        work(store.clone()).await.with_context(|| name)?;
-                        tokio::select! {
-                            () = tokio::time::sleep(HOUSEKEEPING_PERIOD) => {}
-                            () = cancel.cancelled() => return Ok(()),
-                        }
-                    }
-                }
-            }
-        };
-    supervisor.spawn(
-        "sessions-purge",
-        housekeeping("sessions-purge", store.clone(), |store| {
-            Box::pin(async move { Ok(store.delete_expired_sessions().await?) })
-        }),
-    );
-    supervisor.spawn(
-        "jobs-prune",
-        housekeeping("jobs-prune", store.clone(), |store| {
-            Box::pin(async move {
-                let pruned = store.prune_jobs(chrono::Utc::now() - JOB_RETENTION).await?;
-                tracing::debug!(pruned, "finished jobs pruned");
-                Ok(())
-            })
-        }),
-    );
-    let queue = Arc::new(QueueWorker::new(
-        store.clone(),
-        QueueWorkerConfig::default(),
-    ));
-    tracing::info!(worker_id = queue.worker_id(), "background workers started");
-    supervisor.spawn("queue", move |cancel| {
-        let queue = Arc::clone(&queue);
-        async move { queue.run(cancel).await }
-    });
-    supervisor
+    )
 }
 
 pub async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener> {

@@ -33,11 +33,26 @@ impl Store {
         )
     }
 
+    /// Every fired tick of `schedule`, oldest first, with the worker that fired it.
+    pub async fn cron_ticks(&self, schedule: &str) -> Result<Vec<(DateTime<Utc>, String)>> {
+        let sql = "SELECT tick, fired_by FROM cron_ticks WHERE schedule = $1 ORDER BY tick";
+        Ok(on_writer!(&self.backend, c => sqlx::query_as(sql).bind(schedule).fetch_all(c).await)?)
+    }
+
     /// How many ticks of `schedule` have fired (tests and the dashboard).
     pub async fn cron_ticks_fired(&self, schedule: &str) -> Result<i64> {
         let sql = "SELECT COUNT(*) FROM cron_ticks WHERE schedule = $1";
         Ok(
             on_writer!(&self.backend, c => sqlx::query_scalar(sql).bind(schedule).fetch_one(c).await)?,
+        )
+    }
+
+    /// Deletes ticks fired before `before`, keeping each schedule's latest (the guard against re-firing it).
+    pub async fn prune_cron_ticks(&self, before: DateTime<Utc>) -> Result<u64> {
+        let sql = "DELETE FROM cron_ticks WHERE fired_at < $1 \
+                   AND tick < (SELECT MAX(t.tick) FROM cron_ticks t WHERE t.schedule = cron_ticks.schedule)";
+        Ok(
+            on_writer!(&self.backend, c => sqlx::query(sql).bind(before).execute(c).await.map(|r| r.rows_affected()))?,
         )
     }
 }

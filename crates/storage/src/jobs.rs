@@ -149,6 +149,12 @@ impl Store {
         Ok(on_writer!(&self.backend, c => sqlx::query_as(&sql).bind(id).fetch_optional(c).await)?)
     }
 
+    /// How many jobs of `kind` are in each state (tests and the dashboard).
+    pub async fn job_counts(&self, kind: &str) -> Result<Vec<(String, i64)>> {
+        let sql = "SELECT state, COUNT(*) FROM jobs WHERE kind = $1 GROUP BY state ORDER BY state";
+        Ok(on_writer!(&self.backend, c => sqlx::query_as(sql).bind(kind).fetch_all(c).await)?)
+    }
+
     /// Deletes jobs that finished before `before`. Returns how many.
     pub async fn prune_jobs(&self, before: DateTime<Utc>) -> Result<u64> {
         let sql = "DELETE FROM jobs WHERE state IN ('done', 'failed') AND finished_at < $1";

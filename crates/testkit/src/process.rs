@@ -71,6 +71,12 @@ impl Running {
         assert!(status.success(), "kill -TERM failed");
     }
 
+    /// Sends SIGKILL: the process stops between any two instructions, with no chance to clean up.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reap");
+    }
+
     /// Waits (bounded, 30 s) for the process to exit; returns its exit code.
     pub fn wait_exit(&mut self) -> Option<i32> {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -164,13 +170,23 @@ pub fn start_serve(
     database_url: &str,
     sandbox_url: &str,
 ) -> (Running, String) {
+    let mut cmd = deployment(exe, "serve", database_url, sandbox_url);
+    cmd.args(["--listen", "127.0.0.1:0", "--no-workers"]);
+    let node = Running::start(cmd, dir, name);
+    let url = node.serving_url();
+    (node, url)
+}
+
+/// The secret key of the deployments tests start as processes.
+pub const DEPLOYMENT_SECRET: &str = "shared-secret-of-this-deployment-0123456789";
+
+/// `skybook <command>` (`serve` or `worker`) as a node of one deployment: its database, the shared secret, and
+/// the sandbox at `sandbox_url` as payment provider (fetching its own tokens). Add flags and start it.
+pub fn deployment(exe: &str, command: &str, database_url: &str, sandbox_url: &str) -> Command {
     let mut cmd = skybook(exe);
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--no-workers"])
+    cmd.arg(command)
         .env("SKYBOOK_DATABASE_URL", database_url)
-        .env(
-            "SKYBOOK_SECRET_KEY",
-            "shared-secret-of-this-deployment-0123456789",
-        )
+        .env("SKYBOOK_SECRET_KEY", DEPLOYMENT_SECRET)
         .env("SKYBOOK_PAYMENTS_URL", sandbox_url)
         .env(
             "SKYBOOK_PAYMENTS_TOKEN_URL",
@@ -178,9 +194,7 @@ pub fn start_serve(
         )
         .env("SKYBOOK_PAYMENTS_CLIENT_ID", "skybook")
         .env("SKYBOOK_PAYMENTS_CLIENT_SECRET", "sandbox-secret");
-    let node = Running::start(cmd, dir, name);
-    let url = node.serving_url();
-    (node, url)
+    cmd
 }
 
 /// The sandbox's `/sandbox/stats` (what it has issued, charged, refunded...).

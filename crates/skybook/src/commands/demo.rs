@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use chrono::{Duration, NaiveTime, Utc};
 use secrecy::SecretString;
+use skybook_booking::PipelineConfig;
 use skybook_clients::ClientCredentials;
 use skybook_domain::{AirportCode, Currency, FlightNumber, Money, SecretKey, TenantSlug};
 use skybook_sandbox::SandboxConfig;
@@ -14,6 +15,7 @@ use skybook_storage::{NewFlight, Store};
 use skybook_web::site::{SessionOptions, SiteOptions};
 use skybook_web::WebOptions;
 
+use crate::background;
 use crate::cli::DemoArgs;
 use crate::config::{self, PaymentsConfig};
 use crate::wiring::{self, Schema};
@@ -44,6 +46,11 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         SecretKey::generate_hex,
     )?)
     .context("the secret key in the data dir is invalid")?;
+    let background = config::background(
+        &args.background,
+        Some(data_dir.join("mail")),
+        "*/5 * * * * *",
+    )?;
     let admin_token_path = data_dir.join("admin-token");
     let admin_token = read_or_create(&admin_token_path, SecretKey::generate_hex)?;
 
@@ -62,10 +69,11 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             extra_params: Vec::new(),
         }),
     };
-    let router = wiring::router(
+    let (router, bookings) = wiring::app(
         store.clone(),
         wiring::payment_provider(payments)?,
         secret,
+        PipelineConfig::default(),
         WebOptions {
             site: SiteOptions {
                 // The demo serves plain HTTP on loopback.
@@ -92,7 +100,11 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     );
     println!("  admin token: {}", admin_token_path.display());
     println!("  database:    {}", skybook_storage::redact(&url));
-    let workers = wiring::start_workers(&store);
+    match &args.background.smtp_url {
+        Some(_) => println!("  emails:      sent through SKYBOOK_SMTP_URL"),
+        None => println!("  emails:      {}", data_dir.join("mail").display()),
+    }
+    let workers = background::start(&store, bookings, background)?;
     wiring::serve(listener, router).await?;
     workers.shutdown().await;
     sandbox.shutdown().await;

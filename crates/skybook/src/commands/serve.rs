@@ -1,8 +1,10 @@
 //! `skybook serve`: the production server.
 
 use anyhow::Result;
+use skybook_booking::PipelineConfig;
 use skybook_web::WebOptions;
 
+use crate::background;
 use crate::cli::ServeArgs;
 use crate::config;
 use crate::wiring::{self, Schema};
@@ -22,6 +24,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         args.enable_fault_injection.as_deref(),
     )?;
 
+    let pipeline = PipelineConfig {
+        seat_hold: config::duration("SKYBOOK_SEAT_HOLD (--seat-hold)", &args.seat_hold)?,
+        ..PipelineConfig::default()
+    };
+    let mut background = config::background(&args.background, None, "0 * * * * *")?;
+    background.fault_injection = fault_injection;
     let pool = config::pool(args.database.database_max_connections.as_deref())?;
     let store = wiring::connect(&url, &pool, Schema::MigrateSqliteOnly).await?;
     let options = WebOptions {
@@ -29,15 +37,19 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         site,
         ..WebOptions::default()
     };
-    let router = wiring::router(
+    let (router, bookings) = wiring::app(
         store.clone(),
         wiring::payment_provider(payments)?,
         secret,
+        pipeline,
         options,
     )?;
     let listener = wiring::bind(listen, "site and API").await?;
     tracing::info!(addr = %listener.local_addr()?, database = %skybook_storage::redact(&url), "skybook serving");
-    let workers = (!args.no_workers).then(|| wiring::start_workers(&store));
+    let workers = match args.no_workers {
+        true => None,
+        false => Some(background::start(&store, bookings, background)?),
+    };
     wiring::serve(listener, router).await?;
     if let Some(workers) = workers {
         workers.shutdown().await;

@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 
+use crate::background;
 use crate::cli::WorkerArgs;
 use crate::config;
 use crate::wiring::{self, Schema};
@@ -11,9 +12,18 @@ pub async fn run(args: WorkerArgs) -> Result<()> {
         "SKYBOOK_DATABASE_URL (--database-url)",
         &args.database.database_url,
     )?)?;
+    let secret = config::secret_key(args.secret_key.as_deref())?;
+    let payments = config::payments(&args.payments)?;
+    let mut background = config::background(&args.background, None, "0 * * * * *")?;
+    background.fault_injection = config::flag(
+        "SKYBOOK_ENABLE_FAULT_INJECTION",
+        args.enable_fault_injection.as_deref(),
+    )?;
     let pool = config::pool(args.database.database_max_connections.as_deref())?;
     let store = wiring::connect(&url, &pool, Schema::MigrateSqliteOnly).await?;
-    let workers = wiring::start_workers(&store);
+    let bookings =
+        wiring::booking_service(store.clone(), wiring::payment_provider(payments)?, secret);
+    let workers = background::start(&store, bookings, background)?;
     wiring::shutdown_signal().await;
     tracing::info!("stopping background workers");
     workers.shutdown().await;

@@ -58,6 +58,24 @@ fn config_mistakes_are_one_line_naming_the_setting() {
             with("SKYBOOK_DATABASE_MAX_CONNECTIONS", "0"),
             "SKYBOOK_DATABASE_MAX_CONNECTIONS",
         ),
+        (
+            with("SKYBOOK_SMTP_URL", "mail.example.com"),
+            "SKYBOOK_SMTP_URL",
+        ),
+        (
+            with("SKYBOOK_MAIL_FROM", "not an address"),
+            "SKYBOOK_MAIL_FROM",
+        ),
+        (with("SKYBOOK_OPS_EMAIL", "ops@"), "SKYBOOK_OPS_EMAIL"),
+        (
+            with("SKYBOOK_ALERT_WEBHOOK_URL", "slack"),
+            "SKYBOOK_ALERT_WEBHOOK_URL",
+        ),
+        (
+            with("SKYBOOK_SENTINEL_SCHEDULE", "every minute"),
+            "SKYBOOK_SENTINEL_SCHEDULE",
+        ),
+        (with("SKYBOOK_SEAT_HOLD", "0s"), "SKYBOOK_SEAT_HOLD"),
     ];
     for (env, named) in cases {
         let (code, stderr) = serve(&env);

@@ -1,49 +1,187 @@
-//! `skybook worker`: the background loops as their own process.
+//! `skybook worker`: the background loops as their own process — killed mid-job, and two of them sharing cron.
+
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use skybook_storage::{Enqueued, NewJob};
+use skybook_storage::{Enqueued, NewJob, Store};
+use skybook_testkit::process::{deployment, start_sandbox};
+use skybook_testkit::{backend_tests, Engine};
 
 use crate::process::{skybook, Running};
+
+const EXE: &str = env!("CARGO_BIN_EXE_skybook");
+
+fn job(kind: &str, payload: serde_json::Value) -> NewJob {
+    NewJob {
+        queue: "default".into(),
+        kind: kind.into(),
+        payload: payload.to_string(),
+        priority: 0,
+        max_attempts: 3,
+        run_at: Utc::now(),
+        unique_key: None,
+    }
+}
+
+async fn wait_for_state(store: &Store, id: skybook_domain::JobId, state: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let now = store.job(id).await.unwrap().unwrap().state;
+        if now == state {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job still {now}, expected {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_process_runs_the_queue_and_stops_cleanly_on_sigterm() {
     let dir = skybook_testkit::test_dir("worker-process");
     let url = format!("sqlite://{}", dir.join("skybook.db").display());
     let store = skybook_testkit::store_at(&url).await;
-    // A job no handler knows yet: the queue marks it failed, which shows the loop is claiming and running.
-    let job = NewJob {
-        queue: "default".into(),
-        kind: "not-a-real-kind".into(),
-        payload: "{}".into(),
-        priority: 0,
-        max_attempts: 3,
-        run_at: Utc::now(),
-        unique_key: None,
-    };
-    let Enqueued::New(id) = store.enqueue_job(&job, Utc::now()).await.unwrap() else {
+    // A job no handler knows: the queue marks it failed, which shows the loop is claiming and running.
+    let Enqueued::New(id) = store
+        .enqueue_job(&job("not-a-real-kind", serde_json::json!({})), Utc::now())
+        .await
+        .unwrap()
+    else {
         panic!("a new job")
     };
 
     let mut cmd = skybook();
-    cmd.arg("worker").env("SKYBOOK_DATABASE_URL", &url);
+    cmd.arg("worker")
+        .env("SKYBOOK_DATABASE_URL", &url)
+        .env(
+            "SKYBOOK_SECRET_KEY",
+            skybook_testkit::process::DEPLOYMENT_SECRET,
+        )
+        // Nothing listens there: this test needs no provider.
+        .env("SKYBOOK_PAYMENTS_URL", "http://127.0.0.1:9");
     let mut worker = Running::start(cmd, &dir, "worker");
-    worker.wait_for_line("background workers started");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let state = store.job(id).await.unwrap().unwrap().state;
-        if state == "failed" {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the worker never ran the job (state {state})"
-        );
-        tokio::task::yield_now().await;
-    }
+    worker.wait_for_line("background workers starting");
+    wait_for_state(&store, id, "failed", Duration::from_secs(20)).await;
     worker.terminate();
     assert_eq!(
         worker.wait_exit(),
         Some(0),
         "SIGTERM stops the loops and exits cleanly"
     );
+}
+
+/// A worker killed with SIGKILL in the middle of a job: once its lease lapses another worker runs the job
+/// again, and it completes exactly once.
+async fn a_job_of_a_killed_worker_is_rescued_and_completes_once(engine: Engine) {
+    let dir = skybook_testkit::test_dir("worker-sigkill");
+    let url = skybook_testkit::fresh_database_url(engine, "worker_sigkill").await;
+    let store = skybook_testkit::store_at(&url).await;
+    let log = dir.join("slow-job.log");
+    let payload = serde_json::json!({ "log": log, "millis": 1500 });
+    let Enqueued::New(id) = store
+        .enqueue_job(&job("debug.slow", payload), Utc::now())
+        .await
+        .unwrap()
+    else {
+        panic!("a new job")
+    };
+    let worker = |name: &str| {
+        let mut cmd = deployment(EXE, "worker", &url, "http://127.0.0.1:9");
+        cmd.env("SKYBOOK_ENABLE_FAULT_INJECTION", "1")
+            .env("SKYBOOK_JOB_LEASE", "2s");
+        Running::start(cmd, &dir, name)
+    };
+
+    let mut first = worker("worker-1");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("start")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the first worker never started the job"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    first.kill();
+    let held = store.job(id).await.unwrap().unwrap();
+    assert_eq!(
+        (held.state.as_str(), held.attempts),
+        ("running", 1),
+        "the dead worker still holds the job"
+    );
+
+    let _second = worker("worker-2");
+    wait_for_state(&store, id, "done", Duration::from_secs(30)).await;
+    let lines = std::fs::read_to_string(&log).unwrap();
+    let starts = lines.lines().filter(|l| l.starts_with("start")).count();
+    let dones = lines.lines().filter(|l| l.starts_with("done")).count();
+    assert_eq!(
+        (starts, dones),
+        (2, 1),
+        "run twice, completed once: {lines}"
+    );
+    let finished = store.job(id).await.unwrap().unwrap();
+    assert_eq!(finished.attempts, 2);
+    assert!(
+        held.locked_until.unwrap() <= Utc::now(),
+        "rescued only after the lease lapsed"
+    );
+}
+
+backend_tests!(a_job_of_a_killed_worker_is_rescued_and_completes_once);
+
+/// Two worker processes on one PostgreSQL, a schedule every two seconds, for a minute: every tick fires once —
+/// none twice, none skipped — and enqueues one sentinel run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_fire_each_cron_tick_once() {
+    let dir = skybook_testkit::test_dir("worker-cron");
+    let url = skybook_testkit::fresh_database_url(Engine::Postgres, "worker_cron").await;
+    let store = skybook_testkit::store_at(&url).await;
+    let (_sandbox, sandbox_url) = start_sandbox(EXE, &dir);
+    let workers: Vec<Running> = (0..2)
+        .map(|i| {
+            let mut cmd = deployment(EXE, "worker", &url, &sandbox_url);
+            cmd.env("SKYBOOK_SENTINEL_SCHEDULE", "*/2 * * * * *");
+            let worker = Running::start(cmd, &dir, &format!("worker-{i}"));
+            worker.wait_for_line("background workers starting");
+            worker
+        })
+        .collect();
+
+    // The measurement window: a minute of ticks.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    drop(workers);
+
+    let ticks = store.cron_ticks("sentinel").await.unwrap();
+    assert!(
+        (28..=32).contains(&ticks.len()),
+        "about 30 ticks in a minute: {}",
+        ticks.len()
+    );
+    for pair in ticks.windows(2) {
+        assert_eq!(
+            (pair[1].0 - pair[0].0).num_seconds(),
+            2,
+            "no tick skipped or doubled: {ticks:?}"
+        );
+    }
+    let jobs: i64 = store
+        .job_counts("sentinel")
+        .await
+        .unwrap()
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(
+        jobs,
+        ticks.len() as i64,
+        "each tick enqueued exactly one sentinel run"
+    );
+    let firers: std::collections::BTreeSet<&str> =
+        ticks.iter().map(|(_, by)| by.as_str()).collect();
+    eprintln!("{} ticks fired by {} worker(s)", ticks.len(), firers.len());
 }
