@@ -6,4 +6,5 @@ mod chrome;
 mod cli;
 mod multi_node;
 mod process;
+mod recovery;
 mod worker;
