@@ -90,6 +90,8 @@ pub fn start(
     config: BackgroundConfig,
 ) -> Result<Supervisor> {
     let mailer = mailer(&config)?;
+    // A loop's panic is stored as a crash report before the supervisor restarts it.
+    skybook_ops::crash::record_background_panics(store.clone());
     let mut supervisor = Supervisor::new(RetryPolicy {
         initial_delay: Duration::from_secs(1),
         max_delay: Duration::from_secs(60),

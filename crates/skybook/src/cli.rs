@@ -16,6 +16,15 @@ pub struct Cli {
     #[arg(long, global = true, env = "SKYBOOK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// Forward crashes (panics) to Sentry at this DSN as well as storing them. Off when unset.
+    #[arg(
+        long,
+        global = true,
+        env = "SKYBOOK_SENTRY_DSN",
+        hide_env_values = true
+    )]
+    pub sentry_dsn: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -311,6 +311,21 @@ pub fn background(
     })
 }
 
+/// Starts forwarding panics to Sentry when a DSN is given (keep the guard for the life of the process).
+pub fn sentry(dsn: Option<&str>) -> Result<Option<sentry::ClientInitGuard>> {
+    let Some(raw) = dsn.map(str::trim).filter(|d| !d.is_empty()) else {
+        return Ok(None);
+    };
+    let dsn: sentry::types::Dsn = raw
+        .parse()
+        .map_err(|_| anyhow!("invalid SKYBOOK_SENTRY_DSN (--sentry-dsn): expected a DSN such as https://KEY@HOST/PROJECT"))?;
+    Ok(Some(sentry::init(sentry::ClientOptions {
+        dsn: Some(dsn),
+        release: Some(skybook_ops::crash::RELEASE.into()),
+        ..sentry::ClientOptions::default()
+    })))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,15 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() {
     let cli = cli::Cli::parse();
     logging::init(cli.log_format);
+    // Every panic is logged and stored as a crash report; Sentry's hook, when configured, wraps ours.
+    skybook_ops::crash::install_panic_hook();
+    let _sentry = match config::sentry(cli.sentry_dsn.as_deref()) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("skybook: error: {e:#}");
+            std::process::exit(1);
+        }
+    };
     if let Err(e) = commands::run(cli.command).await {
         // One line naming what is wrong: config mistakes must be readable at a glance in a pod's log.
         eprintln!("skybook: error: {e:#}");

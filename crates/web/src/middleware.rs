@@ -3,13 +3,17 @@
 use std::any::Any;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, RawPathParams, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use skybook_ops::crash::{self, RequestContext};
+use skybook_storage::Store;
+
 use crate::error::ServerErrorDetail;
+use crate::AppState;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -54,8 +58,41 @@ pub async fn report_server_errors(req: Request, next: Next) -> Response {
     fresh
 }
 
-/// A panic inside a handler becomes a 500 (reported like any other) instead of a dropped connection.
-pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+/// Runs the request inside a crash context, so a panic in it is reported with its id, method, route and tenant.
+pub async fn crash_context(
+    State(state): State<AppState>,
+    params: RawPathParams,
+    req: Request,
+    next: Next,
+) -> Response {
+    let tenant = params
+        .iter()
+        .find(|(name, _)| *name == "tenant")
+        .map(|(_, value)| value.to_owned())
+        .unwrap_or_else(|| state.options.site.tenant.as_str().to_owned());
+    let context = RequestContext {
+        request_id: Some(request_id(&req)),
+        method: Some(req.method().as_str().to_owned()),
+        route: req
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|p| p.as_str().to_owned()),
+        tenant: Some(tenant),
+    };
+    crash::in_request(context, next.run(req)).await
+}
+
+/// A panic inside a handler becomes a 500 (reported like any other, with the request id) instead of a dropped
+/// connection, and a crash report in `store`.
+pub fn panic_response(store: &Store, panic: Box<dyn Any + Send + 'static>) -> Response {
+    if let Some(crash) = crash::take_request_panic() {
+        let store = store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crash::record(&store, &crash).await {
+                tracing::error!(error = %e, request_id = crash.request_id.as_deref().unwrap_or("-"), "could not store a crash report");
+            }
+        });
+    }
     let message = panic
         .downcast_ref::<String>()
         .cloned()

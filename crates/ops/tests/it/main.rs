@@ -2,4 +2,5 @@
 //! SQLite and PostgreSQL.
 
 mod alerts;
+mod crash;
 mod outbox;

@@ -76,6 +76,10 @@ fn config_mistakes_are_one_line_naming_the_setting() {
             "SKYBOOK_SENTINEL_SCHEDULE",
         ),
         (with("SKYBOOK_SEAT_HOLD", "0s"), "SKYBOOK_SEAT_HOLD"),
+        (
+            with("SKYBOOK_SENTRY_DSN", "sentry please"),
+            "SKYBOOK_SENTRY_DSN",
+        ),
     ];
     for (env, named) in cases {
         let (code, stderr) = serve(&env);

@@ -1,17 +1,20 @@
-//! Admin sign-in with the deployment's admin token, and the (placeholder) dashboard behind it.
+//! Admin sign-in with the deployment's admin token, and what it opens: the operations page (alerts and crash
+//! groups) and its JSON API under `/admin/api/`.
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Json;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
+use serde_json::{json, Value};
 use skybook_domain::FieldErrors;
 
 use super::forms::CsrfForm;
 use super::session::{constant_time_eq, Visit};
-use super::views::{summary, AdminLoginPage, AdminPage};
+use super::views::{summary, AdminLoginPage, AdminPage, AlertRow, CrashRow};
 use super::{see_other, PageError};
-use crate::AppState;
+use crate::{ApiError, AppState};
 
 pub async fn login_form(visit: Visit) -> Result<Response, PageError> {
     if visit.is_admin().await? {
@@ -67,21 +70,113 @@ pub async fn logout(
 }
 
 /// The admin token is accepted as a signed-in session or, for scripts, as `Authorization: Bearer <token>`.
+async fn is_admin(state: &AppState, headers: &HeaderMap, visit: &Visit) -> Result<bool, ApiError> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|token| is_admin_token(state, token));
+    Ok(bearer || visit.is_admin().await?)
+}
+
+/// How many alerts and crash groups the admin shows.
+const LISTED: i64 = 50;
+
+/// The operations page: the alerts (the sentinel's findings, new crashes) and the crash groups.
 pub async fn dashboard(
     State(state): State<AppState>,
     headers: HeaderMap,
     visit: Visit,
 ) -> Result<Response, PageError> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|token| is_admin_token(&state, token));
-    if !bearer && !visit.is_admin().await? {
+    if !is_admin(&state, &headers, &visit).await? {
         return Ok(see_other("/admin/login"));
     }
+    let alerts = state
+        .store
+        .recent_alerts(LISTED)
+        .await
+        .map_err(ApiError::from)?;
+    let crashes = state
+        .store
+        .crash_groups(LISTED)
+        .await
+        .map_err(ApiError::from)?;
     Ok(AdminPage {
         csrf: visit.csrf_token().await?,
+        alerts: alerts.iter().map(AlertRow::from).collect(),
+        crashes: crashes.iter().map(CrashRow::from).collect(),
     }
     .into_response())
+}
+
+/// `GET /admin/api/crashes`: crash groups, most recently seen first, each with its latest report.
+pub async fn crashes_api(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    visit: Visit,
+) -> Result<Json<Value>, ApiError> {
+    if !is_admin(&state, &headers, &visit).await? {
+        return Err(ApiError::Unauthorized);
+    }
+    let mut crashes = Vec::new();
+    for group in state.store.crash_groups(LISTED).await? {
+        let latest = state
+            .store
+            .crash_reports(&group.fingerprint, 1)
+            .await?
+            .into_iter()
+            .next();
+        crashes.push(json!({
+            "fingerprint": group.fingerprint,
+            "message": group.message,
+            "location": group.location,
+            "count": group.count,
+            "first_seen": group.first_seen,
+            "last_seen": group.last_seen,
+            "last_request_id": group.last_request_id,
+            "latest": latest.map(|r| json!({
+                "request_id": r.request_id,
+                "method": r.method,
+                "route": r.route,
+                "tenant": r.tenant,
+                "task": r.task,
+                "release": r.release,
+                "occurred_at": r.occurred_at,
+                "backtrace": r.backtrace,
+            })),
+        }));
+    }
+    Ok(Json(json!({ "crashes": crashes })))
+}
+
+/// `GET /admin/api/alerts`: the newest alerts first.
+pub async fn alerts_api(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    visit: Visit,
+) -> Result<Json<Value>, ApiError> {
+    if !is_admin(&state, &headers, &visit).await? {
+        return Err(ApiError::Unauthorized);
+    }
+    let alerts: Vec<Value> = state
+        .store
+        .recent_alerts(LISTED)
+        .await?
+        .into_iter()
+        .map(|a| {
+            json!({
+                "id": a.id,
+                "kind": a.kind,
+                "subject": a.subject,
+                "tenant_id": a.tenant_id,
+                "message": a.message,
+                "details": serde_json::from_str::<Value>(&a.details).unwrap_or(Value::Null),
+                "created_at": a.created_at,
+                "delivered_at": a.delivered_at,
+                "delivery_attempts": a.delivery_attempts,
+                "last_error": a.last_error,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "alerts": alerts })))
 }

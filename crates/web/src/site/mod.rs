@@ -71,6 +71,8 @@ pub fn routes(state: &AppState) -> Result<Router<AppState>, StorageError> {
         .route("/admin/login", get(admin::login_form).post(admin::login))
         .route("/admin/logout", post(admin::logout))
         .route("/admin", get(admin::dashboard))
+        .route("/admin/api/crashes", get(admin::crashes_api))
+        .route("/admin/api/alerts", get(admin::alerts_api))
         .layer(axum::middleware::from_fn_with_state(
             options.sessions.absolute_timeout,
             session::enforce_absolute_timeout,

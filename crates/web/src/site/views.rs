@@ -379,4 +379,58 @@ impl HasErrors for AdminLoginPage {
 #[template(path = "admin.html")]
 pub struct AdminPage {
     pub csrf: String,
+    pub alerts: Vec<AlertRow>,
+    pub crashes: Vec<CrashRow>,
+}
+
+pub struct AlertRow {
+    pub kind: String,
+    pub message: String,
+    pub subject: String,
+    pub raised: String,
+    /// "delivered", "pending (n attempts): cause", ...
+    pub delivery: String,
+}
+
+impl From<&skybook_storage::Alert> for AlertRow {
+    fn from(a: &skybook_storage::Alert) -> Self {
+        let delivery = match (&a.delivered_at, &a.last_error) {
+            (Some(_), _) => "delivered".to_owned(),
+            (None, Some(error)) => {
+                format!("retrying after {} attempt(s): {error}", a.delivery_attempts)
+            }
+            (None, None) => "pending".to_owned(),
+        };
+        Self {
+            kind: a.kind.clone(),
+            message: a.message.clone(),
+            subject: a.subject.clone(),
+            raised: a.created_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            delivery,
+        }
+    }
+}
+
+pub struct CrashRow {
+    pub message: String,
+    pub location: String,
+    pub count: i64,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub last_request_id: String,
+}
+
+impl From<&skybook_storage::CrashGroup> for CrashRow {
+    fn from(g: &skybook_storage::CrashGroup) -> Self {
+        let time =
+            |t: &chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+        Self {
+            message: g.message.clone(),
+            location: g.location.clone(),
+            count: g.count,
+            first_seen: time(&g.first_seen),
+            last_seen: time(&g.last_seen),
+            last_request_id: g.last_request_id.clone().unwrap_or_else(|| "-".into()),
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! PostgreSQL. Most tests drive the router in-process; the concurrency storms go through a real port.
 
 mod api;
+mod crashes;
 mod harness;
 mod ops;
 mod sentinel;

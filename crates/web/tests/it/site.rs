@@ -520,7 +520,7 @@ async fn admin_login_cycles_the_session(engine: Engine) {
     assert_ne!(visitor.cookie, before, "the session id changes at login");
     let admin = visitor.get("/admin").await;
     assert_eq!(admin.status, StatusCode::OK);
-    assert!(admin.html.contains("Signed in"));
+    assert!(admin.html.contains("Operations"));
 
     // Scripts use the token as a bearer header instead; a wrong one is sent to sign in.
     let mut script = Visitor::new(app.router.clone());

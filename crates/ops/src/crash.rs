@@ -1,0 +1,188 @@
+//! Crash capture: every panic becomes a stored crash report, grouped by fingerprint, with an alert for each
+//! new group.
+//!
+//! One process-wide panic hook ([`install_panic_hook`]) sees every panic with its message, location and a
+//! backtrace, and logs it. What happens next depends on where it happened:
+//! - **Inside a request** (the web layer runs each request inside [`in_request`]): the hook leaves the details
+//!   in a thread-local slot together with the request's id, method, route and tenant. The web layer's panic
+//!   handler, which catches the unwind on the same thread, takes them with [`take_request_panic`], answers 500
+//!   with the request id, and records the report with [`record`] on its own store.
+//! - **Anywhere else** (a spawned task, a background loop): the hook sends the report to the process's
+//!   background recorder, if [`record_background_panics`] started one, which stores it the same way.
+//!
+//! Either way the panic itself unwinds as usual: the supervisor restarts a background loop, a spawned task's
+//! join handle reports it, a request gets its 500. When `SKYBOOK_SENTRY_DSN` is set the binary also forwards
+//! panics to Sentry (its hook wraps this one).
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::sync::OnceLock;
+
+use chrono::Utc;
+use sha2::{Digest, Sha256};
+use skybook_storage::{NewAlert, NewCrash, Store};
+use tokio::sync::mpsc;
+
+/// What a request contributes to a crash report.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    pub request_id: Option<String>,
+    pub method: Option<String>,
+    /// The matched route template (`/api/v1/tenants/{tenant}/bookings`), never the raw path.
+    pub route: Option<String>,
+    pub tenant: Option<String>,
+}
+
+tokio::task_local! {
+    static REQUEST: RequestContext;
+}
+
+thread_local! {
+    /// A panic inside a request, left by the hook for the request's panic handler on this thread.
+    static REQUEST_PANIC: RefCell<Option<NewCrash>> = const { RefCell::new(None) };
+}
+
+/// The process's background recorder, when one runs.
+static BACKGROUND: OnceLock<mpsc::UnboundedSender<NewCrash>> = OnceLock::new();
+
+/// The build that crashed, stored with every report.
+pub const RELEASE: &str = concat!("skybook ", env!("CARGO_PKG_VERSION"));
+
+/// Runs `future` as a request: a panic inside it is reported with `context`.
+pub async fn in_request<F: Future>(context: RequestContext, future: F) -> F::Output {
+    REQUEST.scope(context, future).await
+}
+
+/// Installs the panic hook (once per process; later calls do nothing).
+pub fn install_panic_hook() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| std::panic::set_hook(Box::new(on_panic)));
+}
+
+fn on_panic(info: &std::panic::PanicHookInfo<'_>) {
+    let message = info
+        .payload()
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| info.payload().downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic with a non-string payload".to_owned());
+    let location = info
+        .location()
+        .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
+        .unwrap_or_else(|| "unknown".to_owned());
+    let backtrace = std::backtrace::Backtrace::force_capture().to_string();
+    let request = REQUEST.try_with(Clone::clone).ok();
+    let thread = std::thread::current();
+    let crash = NewCrash {
+        fingerprint: fingerprint(&message, &location),
+        task: match request {
+            Some(_) => None,
+            None => Some(thread.name().unwrap_or("unnamed thread").to_owned()),
+        },
+        route: request.as_ref().and_then(|r| r.route.clone()),
+        method: request.as_ref().and_then(|r| r.method.clone()),
+        tenant: request.as_ref().and_then(|r| r.tenant.clone()),
+        request_id: request.as_ref().and_then(|r| r.request_id.clone()),
+        message,
+        location,
+        backtrace,
+        release: RELEASE.to_owned(),
+    };
+    tracing::error!(
+        panic.message = %crash.message,
+        panic.location = %crash.location,
+        request_id = crash.request_id.as_deref().unwrap_or("-"),
+        route = crash.route.as_deref().unwrap_or("-"),
+        task = crash.task.as_deref().unwrap_or("-"),
+        "panic"
+    );
+    metrics::counter!("skybook_panics_total").increment(1);
+    if request.is_some() {
+        REQUEST_PANIC.with(|slot| *slot.borrow_mut() = Some(crash));
+    } else if let Some(background) = BACKGROUND.get() {
+        let _ = background.send(crash);
+    }
+}
+
+/// The panic the hook saw in the current request on this thread, if any (taken: a second call gets `None`).
+pub fn take_request_panic() -> Option<NewCrash> {
+    REQUEST_PANIC.with(|slot| slot.borrow_mut().take())
+}
+
+/// Stores panics outside requests in `store` for the rest of the process's life. The first call wins; the
+/// recorder runs on the current runtime.
+pub fn record_background_panics(store: Store) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    if BACKGROUND.set(tx).is_err() {
+        return;
+    }
+    tokio::spawn(async move {
+        while let Some(crash) = rx.recv().await {
+            if let Err(e) = record(&store, &crash).await {
+                tracing::error!(error = %e, "could not store a crash report");
+            }
+        }
+    });
+}
+
+/// Stores the report; a crash group seen for the first time raises a `crash` alert.
+pub async fn record(store: &Store, crash: &NewCrash) -> Result<(), skybook_storage::StorageError> {
+    let now = Utc::now();
+    if store.record_crash(crash, now).await? {
+        let alert = NewAlert {
+            kind: "crash",
+            subject: crash.fingerprint.clone(),
+            tenant_id: None,
+            message: format!("new crash: {} at {}", crash.message, crash.location),
+            details: serde_json::json!({
+                "fingerprint": crash.fingerprint,
+                "request_id": crash.request_id,
+                "route": crash.route,
+                "task": crash.task,
+                "release": crash.release,
+            }),
+        };
+        store.raise_alert(&alert, now).await?;
+    }
+    Ok(())
+}
+
+/// Groups crashes of one bug: the location, and the message with its numbers blanked (ids and counts vary
+/// between occurrences of the same bug).
+pub fn fingerprint(message: &str, location: &str) -> String {
+    let mut template = String::with_capacity(message.len());
+    let mut in_number = false;
+    for c in message.chars() {
+        if c.is_ascii_digit() {
+            if !in_number {
+                template.push('#');
+            }
+            in_number = true;
+        } else {
+            template.push(c);
+            in_number = false;
+        }
+    }
+    let digest = Sha256::digest(format!("{location}\n{template}").as_bytes());
+    hex::encode(&digest[..8])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_ignore_numbers_but_not_locations() {
+        let a = fingerprint("index 3 out of range for length 2", "src/a.rs:1:1");
+        assert_eq!(
+            a,
+            fingerprint("index 17 out of range for length 4", "src/a.rs:1:1")
+        );
+        assert_ne!(
+            a,
+            fingerprint("index 3 out of range for length 2", "src/b.rs:1:1")
+        );
+        assert_ne!(a, fingerprint("something else", "src/a.rs:1:1"));
+        assert_eq!(a.len(), 16);
+    }
+}
