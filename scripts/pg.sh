@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Throwaway PostgreSQL for tests and benchmarks: `source scripts/pg.sh; pg_start DIR` starts a private cluster
-# in DIR on a free loopback port and exports PG_URL (a superuser URL); `pg_stop` stops it.
+# in DIR on a free loopback port and exports PG_URL (a superuser URL); `pg_stop` stops it and `pg_resume`
+# starts it again (the database-outage test).
 # Uses Debian's PostgreSQL binaries (installed if missing). initdb refuses to run as root, so as root the
 # cluster runs as the `postgres` OS user.
 
@@ -35,13 +36,20 @@ pg_start() {
   # PostgreSQL's production defaults, for benchmarks.
   local durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
   [ "${PG_DURABLE:-0}" = 1 ] && durability=""
-  pg_as_owner "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 start -o \
-    "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR -c max_connections=600 $durability -c shared_buffers=256MB" >/dev/null ||
-    { cat "$PG_DIR/server.log" >&2; return 1; }
+  echo "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR -c max_connections=600 $durability -c shared_buffers=256MB" >"$PG_DIR/options"
   export PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
   export PG_BIN PG_DIR PG_PORT
+  pg_resume
+}
+
+# Starts the cluster in PG_DIR again (after pg_stop), on the port and with the options pg_start chose.
+pg_resume() {
+  PG_BIN=${PG_BIN:-$(pg_bindir)}
+  pg_as_owner "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 start -o "$(cat "$PG_DIR/options")" >/dev/null ||
+    { cat "$PG_DIR/server.log" >&2; return 1; }
 }
 
 pg_stop() {
+  PG_BIN=${PG_BIN:-$(pg_bindir)}
   [ -n "${PG_DIR:-}" ] && [ -d "$PG_DIR/data" ] && pg_as_owner "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
 }

@@ -7,7 +7,8 @@ use chrono::Utc;
 use secrecy::SecretString;
 use skybook_clients::payments::{CardDetails, PaymentProvider};
 use skybook_domain::{
-    CardFingerprint, EntityFingerprint, IdempotencyKey, NewBooking, RequestFingerprint, SecretKey,
+    CardFingerprint, EntityFingerprint, IdempotencyKey, NewBooking, RequestFingerprint,
+    RetryPolicy, SecretKey,
 };
 use skybook_storage::{IdempotencyRecord, StorageError, Store, Tenant};
 use tracing::Instrument;
@@ -23,6 +24,10 @@ pub struct PipelineConfig {
     pub key_lease: Duration,
     /// How long seats stay held for a booking that has not been charged; the sentinel releases them after.
     pub seat_hold: Duration,
+    /// Retries of a phase whose transaction failed with a transient database error (connection lost, pool
+    /// timeout, serialization failure, deadlock). A failed transaction wrote nothing, so running the phase again
+    /// is safe; past the budget the request answers 503 and a retry (or the sentinel) picks it up.
+    pub db_retry: RetryPolicy,
 }
 
 impl Default for PipelineConfig {
@@ -30,6 +35,7 @@ impl Default for PipelineConfig {
         Self {
             key_lease: Duration::from_secs(60),
             seat_hold: Duration::from_secs(15 * 60),
+            db_retry: RetryPolicy::database(),
         }
     }
 }
@@ -123,15 +129,21 @@ impl BookingService {
         let fingerprint = RequestFingerprint::compute(&inner.secret, tenant.id, &request);
 
         // Fast path without a write: replays and in-progress answers need neither the provider nor a lock.
-        if let Some(existing) = inner.store.idempotency_key(tenant.id, key).await? {
+        let existing = self
+            .retry_transient("read_key", || async {
+                Ok(inner.store.idempotency_key(tenant.id, key).await?)
+            })
+            .await?;
+        if let Some(existing) = existing {
             if let Some(reply) = check_existing(&existing, &fingerprint)? {
                 return Ok(reply);
             }
         }
 
-        let flight = inner
-            .store
-            .flight(tenant.id, request.flight_id)
+        let flight = self
+            .retry_transient("read_flight", || async {
+                Ok(inner.store.flight(tenant.id, request.flight_id).await?)
+            })
             .await?
             .ok_or(BookingError::FlightNotFound)?;
         if flight.departs_at <= Utc::now() {
@@ -149,17 +161,20 @@ impl BookingService {
             &card_fingerprint,
         );
 
-        let input = ClaimInput {
+        let input = || ClaimInput {
             tenant,
             key,
             fingerprint: &fingerprint,
             request: &request,
             flight: &flight,
-            amount,
-            card_fingerprint,
-            entity_fingerprint,
+            amount: amount.clone(),
+            card_fingerprint: card_fingerprint.clone(),
+            entity_fingerprint: entity_fingerprint.clone(),
         };
-        let claimed = match self.claim(input).await? {
+        let claimed = match self
+            .retry_transient("claim", || self.claim(input()))
+            .await?
+        {
             Claim::Answered(reply) => return Ok(reply),
             Claim::Proceed { booking, resumed } => (booking, resumed),
         };
@@ -170,6 +185,37 @@ impl BookingService {
             .await?;
         tracing::Span::current().record("outcome", reply.label);
         Ok(reply)
+    }
+}
+
+impl BookingService {
+    /// Runs `phase` again while it fails with a transient database error, within [`PipelineConfig::db_retry`].
+    /// Each phase is one transaction, so a failed attempt left nothing behind.
+    pub(crate) async fn retry_transient<T, F, Fut>(
+        &self,
+        phase: &'static str,
+        phase_fn: F,
+    ) -> Result<T, BookingError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, BookingError>>,
+    {
+        use backon::Retryable;
+        phase_fn
+            .retry(self.0.config.db_retry.backoff())
+            .when(BookingError::is_transient_storage)
+            .notify(|e, delay| {
+                metrics::counter!("skybook_db_retries_total", "phase" => phase).increment(1);
+                tracing::warn!(phase, error = %e, retry_in_ms = delay.as_millis() as u64, "database unavailable; retrying the phase");
+            })
+            .await
+    }
+}
+
+impl BookingError {
+    /// A database failure that may pass (connection lost, pool timeout, serialization failure, deadlock).
+    pub fn is_transient_storage(&self) -> bool {
+        matches!(self, Self::Storage(e) if e.is_transient())
     }
 }
 

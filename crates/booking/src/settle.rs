@@ -80,16 +80,33 @@ impl BookingService {
                 }
             },
         };
+        // Each settlement is one transaction, retried as a whole through a database blip. Past the retry budget
+        // the booking stays unsettled (its charge is at the provider under the booking id): the client's retry
+        // or the sentinel settles it.
         match charged {
             Charged::Yes { charge_id } => {
-                self.settle_confirmed(tenant, key, view, &charge_id).await
+                self.retry_transient("settle_confirmed", || {
+                    self.settle_confirmed(tenant, key, view.clone(), &charge_id)
+                })
+                .await
             }
-            Charged::No(reason) => self.settle_failed(tenant, key, view, reason).await,
+            Charged::No(reason) => {
+                self.retry_transient("settle_failed", || {
+                    self.settle_failed(tenant, key, view.clone(), reason)
+                })
+                .await
+            }
             Charged::NotAttempted(cause) => {
-                self.abandon(tenant, key, &view).await?;
+                self.retry_transient("abandon", || self.abandon(tenant, key, &view))
+                    .await?;
                 Err(BookingError::PaymentUnavailable(cause))
             }
-            Charged::Unknown => self.mark_pending(tenant, key, view).await,
+            Charged::Unknown => {
+                self.retry_transient("mark_pending", || {
+                    self.mark_pending(tenant, key, view.clone())
+                })
+                .await
+            }
         }
     }
 

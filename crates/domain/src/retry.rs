@@ -31,6 +31,17 @@ impl RetryPolicy {
         }
     }
 
+    /// The database on the request path: enough to ride out a failover or a restart of a few seconds, bounded
+    /// so that a request past it answers `503` (with `Retry-After`) well inside its timeout.
+    pub const fn database() -> Self {
+        Self {
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(2),
+            max_retries: 10,
+            max_elapsed: Duration::from_secs(10),
+        }
+    }
+
     /// No retries at all; useful in tests that want to see the first failure.
     pub const fn none() -> Self {
         Self {

@@ -71,6 +71,11 @@ impl Running {
         assert!(status.success(), "kill -TERM failed");
     }
 
+    /// `true` while the process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("poll child").is_none()
+    }
+
     /// Sends SIGKILL: the process stops between any two instructions, with no chance to clean up.
     pub fn kill(&mut self) {
         self.child.kill().expect("SIGKILL");

@@ -16,14 +16,21 @@ pub async fn health_check() -> &'static str {
 
 /// `200` when the database answers, `503` otherwise.
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready"),
-        Err(e) => {
+    // A probe wants a quick answer: a database that takes longer than this is as good as away.
+    match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready"),
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "not ready: database does not answer");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+        }
+        Err(_) => {
+            tracing::warn!("not ready: database did not answer within {READY_TIMEOUT:?}");
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
         }
     }
 }
+
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

@@ -5,6 +5,7 @@ mod browser;
 mod chrome;
 mod cli;
 mod multi_node;
+mod outage;
 mod process;
 mod recovery;
 mod worker;
