@@ -78,7 +78,9 @@ impl AlertDispatcher {
     }
 
     pub async fn run(&self, cancel: CancellationToken) -> anyhow::Result<()> {
-        crate::poll_until_cancelled(&cancel, self.config.idle_poll, || self.run_once()).await
+        let never = tokio::sync::Notify::new();
+        crate::poll_until_cancelled(&cancel, self.config.idle_poll, &never, || self.run_once())
+            .await
     }
 
     /// Delivers the undelivered alerts that are due. Returns how many were attempted.

@@ -30,10 +30,12 @@ fn fresh_worker_id() -> String {
     format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple())
 }
 
-/// Runs `round` until `cancel` fires, waiting `idle` after a round that found nothing to do.
+/// Runs `round` until `cancel` fires, waiting `idle` (or until `wake` is notified) after a round that found
+/// nothing to do.
 async fn poll_until_cancelled<F, Fut>(
     cancel: &CancellationToken,
     idle: Duration,
+    wake: &tokio::sync::Notify,
     mut round: F,
 ) -> anyhow::Result<()>
 where
@@ -44,6 +46,7 @@ where
         if round().await? == 0 {
             tokio::select! {
                 () = tokio::time::sleep(idle) => {}
+                () = wake.notified() => {}
                 () = cancel.cancelled() => {}
             }
         }

@@ -49,6 +49,7 @@ pub struct OutboxSender {
     mailer: Arc<dyn Mailer>,
     config: OutboxSenderConfig,
     worker_id: String,
+    wake: Arc<tokio::sync::Notify>,
 }
 
 impl OutboxSender {
@@ -58,12 +59,21 @@ impl OutboxSender {
             mailer,
             config,
             worker_id: crate::fresh_worker_id(),
+            wake: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Notified to end an idle wait early (an email was queued).
+    pub fn waker(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.wake)
     }
 
     /// Sends what is due until `cancel` fires.
     pub async fn run(&self, cancel: CancellationToken) -> anyhow::Result<()> {
-        crate::poll_until_cancelled(&cancel, self.config.idle_poll, || self.run_once()).await
+        crate::poll_until_cancelled(&cancel, self.config.idle_poll, &self.wake, || {
+            self.run_once()
+        })
+        .await
     }
 
     /// Claims one batch and tries each email once. Returns how many were claimed.

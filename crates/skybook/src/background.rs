@@ -13,8 +13,10 @@ use skybook_ops::{
     AlertChannels, AlertDispatcher, AlertDispatcherConfig, FileMailer, Mailer, OutboxSender,
     OutboxSenderConfig, SmtpMailer,
 };
-use skybook_storage::{Job, Store};
-use skybook_worker::{CronScheduler, JobHandler, QueueWorker, QueueWorkerConfig, Supervisor};
+use skybook_storage::{Job, Store, JOBS_CHANNEL, OUTBOX_CHANNEL};
+use skybook_worker::{
+    CronScheduler, JobHandler, QueueWorker, QueueWorkerConfig, Supervisor, Wakeups,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{BackgroundConfig, MailTransport, SENTINEL_JOB};
@@ -134,6 +136,7 @@ pub fn start(
         async move { cron.run(cancel).await }
     });
 
+    let mut wakeups = Wakeups::new().on(JOBS_CHANNEL, queue.waker());
     match &mailer {
         Some(mailer) => {
             let sender = Arc::new(OutboxSender::new(
@@ -141,6 +144,7 @@ pub fn start(
                 Arc::clone(mailer),
                 OutboxSenderConfig::default(),
             ));
+            wakeups = wakeups.on(OUTBOX_CHANNEL, sender.waker());
             supervisor.spawn("outbox", move |cancel| {
                 let sender = Arc::clone(&sender);
                 async move { sender.run(cancel).await }
@@ -150,6 +154,20 @@ pub fn start(
             "no SKYBOOK_SMTP_URL: confirmation emails stay in the outbox (the sentinel alerts on them)"
         ),
     }
+
+    let wakeups = Arc::new(wakeups);
+    supervisor.spawn("wakeups", {
+        let store = store.clone();
+        move |cancel| {
+            let (wakeups, store) = (Arc::clone(&wakeups), store.clone());
+            async move {
+                wakeups.run(&store, cancel.clone()).await?;
+                // SQLite: nothing to listen to; stay idle until shutdown rather than be restarted.
+                cancel.cancelled().await;
+                Ok(())
+            }
+        }
+    });
 
     let channels = AlertChannels {
         webhook: config.webhook.clone(),

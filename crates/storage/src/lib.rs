@@ -20,6 +20,7 @@ mod outbox;
 mod sessions;
 mod store;
 mod tx;
+mod wakeups;
 
 pub use alerts::{Alert, NewAlert};
 pub use backend::{redact, Engine, PoolSettings};
@@ -33,3 +34,4 @@ pub use outbox::{NewOutboxEmail, OutboxEmail, UnsentEmail};
 pub use sessions::SessionStore;
 pub use store::{MigrationStatus, Store};
 pub use tx::Tx;
+pub use wakeups::{Listener, JOBS_CHANNEL, OUTBOX_CHANNEL};

@@ -111,6 +111,11 @@ impl QueueWorker {
         self.wake.notify_one();
     }
 
+    /// What [`QueueWorker::wake`] notifies, for a [`crate::Wakeups`] listener.
+    pub fn waker(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.wake)
+    }
+
     /// Runs until `cancel` fires: claims and runs batches, waiting `idle_poll` when there is nothing to do.
     pub async fn run(&self, cancel: CancellationToken) -> anyhow::Result<()> {
         while !cancel.is_cancelled() {

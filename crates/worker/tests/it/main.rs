@@ -3,3 +3,4 @@
 mod cron;
 mod queue;
 mod supervisor;
+mod wakeups;
