@@ -137,6 +137,15 @@ impl Flight {
     }
 }
 
+/// The outbox kind of a booking's confirmation email.
+pub const CONFIRMATION_EMAIL_KIND: &str = "booking_confirmation";
+
+/// The deterministic Message-ID of a booking's confirmation email: a re-send (after a crash between the SMTP
+/// server's acceptance and our record of it) carries the same id, which receivers use to drop the copy.
+pub fn confirmation_message_id(booking: crate::BookingId) -> String {
+    format!("<booking-{booking}.confirmation@skybook>")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,11 +165,3 @@ mod tests {
     }
 }
 
-/// The outbox kind of a booking's confirmation email.
-pub const CONFIRMATION_EMAIL_KIND: &str = "booking_confirmation";
-
-/// The deterministic Message-ID of a booking's confirmation email: a re-send (after a crash between the SMTP
-/// server's acceptance and our record of it) carries the same id, which receivers use to drop the copy.
-pub fn confirmation_message_id(booking: crate::BookingId) -> String {
-    format!("<booking-{booking}.confirmation@skybook>")
-}

@@ -16,6 +16,10 @@ fn pg_sh() -> PathBuf {
 }
 
 fn run(script: &str, dir: &Path) -> String {
+    try_run(script, dir).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn try_run(script: &str, dir: &Path) -> Result<String, String> {
     let output = Command::new("bash")
         .arg("-c")
         .arg(format!("set -e; source \"$0\"; PG_DIR=\"$1\"; {script}"))
@@ -23,22 +27,40 @@ fn run(script: &str, dir: &Path) -> String {
         .arg(dir)
         .output()
         .expect("run bash");
-    assert!(
-        output.status.success(),
-        "scripts/pg.sh: {script}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    if !output.status.success() {
+        return Err(format!(
+            "scripts/pg.sh: {script}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
+/// Ports below the kernel's ephemeral range (32768+ on Linux), so that while the server is stopped no
+/// `bind(0)` elsewhere in the suite can be handed its port.
+const PORTS: std::ops::Range<u16> = 20_000..32_000;
+
 impl PrivatePostgres {
-    /// Initialises and starts a cluster under `dir` on a free port.
+    /// Initialises and starts a cluster under `dir` on a free port (trying another if one is taken meanwhile).
     pub fn start(dir: &Path) -> Self {
-        let url = run("pg_start \"$PG_DIR\" && echo \"$PG_URL\"", dir);
-        Self {
-            dir: dir.to_owned(),
-            url,
+        let mut last_error = String::new();
+        for _ in 0..10 {
+            let port = PORTS.start + (rand::random::<u16>() % (PORTS.end - PORTS.start));
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+                continue;
+            }
+            let script = format!("PG_PORT={port} pg_start \"$PG_DIR\" && echo \"$PG_URL\"");
+            match try_run(&script, dir) {
+                Ok(url) => {
+                    return Self {
+                        dir: dir.to_owned(),
+                        url,
+                    }
+                }
+                Err(e) => last_error = e,
+            }
         }
+        panic!("could not start a private PostgreSQL: {last_error}")
     }
 
     /// Stops the server (fast shutdown: open connections are cut, as in a crash or failover).

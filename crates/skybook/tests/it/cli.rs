@@ -166,7 +166,31 @@ async fn demo_runs_from_an_empty_data_dir(engine: Engine) {
         )
         .await;
         assert_eq!(status, 201, "{booked}");
-        booked["booking"]["reference"].as_str().unwrap().to_owned()
+        let reference = booked["booking"]["reference"].as_str().unwrap().to_owned();
+        // Without SKYBOOK_SMTP_URL the demo's outbox sender writes the confirmation to <data-dir>/mail.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let mails: Vec<String> = std::fs::read_dir(data.join("mail"))
+                .into_iter()
+                .flatten()
+                .filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                .collect();
+            if let Some(mail) = mails.iter().find(|m| m.contains(&reference)) {
+                assert!(
+                    mail.contains("To: demo@example.com") && !mail.contains(CARD_OK),
+                    "{mail}"
+                );
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no .eml for {reference}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        reference
     };
     assert_eq!(
         std::fs::read_to_string(data.join("secret-key"))
