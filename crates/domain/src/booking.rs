@@ -164,4 +164,3 @@ mod tests {
         assert!(!Failed.is_live() && Confirmed.is_live());
     }
 }
-

@@ -53,10 +53,17 @@ pub async fn in_request<F: Future>(context: RequestContext, future: F) -> F::Out
     REQUEST.scope(context, future).await
 }
 
-/// Installs the panic hook (once per process; later calls do nothing).
+/// Installs the panic hook (once per process; later calls do nothing). The hook it replaces (Rust's default,
+/// which prints the panic to stderr) still runs after ours.
 pub fn install_panic_hook() {
     static INSTALLED: OnceLock<()> = OnceLock::new();
-    INSTALLED.get_or_init(|| std::panic::set_hook(Box::new(on_panic)));
+    INSTALLED.get_or_init(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            on_panic(info);
+            previous(info);
+        }));
+    });
 }
 
 fn on_panic(info: &std::panic::PanicHookInfo<'_>) {
@@ -125,26 +132,52 @@ pub fn record_background_panics(store: Store) {
     });
 }
 
-/// Stores the report; a crash group seen for the first time raises a `crash` alert.
+/// Stores the report. A crash group seen for the first time raises a `crash` alert, and one reaching 10, 100,
+/// 1000, ... crashes a `crash_spike` alert, so a bug that starts firing constantly is told, not just counted.
 pub async fn record(store: &Store, crash: &NewCrash) -> Result<(), skybook_storage::StorageError> {
     let now = Utc::now();
-    if store.record_crash(crash, now).await? {
+    let count = store.record_crash(crash, now).await?;
+    let alert = match count {
+        1 => Some((
+            "crash",
+            crash.fingerprint.clone(),
+            format!("new crash: {} at {}", crash.message, crash.location),
+        )),
+        n if n >= 10 && is_power_of_ten(n) => Some((
+            "crash_spike",
+            format!("{}:{n}", crash.fingerprint),
+            format!(
+                "crash seen {n} times: {} at {}",
+                crash.message, crash.location
+            ),
+        )),
+        _ => None,
+    };
+    if let Some((kind, subject, message)) = alert {
         let alert = NewAlert {
-            kind: "crash",
-            subject: crash.fingerprint.clone(),
+            kind,
+            subject,
             tenant_id: None,
-            message: format!("new crash: {} at {}", crash.message, crash.location),
+            message,
             details: serde_json::json!({
                 "fingerprint": crash.fingerprint,
                 "request_id": crash.request_id,
                 "route": crash.route,
                 "task": crash.task,
                 "release": crash.release,
+                "count": count,
             }),
         };
         store.raise_alert(&alert, now).await?;
     }
     Ok(())
+}
+
+fn is_power_of_ten(mut n: i64) -> bool {
+    while n >= 10 && n % 10 == 0 {
+        n /= 10;
+    }
+    n == 1
 }
 
 /// Groups crashes of one bug: the location, and the message with its numbers blanked (ids and counts vary
@@ -184,5 +217,13 @@ mod tests {
         );
         assert_ne!(a, fingerprint("something else", "src/a.rs:1:1"));
         assert_eq!(a.len(), 16);
+    }
+
+    #[test]
+    fn spikes_are_told_at_each_power_of_ten() {
+        let spikes: Vec<i64> = (1..=2000)
+            .filter(|&n| n >= 10 && is_power_of_ten(n))
+            .collect();
+        assert_eq!(spikes, [10, 100, 1000]);
     }
 }

@@ -55,8 +55,9 @@ pub struct CrashReport {
 }
 
 impl Store {
-    /// Stores the report and counts it in its group. `true`: the group is new (its first crash).
-    pub async fn record_crash(&self, crash: &NewCrash, now: DateTime<Utc>) -> Result<bool> {
+    /// Stores the report and counts it in its group. Returns the group's count, this crash included (1: a new
+    /// group).
+    pub async fn record_crash(&self, crash: &NewCrash, now: DateTime<Utc>) -> Result<i64> {
         let mut tx = self.begin().await?;
         let group = "INSERT INTO crash_groups (fingerprint, message, location, count, first_seen, last_seen, \
                      last_request_id) VALUES ($1, $2, $3, 1, $4, $4, $5) \
@@ -75,7 +76,7 @@ impl Store {
             .bind(&crash.request_id).bind(&crash.task).bind(&crash.release).bind(now)
             .execute(c).await.map(|r| r.rows_affected()))?;
         tx.commit().await?;
-        Ok(count == 1)
+        Ok(count)
     }
 
     /// Crash groups, most recently seen first.

@@ -200,15 +200,13 @@ fn crash(fingerprint: &str, request_id: &str) -> NewCrash {
 async fn crashes_are_grouped_by_fingerprint(engine: Engine) {
     let store = skybook_testkit::store(engine, "crashes").await;
     let now = Utc::now();
-    assert!(
-        store.record_crash(&crash("fp-a", "r1"), now).await.unwrap(),
-        "a new group"
-    );
-    assert!(!store
-        .record_crash(&crash("fp-a", "r2"), now + Duration::seconds(1))
-        .await
-        .unwrap());
-    assert!(store.record_crash(&crash("fp-b", "r3"), now).await.unwrap());
+    let count = |fp: &'static str, request: &'static str, at| {
+        let store = store.clone();
+        async move { store.record_crash(&crash(fp, request), at).await.unwrap() }
+    };
+    assert_eq!(count("fp-a", "r1", now).await, 1, "a new group");
+    assert_eq!(count("fp-a", "r2", now + Duration::seconds(1)).await, 2);
+    assert_eq!(count("fp-b", "r3", now).await, 1);
     let groups = store.crash_groups(10).await.unwrap();
     let a = groups.iter().find(|g| g.fingerprint == "fp-a").unwrap();
     assert_eq!((a.count, a.last_request_id.as_deref()), (2, Some("r2")));

@@ -111,6 +111,24 @@ async fn a_handler_panic_is_reported_grouped_and_alerted(engine: Engine) {
         body["crashes"][0]["fingerprint"]
     );
 
+    // The same bug firing again and again: the tenth crash raises a spike alert.
+    let mut last = second;
+    for _ in 2..10 {
+        last = panic_once(&app).await;
+    }
+    crashes_with_count(&app, 10).await;
+    let (_, alerts) = admin_get(&app, "/admin/api/alerts", Some(ADMIN_TOKEN)).await;
+    let fingerprint = body["crashes"][0]["fingerprint"].as_str().unwrap();
+    assert!(
+        alerts["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["kind"] == "crash_spike"
+                && a["subject"] == format!("{fingerprint}:10").as_str()),
+        "{alerts}"
+    );
+
     let (status, _, html) = app
         .request(
             Request::get("/admin")
@@ -121,7 +139,7 @@ async fn a_handler_panic_is_reported_grouped_and_alerted(engine: Engine) {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(
-        html.contains("fault injection") && html.contains(&second),
+        html.contains("fault injection") && html.contains(&last),
         "the admin page lists the crash"
     );
 
