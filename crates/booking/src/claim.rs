@@ -64,6 +64,9 @@ impl BookingService {
                 .await?;
             if let Some(booking_id) = existing.booking_id {
                 if let Some(booking) = tx.booking(tenant, booking_id).await? {
+                    // Touched, so the sentinel (which takes over only bookings left alone for a while) leaves
+                    // it to this request.
+                    tx.touch_booking(tenant, booking_id, now).await?;
                     tx.commit().await?;
                     tracing::info!(booking.id = %booking.id, "resuming a booking after its key's lease lapsed");
                     return Ok(Claim::Proceed {

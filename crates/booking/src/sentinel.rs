@@ -91,7 +91,11 @@ impl BookingService {
         self.settle_unsettled(config, &mut report).await?;
         self.refund_strays(&mut report).await?;
         self.alert_unsent_emails(config, &mut report).await?;
-        tracing::info!(?report, "sentinel sweep done");
+        if report == SweepReport::default() {
+            tracing::debug!("sentinel sweep: nothing to do");
+        } else {
+            tracing::info!(?report, "sentinel sweep done");
+        }
         Ok(report)
     }
 
@@ -226,13 +230,12 @@ impl BookingService {
             if b.charge_id.as_deref() == Some(charge.id.as_str()) {
                 return Ok(None);
             }
-            let own_key = charge.idempotency_key.as_deref() == Some(b.id.to_string().as_str());
-            if own_key
-                && matches!(
-                    b.status,
-                    BookingStatus::SeatHeld | BookingStatus::PaymentPending
-                )
-            {
+            // Made for this booking while it is unsettled: its own charge, about to be settled (by step 1 or the
+            // live request). A second charge for it, if any, is judged once it is settled.
+            if matches!(
+                b.status,
+                BookingStatus::SeatHeld | BookingStatus::PaymentPending
+            ) {
                 return Ok(None);
             }
             if b.status == BookingStatus::Confirmed {

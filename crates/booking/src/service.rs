@@ -107,8 +107,10 @@ impl BookingService {
         request: NewBooking,
     ) -> Result<Reply, BookingError> {
         let (service, tenant, key) = (self.clone(), tenant.clone(), key.clone());
+        // The task keeps the request's crash context: a panic in it is reported as this request's.
         let task = tokio::spawn(
-            async move { service.run(&tenant, &key, request).await }.in_current_span(),
+            skybook_ops::crash::propagate(async move { service.run(&tenant, &key, request).await })
+                .in_current_span(),
         );
         match task.await {
             Ok(result) => result,

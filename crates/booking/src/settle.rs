@@ -75,6 +75,11 @@ impl BookingService {
                 // Never charge on a failed lookup: the first charge may exist, and a second attempt (with a
                 // fresh card token) would be refused as a reused key and read as "not charged".
                 (Lookup::Failed, _) | (Lookup::NoCharge, None) => Charged::Unknown,
+                // The seats were held for a limited time, and the sentinel may be releasing them: past the hold,
+                // a resumed booking is given up rather than charged.
+                (Lookup::NoCharge, Some(_)) if view.booking.hold_expires_at <= Utc::now() => {
+                    Charged::No(FailureReason::HoldExpired)
+                }
                 (Lookup::NoCharge, Some(request)) => {
                     self.charge(&view, request).await.after_earlier_attempt()
                 }
@@ -263,7 +268,8 @@ impl BookingService {
         let mut tx = self.0.store.begin().await?;
         fail_and_release(&mut tx, tenant, view, FailureReason::ProviderUnavailable).await?;
         if let Some(key) = key {
-            tx.delete_idempotency_key(tenant.id, key).await?;
+            tx.delete_idempotency_key(tenant.id, key, view.booking.id)
+                .await?;
         }
         tx.commit().await?;
         Ok(())

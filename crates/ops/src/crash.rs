@@ -3,10 +3,11 @@
 //!
 //! One process-wide panic hook ([`install_panic_hook`]) sees every panic with its message, location and a
 //! backtrace, and logs it. What happens next depends on where it happened:
-//! - **Inside a request** (the web layer runs each request inside [`in_request`]): the hook leaves the details
-//!   in a thread-local slot together with the request's id, method, route and tenant. The web layer's panic
-//!   handler, which catches the unwind on the same thread, takes them with [`take_request_panic`], answers 500
-//!   with the request id, and records the report with [`record`] on its own store.
+//! - **Inside a request** (the web layer runs each request inside [`in_request`], and the booking pipeline's
+//!   own task inherits it through [`propagate`]): the hook files the report, with the request's id, method,
+//!   route and tenant, under the request id. The web layer catches the unwind around the request, takes the
+//!   report with [`take_request_panic`] and records it with [`record`] on its own store; the panic then
+//!   becomes a 500 carrying the request id.
 //! - **Anywhere else** (a spawned task, a background loop): the hook sends the report to the process's
 //!   background recorder, if [`record_background_panics`] started one, which stores it the same way.
 //!
@@ -14,9 +15,9 @@
 //! join handle reports it, a request gets its 500. When `SKYBOOK_SENTRY_DSN` is set the binary also forwards
 //! panics to Sentry (its hook wraps this one).
 
-use std::cell::RefCell;
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use chrono::Utc;
 use sha2::{Digest, Sha256};
@@ -37,10 +38,12 @@ tokio::task_local! {
     static REQUEST: RequestContext;
 }
 
-thread_local! {
-    /// A panic inside a request, left by the hook for the request's panic handler on this thread.
-    static REQUEST_PANIC: RefCell<Option<NewCrash>> = const { RefCell::new(None) };
-}
+/// Panics inside requests, by request id, left by the hook for the request's own panic handling (which may run
+/// on another thread than the panic did).
+static REQUEST_PANICS: Mutex<Option<HashMap<String, NewCrash>>> = Mutex::new(None);
+
+/// More unclaimed reports than this (panics in requests whose unwind nobody caught) are dropped.
+const MAX_UNCLAIMED: usize = 256;
 
 /// The process's background recorder, when one runs.
 static BACKGROUND: OnceLock<mpsc::UnboundedSender<NewCrash>> = OnceLock::new();
@@ -51,6 +54,18 @@ pub const RELEASE: &str = concat!("skybook ", env!("CARGO_PKG_VERSION"));
 /// Runs `future` as a request: a panic inside it is reported with `context`.
 pub async fn in_request<F: Future>(context: RequestContext, future: F) -> F::Output {
     REQUEST.scope(context, future).await
+}
+
+/// `future` with the current request's context, for work a request spawns onto another task: a panic there
+/// is still reported as the request's.
+pub fn propagate<F: Future>(future: F) -> impl Future<Output = F::Output> {
+    let context = REQUEST.try_with(Clone::clone).ok();
+    async move {
+        match context {
+            Some(context) => REQUEST.scope(context, future).await,
+            None => future.await,
+        }
+    }
 }
 
 /// Installs the panic hook (once per process; later calls do nothing). The hook it replaces (Rust's default,
@@ -104,16 +119,27 @@ fn on_panic(info: &std::panic::PanicHookInfo<'_>) {
         "panic"
     );
     metrics::counter!("skybook_panics_total").increment(1);
-    if request.is_some() {
-        REQUEST_PANIC.with(|slot| *slot.borrow_mut() = Some(crash));
-    } else if let Some(background) = BACKGROUND.get() {
-        let _ = background.send(crash);
+    match &crash.request_id {
+        Some(id) => {
+            let mut panics = REQUEST_PANICS.lock().unwrap_or_else(|e| e.into_inner());
+            let panics = panics.get_or_insert_with(HashMap::new);
+            if panics.len() >= MAX_UNCLAIMED {
+                panics.clear();
+            }
+            panics.insert(id.clone(), crash);
+        }
+        None => {
+            if let Some(background) = BACKGROUND.get() {
+                let _ = background.send(crash);
+            }
+        }
     }
 }
 
-/// The panic the hook saw in the current request on this thread, if any (taken: a second call gets `None`).
-pub fn take_request_panic() -> Option<NewCrash> {
-    REQUEST_PANIC.with(|slot| slot.borrow_mut().take())
+/// The report of the panic in request `request_id`, if the hook saw one (taken: a second call gets `None`).
+pub fn take_request_panic(request_id: &str) -> Option<NewCrash> {
+    let mut panics = REQUEST_PANICS.lock().unwrap_or_else(|e| e.into_inner());
+    panics.as_mut()?.remove(request_id)
 }
 
 /// Stores panics outside requests in `store` for the rest of the process's life. The first call wins; the

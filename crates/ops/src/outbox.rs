@@ -91,21 +91,36 @@ impl OutboxSender {
 
     #[tracing::instrument(name = "outbox.send", skip_all, fields(booking.id = %email.booking_id, tenant = %email.tenant_id, kind = %email.kind, attempt = email.attempts))]
     async fn attempt(&self, email: &OutboxEmail) -> anyhow::Result<()> {
-        let result = match self.compose(email).await {
-            Ok(outgoing) => self
-                .mailer
+        // Bounded well inside the lease, so a slow server cannot keep the email past it (when another sender
+        // would send it again).
+        let deadline = self.config.lease / 2;
+        let send = async {
+            let outgoing = self.compose(email).await?;
+            self.mailer
                 .send(&outgoing)
                 .await
-                .map_err(anyhow::Error::from),
-            Err(e) => Err(e),
+                .map_err(anyhow::Error::from)
+        };
+        let result = match tokio::time::timeout(deadline, send).await {
+            Ok(result) => result,
+            Err(_) => Err(anyhow::anyhow!(
+                "no answer from the mail server within {deadline:?}"
+            )),
         };
         match result {
             Ok(()) => {
-                if self
-                    .store
-                    .mark_outbox_sent(email.id, &self.worker_id, Utc::now())
-                    .await?
-                {
+                // The server has it: recording that must survive a database blip, or the email goes out again.
+                let mark = || {
+                    self.store
+                        .mark_outbox_sent(email.id, &self.worker_id, Utc::now())
+                };
+                let marked = {
+                    use backon::Retryable;
+                    mark.retry(RetryPolicy::database().backoff())
+                        .when(skybook_storage::StorageError::is_transient)
+                        .await?
+                };
+                if marked {
                     metrics::counter!("skybook_emails_total", "outcome" => "sent").increment(1);
                     tracing::info!("email handed off");
                 } else {

@@ -126,11 +126,14 @@ pub fn start(
         }
     });
 
-    let cron = Arc::new(CronScheduler::new(
-        store.clone(),
-        &worker_id,
-        vec![config.sentinel_schedule.clone()],
-    ));
+    let cron = Arc::new(
+        CronScheduler::new(
+            store.clone(),
+            &worker_id,
+            vec![config.sentinel_schedule.clone()],
+        )
+        .waking(queue.waker()),
+    );
     supervisor.spawn("cron", move |cancel| {
         let cron = Arc::clone(&cron);
         async move { cron.run(cancel).await }

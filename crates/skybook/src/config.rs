@@ -282,7 +282,8 @@ pub fn background(
         run_at: chrono::Utc::now(),
         unique_key: None,
     };
-    let sentinel_schedule = skybook_worker::Schedule::new("sentinel", pattern, job).map_err(|_| {
+    // Exclusive: a sweep slower than the schedule is not joined by a second one.
+    let sentinel_schedule = skybook_worker::Schedule::new("sentinel", pattern, job).map(skybook_worker::Schedule::exclusive).map_err(|_| {
         invalid("SKYBOOK_SENTINEL_SCHEDULE (--sentinel-schedule)", pattern, "expected a cron expression such as \"0 * * * * *\" (seconds first) or \"*/5 * * * *\"")
     })?;
     let alert_after = duration(

@@ -250,6 +250,18 @@ impl Tx {
         Ok(())
     }
 
+    /// Marks the booking as worked on now (a request resumed it).
+    pub async fn touch_booking(
+        &mut self,
+        tenant: TenantId,
+        id: BookingId,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let sql = "UPDATE bookings SET updated_at = $3 WHERE tenant_id = $1 AND id = $2";
+        on_tx!(self, c => sqlx::query(sql).bind(tenant).bind(id).bind(now).execute(c).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
     /// Removes a booking this same transaction inserted (when its seats turned out to be sold out).
     pub async fn discard_new_booking(&mut self, tenant: TenantId, id: BookingId) -> Result<()> {
         let sql = "DELETE FROM bookings WHERE tenant_id = $1 AND id = $2 AND status = 'seat_held'";

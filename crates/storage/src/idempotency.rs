@@ -123,13 +123,17 @@ impl Tx {
     }
 
     /// Forgets the key, so the same key starts a new request (used when nothing reached the provider).
+    /// Forgets the key, if it still belongs to `booking` (a request that started over under the same key since
+    /// keeps its claim).
     pub async fn delete_idempotency_key(
         &mut self,
         tenant: TenantId,
         key: &IdempotencyKey,
+        booking: BookingId,
     ) -> Result<()> {
-        let sql = "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2";
-        on_tx!(self, c => sqlx::query(sql).bind(tenant).bind(key).execute(c).await.map(|r| r.rows_affected()))?;
+        let sql =
+            "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2 AND booking_id = $3";
+        on_tx!(self, c => sqlx::query(sql).bind(tenant).bind(key).bind(booking).execute(c).await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 }

@@ -114,16 +114,13 @@ pub fn router(state: AppState) -> Result<Router, skybook_storage::StorageError> 
     if state.options.fault_injection {
         app = app.route("/debug/panic", post(middleware::debug_panic));
     }
-    let store = state.store.clone();
     let app = app
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::crash_context,
         ))
         .route_layer(axum::middleware::from_fn(middleware::record_metrics))
-        .layer(CatchPanicLayer::custom(move |panic| {
-            middleware::panic_response(&store, panic)
-        }))
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(axum::middleware::from_fn(middleware::report_server_errors))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, state.options.request_timeout))
         .layer(

@@ -9,8 +9,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use futures::FutureExt;
 use skybook_ops::crash::{self, RequestContext};
-use skybook_storage::Store;
 
 use crate::error::ServerErrorDetail;
 use crate::AppState;
@@ -79,20 +79,28 @@ pub async fn crash_context(
             .map(|p| p.as_str().to_owned()),
         tenant: Some(tenant),
     };
-    crash::in_request(context, next.run(req)).await
+    let id = context.request_id.clone().unwrap_or_default();
+    let run = std::panic::AssertUnwindSafe(crash::in_request(context, next.run(req)));
+    match run.catch_unwind().await {
+        Ok(response) => response,
+        Err(panic) => {
+            // Stored off the request path; the panic goes on to the panic layer, which answers 500.
+            if let Some(crash) = crash::take_request_panic(&id) {
+                let store = state.store.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = crash::record(&store, &crash).await {
+                        tracing::error!(error = %e, request_id = %id, "could not store a crash report");
+                    }
+                });
+            }
+            std::panic::resume_unwind(panic)
+        }
+    }
 }
 
 /// A panic inside a handler becomes a 500 (reported like any other, with the request id) instead of a dropped
-/// connection, and a crash report in `store`.
-pub fn panic_response(store: &Store, panic: Box<dyn Any + Send + 'static>) -> Response {
-    if let Some(crash) = crash::take_request_panic() {
-        let store = store.clone();
-        tokio::spawn(async move {
-            if let Err(e) = crash::record(&store, &crash).await {
-                tracing::error!(error = %e, request_id = crash.request_id.as_deref().unwrap_or("-"), "could not store a crash report");
-            }
-        });
-    }
+/// connection. (Its crash report was stored by [`crash_context`].)
+pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
     let message = panic
         .downcast_ref::<String>()
         .cloned()

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound as _, Utc};
 use croner::Cron;
-use skybook_storage::{NewJob, Store};
+use skybook_storage::{Enqueued, NewJob, Store};
 use tokio_util::sync::CancellationToken;
 
 /// A named schedule and the job it enqueues.
@@ -20,6 +20,8 @@ pub struct Schedule {
     cron: Cron,
     /// Enqueued at each tick (its `run_at` and `unique_key` are set per tick).
     pub job: NewJob,
+    /// At most one unfinished run: a tick that comes while the last run is still queued or running is skipped.
+    exclusive: bool,
 }
 
 impl Schedule {
@@ -31,7 +33,15 @@ impl Schedule {
             name: name.to_owned(),
             cron,
             job,
+            exclusive: false,
         })
+    }
+
+    /// Runs never overlap: a tick while the previous run is unfinished enqueues nothing (the tick still counts
+    /// as fired, so it is not made up later).
+    pub fn exclusive(mut self) -> Self {
+        self.exclusive = true;
+        self
     }
 
     /// The latest tick at or before `now`. Ticks are whole seconds (croner keeps the sub-second part of the
@@ -52,6 +62,8 @@ pub struct CronScheduler {
     store: Store,
     worker_id: String,
     schedules: Vec<Schedule>,
+    /// This process's queue worker, woken when a tick enqueues a job.
+    queue: Option<std::sync::Arc<tokio::sync::Notify>>,
 }
 
 impl CronScheduler {
@@ -60,7 +72,15 @@ impl CronScheduler {
             store,
             worker_id: worker_id.to_owned(),
             schedules,
+            queue: None,
         }
+    }
+
+    /// Wakes `queue` (a [`crate::QueueWorker::waker`]) whenever a tick enqueues a job, so this node runs it at
+    /// once rather than at its next poll.
+    pub fn waking(mut self, queue: std::sync::Arc<tokio::sync::Notify>) -> Self {
+        self.queue = Some(queue);
+        self
     }
 
     /// Fires every schedule whose latest due tick has not fired yet, if this node wins that tick. Returns the
@@ -83,8 +103,17 @@ impl CronScheduler {
             }
             let mut job = schedule.job.clone();
             job.run_at = now;
-            job.unique_key = Some(format!("cron:{}:{}", schedule.name, due.timestamp()));
-            self.store.enqueue_job(&job, now).await?;
+            job.unique_key = Some(match schedule.exclusive {
+                true => format!("cron:{}", schedule.name),
+                false => format!("cron:{}:{}", schedule.name, due.timestamp()),
+            });
+            if self.store.enqueue_job(&job, now).await? == Enqueued::Duplicate {
+                tracing::info!(schedule = %schedule.name, tick = %due, "previous run unfinished; tick skipped");
+                continue;
+            }
+            if let Some(queue) = &self.queue {
+                queue.notify_one();
+            }
             tracing::info!(schedule = %schedule.name, tick = %due, "cron fired");
             fired.push((schedule.name.clone(), due));
         }

@@ -1,4 +1,4 @@
-//! Panics outside requests: a spawned task's panic is stored by the process's background recorder.
+//! Panics outside requests (stored by the process's background recorder) and in tasks a request spawned.
 
 use std::time::{Duration, Instant};
 
@@ -36,4 +36,42 @@ async fn a_panic_in_a_spawned_task_is_recorded_and_alerted() {
     assert!(report.location.contains("crash.rs"), "{report:?}");
     let alerts = store.recent_alerts(10).await.unwrap();
     assert_eq!((alerts.len(), alerts[0].kind.as_str()), (1, "crash"));
+}
+
+/// The booking pipeline runs on its own task; a panic there is still the request's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_a_task_a_request_spawned_is_filed_under_the_request() {
+    crash::install_panic_hook();
+    let context = crash::RequestContext {
+        request_id: Some("req-spawned-123".into()),
+        method: Some("POST".into()),
+        route: Some("/api/v1/tenants/{tenant}/bookings".into()),
+        tenant: Some("air".into()),
+    };
+    let joined = crash::in_request(context, async {
+        tokio::spawn(crash::propagate(async { panic!("the pipeline blew up") })).await
+    })
+    .await;
+    assert!(joined.unwrap_err().is_panic());
+    let report = crash::take_request_panic("req-spawned-123").expect("filed under the request id");
+    assert_eq!(
+        (
+            report.method.as_deref(),
+            report.route.as_deref(),
+            report.tenant.as_deref()
+        ),
+        (
+            Some("POST"),
+            Some("/api/v1/tenants/{tenant}/bookings"),
+            Some("air")
+        )
+    );
+    assert!(
+        report.task.is_none() && report.message.contains("blew up"),
+        "{report:?}"
+    );
+    assert!(
+        crash::take_request_panic("req-spawned-123").is_none(),
+        "taken once"
+    );
 }

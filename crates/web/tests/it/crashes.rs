@@ -49,6 +49,24 @@ async fn crashes_with_count(app: &TestApp, count: i64) -> Value {
     }
 }
 
+/// Waits until `/admin/api/alerts` lists an alert of `kind`; returns the whole list.
+async fn alerts_of_kind(app: &TestApp, kind: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, alerts) = admin_get(app, "/admin/api/alerts", Some(ADMIN_TOKEN)).await;
+        if alerts["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["kind"] == kind)
+        {
+            return alerts;
+        }
+        assert!(Instant::now() < deadline, "no {kind} alert: {alerts}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 async fn a_handler_panic_is_reported_grouped_and_alerted(engine: Engine) {
     let app = TestApp::start(engine, "crashes", 5).await;
     let first = panic_once(&app).await;
@@ -98,7 +116,8 @@ async fn a_handler_panic_is_reported_grouped_and_alerted(engine: Engine) {
     );
     assert_eq!(body["crashes"][0]["last_request_id"], second.as_str());
 
-    let (_, alerts) = admin_get(&app, "/admin/api/alerts", Some(ADMIN_TOKEN)).await;
+    // Each report's alert is written just after its group is counted: wait for it.
+    let alerts = alerts_of_kind(&app, "crash").await;
     let crash_alerts: Vec<&Value> = alerts["alerts"]
         .as_array()
         .unwrap()
@@ -117,7 +136,7 @@ async fn a_handler_panic_is_reported_grouped_and_alerted(engine: Engine) {
         last = panic_once(&app).await;
     }
     crashes_with_count(&app, 10).await;
-    let (_, alerts) = admin_get(&app, "/admin/api/alerts", Some(ADMIN_TOKEN)).await;
+    let alerts = alerts_of_kind(&app, "crash_spike").await;
     let fingerprint = body["crashes"][0]["fingerprint"].as_str().unwrap();
     assert!(
         alerts["alerts"]

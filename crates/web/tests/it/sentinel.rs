@@ -276,7 +276,20 @@ async fn an_email_not_handed_off_is_alerted_once(engine: Engine) {
     assert_eq!(alerts[0].tenant_id, Some(app.tenant.id));
 }
 
+async fn a_charge_for_an_unsettled_booking_is_left_until_it_settles(engine: Engine) {
+    let app = TestApp::start(engine, "sentinel_unsettled", 5).await;
+    let booking = held(&app, "Waiting", Utc::now() + chrono::Duration::minutes(15)).await;
+    // A charge for this booking under another key, while the booking is still held (however it got there):
+    // never refunded while the booking could still settle with it.
+    charge(&app, &booking, "another-key-for-a-held-booking").await;
+    let report = app.bookings.sentinel_sweep(&eager()).await.unwrap();
+    assert!(report.refunds.is_empty(), "{report:?}");
+    assert_eq!(status(&app, &booking).await.status, BookingStatus::SeatHeld);
+    assert_eq!(app.sandbox_stats().await["refunds"], 0);
+}
+
 backend_tests!(
+    a_charge_for_an_unsettled_booking_is_left_until_it_settles,
     a_booking_charged_before_a_crash_is_confirmed_with_its_email,
     an_uncharged_booking_is_failed_and_its_seats_released_once_its_hold_expires,
     a_planted_duplicate_charge_is_refunded_once_and_alerted,

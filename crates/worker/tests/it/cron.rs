@@ -86,7 +86,46 @@ fn a_bad_pattern_names_the_schedule() {
     );
 }
 
+async fn an_exclusive_schedule_skips_ticks_while_its_last_run_is_unfinished(engine: Engine) {
+    let store = skybook_testkit::store(engine, "cron_exclusive").await;
+    let schedule = Schedule::new("sweep", "* * * * * *", job())
+        .unwrap()
+        .exclusive();
+    let node = CronScheduler::new(store.clone(), "node-a", vec![schedule]);
+    assert_eq!(node.tick(at(0)).await.unwrap().len(), 1);
+    assert!(
+        node.tick(at(1)).await.unwrap().is_empty(),
+        "the first run is still queued"
+    );
+    let run = store
+        .claim_jobs("default", "w", at(1), Duration::minutes(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(run.len(), 1);
+    assert!(
+        node.tick(at(2)).await.unwrap().is_empty(),
+        "the first run is still running"
+    );
+    assert!(store.complete_job(run[0].id, "w", at(2)).await.unwrap());
+    assert_eq!(
+        node.tick(at(3)).await.unwrap().len(),
+        1,
+        "finished: the next tick runs"
+    );
+    assert_eq!(
+        store
+            .job_counts("sentinel")
+            .await
+            .unwrap()
+            .iter()
+            .map(|(_, n)| n)
+            .sum::<i64>(),
+        2
+    );
+}
+
 backend_tests!(
     two_nodes_fire_each_tick_exactly_once,
-    a_schedule_that_missed_ticks_fires_once
+    a_schedule_that_missed_ticks_fires_once,
+    an_exclusive_schedule_skips_ticks_while_its_last_run_is_unfinished,
 );
