@@ -143,6 +143,11 @@ impl BookingService {
                 Lookup::NoCharge => None,
                 Lookup::Failed => {
                     report.unresolved += 1;
+                    // To the back of the line: the next sweeps look at other bookings first, and this one
+                    // again once it has been left alone for `settle_after`.
+                    let mut tx = store.begin().await?;
+                    tx.touch_booking(tenant.id, id, now).await?;
+                    tx.commit().await?;
                     let limit =
                         chrono::Duration::from_std(config.stuck_alert_after).unwrap_or_default();
                     if now - stuck_since >= limit {

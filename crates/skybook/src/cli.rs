@@ -1,11 +1,14 @@
 //! The command line. Every flag also reads an environment variable (flags win); values are kept as text here
 //! and parsed in `config.rs`, so a bad value is reported as one line that names the variable.
+//!
+//! None of these types is `Debug`: several hold secrets as plain text until `config.rs` wraps them, and nothing
+//! should be able to print them on the way.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(
     name = "skybook",
     version,
@@ -35,7 +38,7 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub enum Command {
     /// Zero-setup demo: embedded SQLite, demo data, the sandbox in-process, site + API + workers.
     Demo(DemoArgs),
@@ -51,7 +54,7 @@ pub enum Command {
     Worker(WorkerArgs),
 }
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct DemoArgs {
     /// Where the demo keeps its database, secret key, admin token, sandbox state and mail.
     #[arg(long, env = "SKYBOOK_DATA_DIR", default_value = "./skybook-data")]
@@ -69,7 +72,7 @@ pub struct DemoArgs {
     pub background: BackgroundArgs,
 }
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
@@ -96,7 +99,7 @@ pub struct ServeArgs {
     pub enable_fault_injection: Option<String>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct DatabaseArgs {
     /// sqlite://path/to/file.db or postgres://user@host/db
     #[arg(long, env = "SKYBOOK_DATABASE_URL", hide_env_values = true)]
@@ -106,7 +109,7 @@ pub struct DatabaseArgs {
     pub database_max_connections: Option<String>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct SiteArgs {
     /// The tenant whose flights the website sells.
     #[arg(long, env = "SKYBOOK_SITE_TENANT", default_value = "demo")]
@@ -125,7 +128,7 @@ pub struct SiteArgs {
     pub admin_token: Option<String>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct PaymentsArgs {
     /// Base URL of the payment provider (or of the auth proxy in front of it).
     #[arg(long, env = "SKYBOOK_PAYMENTS_URL")]
@@ -139,13 +142,13 @@ pub struct PaymentsArgs {
     pub payments_client_secret: Option<String>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct MigrateArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
 }
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct SandboxArgs {
     #[arg(long, default_value = "127.0.0.1:7000")]
     pub listen: String,
@@ -167,7 +170,7 @@ pub struct SandboxArgs {
     pub client_jwt: Vec<String>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct WorkerArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
@@ -184,7 +187,7 @@ pub struct WorkerArgs {
 }
 
 /// The background workers' settings: email, alerts, the sentinel.
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct BackgroundArgs {
     /// SMTP server for emails: smtp://host:port (plain), smtp://host:port?tls=required (STARTTLS),
     /// smtps://host:port; user:password@ authenticates. `demo` without it writes .eml files to <data-dir>/mail.
@@ -217,7 +220,7 @@ pub struct BackgroundArgs {
     pub job_lease: String,
 }
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct AuthProxyArgs {
     /// The proxy's TOML configuration (listen address and routes; see the README).
     #[arg(long, env = "SKYBOOK_AUTH_PROXY_CONFIG")]

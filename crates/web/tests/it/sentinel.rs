@@ -288,7 +288,46 @@ async fn a_charge_for_an_unsettled_booking_is_left_until_it_settles(engine: Engi
     assert_eq!(app.sandbox_stats().await["refunds"], 0);
 }
 
+async fn a_booking_the_provider_cannot_account_for_is_kept_and_alerted(engine: Engine) {
+    let app = TestApp::start(engine, "sentinel_stuck", 5).await;
+    // Past its hold, but nobody can say whether it was charged: it must not be failed (it may have been).
+    let booking = held(&app, "Unknown", Utc::now() - chrono::Duration::seconds(1)).await;
+    let unreachable = std::sync::Arc::new(skybook_clients::HttpPaymentProvider::new(
+        reqwest::Client::new(),
+        skybook_clients::HttpPaymentProviderConfig {
+            base_url: "http://127.0.0.1:9".parse().unwrap(),
+            auth: None,
+            retry: crate::harness::test_retry(),
+            connect_timeout: Duration::from_millis(200),
+            request_timeout: Duration::from_millis(500),
+        },
+    ));
+    let blind = skybook_booking::BookingService::new(
+        app.store.clone(),
+        unreachable,
+        std::sync::Arc::new(skybook_testkit::secret_key()),
+        std::sync::Arc::new(skybook_web::JsonRenderer),
+        skybook_booking::PipelineConfig::default(),
+    );
+    let report = blind.sentinel_sweep(&eager()).await.unwrap();
+    assert_eq!(
+        (report.unresolved, report.failed, report.alerts_raised),
+        (1, 0, 1),
+        "{report:?}"
+    );
+    assert_eq!(status(&app, &booking).await.status, BookingStatus::SeatHeld);
+    assert_eq!(app.seats_left().await, 4, "its seat stays held");
+    let alerts = app.store.recent_alerts(10).await.unwrap();
+    assert_eq!(
+        (alerts[0].kind.as_str(), alerts[0].subject.clone()),
+        ("stuck_booking", booking.id.to_string())
+    );
+    let again = blind.sentinel_sweep(&eager()).await.unwrap();
+    assert_eq!(again.alerts_raised, 0, "alerted once");
+}
+
 backend_tests!(
+    a_booking_the_provider_cannot_account_for_is_kept_and_alerted,
     a_charge_for_an_unsettled_booking_is_left_until_it_settles,
     a_booking_charged_before_a_crash_is_confirmed_with_its_email,
     an_uncharged_booking_is_failed_and_its_seats_released_once_its_hold_expires,
