@@ -312,7 +312,36 @@ async fn recovered_then_retried(
     confirmed
 }
 
+/// A pending booking resumed after its seat hold ran out is given up, not charged: the seats may already be
+/// back on sale (the sentinel releases expired holds).
+async fn a_resume_past_the_seat_hold_fails_without_charging(engine: Engine) {
+    let pipeline = skybook_booking::PipelineConfig {
+        seat_hold: std::time::Duration::from_millis(1),
+        ..skybook_booking::PipelineConfig::default()
+    };
+    let app = TestApp::start_with_pipeline(engine, "resume_expired", 5, pipeline).await;
+    app.sandbox_faults(json!({"fail_next_charges": 1000})).await;
+    let k = key("expired", 0);
+    let body = app.body("Ann", "Late", CARD_OK);
+    let (status, pending) = app.book(&k, &body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{pending}");
+    app.sandbox_faults(json!({})).await;
+
+    let (status, failed) = app.book(&k, &body).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{failed}");
+    assert_eq!(
+        (
+            failed["booking"]["status"].as_str(),
+            failed["booking"]["failure_reason"].as_str()
+        ),
+        (Some("failed"), Some("hold_expired"))
+    );
+    assert_eq!(app.charges().await, 0, "never charged past the hold");
+    assert_eq!(app.seats_left().await, 5, "the seat is back on sale");
+}
+
 backend_tests!(
+    a_resume_past_the_seat_hold_fails_without_charging,
     a_charge_whose_responses_were_lost_is_found_on_resume,
     a_booking_is_confirmed_and_readable,
     every_invalid_field_is_named_at_once,

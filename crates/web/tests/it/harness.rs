@@ -83,6 +83,26 @@ impl TestApp {
         capacity: u32,
         sessions: SessionOptions,
     ) -> Self {
+        Self::start_full(engine, name, capacity, sessions, PipelineConfig::default()).await
+    }
+
+    /// With the pipeline's timings set by the test (a seat hold that has already expired, say).
+    pub async fn start_with_pipeline(
+        engine: Engine,
+        name: &str,
+        capacity: u32,
+        pipeline: PipelineConfig,
+    ) -> Self {
+        Self::start_full(engine, name, capacity, SessionOptions::default(), pipeline).await
+    }
+
+    async fn start_full(
+        engine: Engine,
+        name: &str,
+        capacity: u32,
+        sessions: SessionOptions,
+        pipeline: PipelineConfig,
+    ) -> Self {
         let store = skybook_testkit::store(engine, name).await;
         let sandbox = skybook_testkit::sandbox(name).await;
         let (tenant, flight) = fixtures::tenant_with_flight(&store, "air", capacity).await;
@@ -95,7 +115,13 @@ impl TestApp {
             },
             ..WebOptions::default()
         };
-        let (router, bookings) = node(&store, &sandbox, options, skybook_testkit::secret_key());
+        let (router, bookings) = node(
+            &store,
+            &sandbox,
+            options,
+            skybook_testkit::secret_key(),
+            pipeline,
+        );
         Self {
             router,
             bookings,
@@ -122,7 +148,14 @@ impl TestApp {
             },
             ..WebOptions::default()
         };
-        node(&self.store, &self.sandbox, options, secret).0
+        node(
+            &self.store,
+            &self.sandbox,
+            options,
+            secret,
+            PipelineConfig::default(),
+        )
+        .0
     }
 
     /// Serves the router on an ephemeral loopback port; returns its base URL.
@@ -210,12 +243,13 @@ fn node(
     sandbox: &RunningSandbox,
     options: WebOptions,
     secret: SecretKey,
+    pipeline: PipelineConfig,
 ) -> (Router, skybook_booking::BookingService) {
     let state = AppState::new(
         store.clone(),
         payments_for(sandbox),
         Arc::new(secret),
-        PipelineConfig::default(),
+        pipeline,
         options,
     );
     let bookings = state.bookings.clone();
