@@ -25,3 +25,4 @@ mod settle;
 pub use outcome::{BookingView, Outcome, RenderOutcome, Rendered, Reply};
 pub use sentinel::{refund_idempotency_key, SentinelConfig, SweepReport};
 pub use service::{BookingError, BookingService, PipelineConfig};
+pub use settle::charge_request;

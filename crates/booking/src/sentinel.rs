@@ -31,7 +31,7 @@ use skybook_storage::{BookingRecord, NewAlert, Tenant};
 
 use crate::outcome::BookingView;
 use crate::service::{BookingError, BookingService};
-use crate::settle::{Charged, Lookup};
+use crate::settle::{Charged, Lookup, META_BOOKING_ID, META_ENTITY, META_TENANT_ID};
 
 #[derive(Debug, Clone)]
 pub struct SentinelConfig {
@@ -250,7 +250,7 @@ impl BookingService {
         // The booking failed or never existed: a duplicate still, if the same entity holds a confirmed booking.
         let entity = charge
             .metadata
-            .get("entity_fingerprint")
+            .get(META_ENTITY)
             .and_then(|f| skybook_domain::EntityFingerprint::parse(f).ok());
         if let Some(entity) = entity {
             if let Some(live) = store.live_booking_by_entity(tenant.id, &entity).await? {
@@ -374,7 +374,7 @@ impl BookingService {
 
 /// The tenant and booking a charge was made for, from the metadata the pipeline sends with every charge.
 fn ours(charge: &Charge) -> Option<(TenantId, BookingId)> {
-    let tenant = charge.metadata.get("tenant_id")?.parse().ok()?;
-    let booking = charge.metadata.get("booking_id")?.parse().ok()?;
+    let tenant = charge.metadata.get(META_TENANT_ID)?.parse().ok()?;
+    let booking = charge.metadata.get(META_BOOKING_ID)?.parse().ok()?;
     Some((tenant, booking))
 }

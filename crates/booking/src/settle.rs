@@ -3,7 +3,7 @@
 use chrono::Utc;
 use skybook_clients::payments::{ChargeOutcome, ChargeRequest, ChargeStatus};
 use skybook_domain::{BookingStatus, FailureReason, IdempotencyKey, NewBooking};
-use skybook_storage::{NewOutboxEmail, StatusChange, Tenant};
+use skybook_storage::{BookingRecord, NewOutboxEmail, StatusChange, Tenant};
 
 use crate::outcome::{BookingView, Outcome, Reply};
 use crate::service::{card_details, BookingError, BookingService};
@@ -145,23 +145,7 @@ impl BookingService {
             Err(e) => return Charged::NotAttempted(e.to_string()),
         };
         let booking = &view.booking;
-        let charge = ChargeRequest {
-            idempotency_key: booking.id.to_string(),
-            amount_minor: booking.amount.amount_minor,
-            currency: booking.amount.currency.as_str().to_ascii_lowercase(),
-            source: token.id,
-            description: format!("skybook booking {}", booking.reference),
-            metadata: [
-                ("booking_id".to_owned(), booking.id.to_string()),
-                ("tenant_id".to_owned(), booking.tenant_id.to_string()),
-                ("reference".to_owned(), booking.reference.to_string()),
-                (
-                    "entity_fingerprint".to_owned(),
-                    booking.entity_fingerprint.as_str().to_owned(),
-                ),
-            ]
-            .into(),
-        };
+        let charge = charge_request(booking, token.id);
         match payments.charge(&charge).await {
             ChargeOutcome::Succeeded(charge) => Charged::Yes {
                 charge_id: charge.id,
@@ -334,4 +318,31 @@ async fn fail_and_release(
             .await?;
     }
     Ok(())
+}
+
+/// The charge metadata keys the pipeline sends and the sentinel reads back to tie a charge to its booking.
+pub(crate) const META_BOOKING_ID: &str = "booking_id";
+pub(crate) const META_TENANT_ID: &str = "tenant_id";
+pub(crate) const META_ENTITY: &str = "entity_fingerprint";
+
+/// The charge for `booking`, paid with the card token `source`: the booking id is the provider's idempotency
+/// key, and the metadata ties the charge back to the booking (what the sentinel reads to judge it).
+pub fn charge_request(booking: &BookingRecord, source: String) -> ChargeRequest {
+    ChargeRequest {
+        idempotency_key: booking.id.to_string(),
+        amount_minor: booking.amount.amount_minor,
+        currency: booking.amount.currency.as_str().to_ascii_lowercase(),
+        source,
+        description: format!("skybook booking {}", booking.reference),
+        metadata: [
+            (META_BOOKING_ID.to_owned(), booking.id.to_string()),
+            (META_TENANT_ID.to_owned(), booking.tenant_id.to_string()),
+            ("reference".to_owned(), booking.reference.to_string()),
+            (
+                META_ENTITY.to_owned(),
+                booking.entity_fingerprint.as_str().to_owned(),
+            ),
+        ]
+        .into(),
+    }
 }

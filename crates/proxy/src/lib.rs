@@ -78,6 +78,19 @@ impl Proxy {
         &self.routes
     }
 
+    /// Asks every route for its token now and then every few seconds, whether or not requests come: the proxy
+    /// is ready (`/ready`) without waiting for traffic — which an orchestrator sends only once it is ready —
+    /// and a quiet route's token is still refreshed at half-life, never left to expire. Runs until dropped.
+    pub async fn keep_tokens_fresh(&self) {
+        loop {
+            for route in self.routes.iter() {
+                // Failures are logged and counted by the token manager; requests meanwhile get their 503.
+                let _ = route.credential().await;
+            }
+            tokio::time::sleep(TOKEN_KEEPALIVE).await;
+        }
+    }
+
     /// The proxy's router: ops endpoints, then every other path forwarded by prefix.
     pub fn router(self) -> Router {
         Router::new()
@@ -93,6 +106,9 @@ impl Proxy {
 /// listener and upstream pools (nginx's worker model: no work stealing, no cross-thread wakeups on the hot
 /// path). `bound` is told the address once the first worker listens. Returns when `shutdown` has resolved
 /// and every worker has let its in-flight requests finish.
+/// How often [`Proxy::keep_tokens_fresh`] asks for the tokens (cheap: a cached token is a lock and a clone).
+const TOKEN_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub async fn serve_workers(
     listen: SocketAddr,
     proxy: Proxy,
@@ -137,7 +153,12 @@ pub async fn serve_workers(
         threads.push(thread);
     }
     bound(addr);
+    let keeper = tokio::spawn({
+        let proxy = proxy.clone();
+        async move { proxy.keep_tokens_fresh().await }
+    });
     shutdown.await;
+    keeper.abort();
     let _ = stop_tx.send(true);
     tokio::task::spawn_blocking(move || {
         for thread in threads {

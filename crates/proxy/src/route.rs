@@ -73,6 +73,9 @@ pub(crate) fn upstream_client(config: &RouteConfig) -> UpstreamClient {
         .build(connector)
 }
 
+/// The longest a request waits for its route's token (see [`Route::credential`]).
+const TOKEN_WAIT: Duration = Duration::from_secs(2);
+
 /// Token endpoint retries: enough to ride out a blip, short enough that a request waiting on a cold fetch gets
 /// its `503` in about a second rather than hanging.
 fn token_retry() -> RetryPolicy {
@@ -154,7 +157,14 @@ impl Route {
     pub(crate) async fn credential(&self) -> Result<Credential, TokenError> {
         match &self.credentials {
             Credentials::Token(manager) => {
-                let token = manager.token().await?;
+                // However the token endpoint misbehaves (hanging, dropping packets), a request waits at most
+                // this long for a token, then gets its 503. The fetch itself carries on for the next request.
+                let token = tokio::time::timeout(TOKEN_WAIT, manager.token())
+                    .await
+                    .map_err(|_| TokenError::Unavailable {
+                        name: self.prefix().to_owned(),
+                        cause: format!("the token endpoint did not answer within {TOKEN_WAIT:?}"),
+                    })??;
                 Ok(Credential {
                     header: axum::http::header::AUTHORIZATION,
                     value: token.bearer_header(),

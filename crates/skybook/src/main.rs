@@ -10,7 +10,7 @@ mod wiring;
 use clap::Parser;
 
 /// mimalloc: the proxy and the API allocate many small, short-lived buffers per request, where it is markedly
-/// cheaper than glibc's allocator (see bench-results/auth-proxy.txt).
+/// cheaper than glibc's allocator (see bench/README.md, the auth proxy).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

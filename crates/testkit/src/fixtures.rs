@@ -121,8 +121,29 @@ pub fn booking_row(tenant: TenantId, flight: &Flight, family: &str) -> NewBookin
     }
 }
 
-/// A booking written straight to the store as Tx 1 and Tx 2 would leave it: seats taken, `confirmed` with
-/// `charge_id`, and its confirmation email in the outbox.
+/// A booking written straight to the store as Tx 1 leaves it: `seat_held`, its seat taken, the hold ending at
+/// `hold_expires_at`.
+pub async fn held_booking(
+    store: &Store,
+    tenant: &Tenant,
+    flight: &Flight,
+    family: &str,
+    hold_expires_at: chrono::DateTime<Utc>,
+) -> BookingRecord {
+    let mut row = booking_row(tenant.id, flight, family);
+    row.hold_expires_at = hold_expires_at;
+    let mut tx = store.begin().await.unwrap();
+    assert!(matches!(
+        tx.insert_booking(&row).await.unwrap(),
+        InsertBooking::Inserted
+    ));
+    assert!(tx.take_seats(tenant.id, flight.id, 1).await.unwrap());
+    tx.commit().await.unwrap();
+    store.booking(tenant.id, row.id).await.unwrap().unwrap()
+}
+
+/// A booking as Tx 1 and Tx 2 leave it: seat taken, `confirmed` with `charge_id`, and its confirmation email in
+/// the outbox.
 pub async fn confirmed_booking(
     store: &Store,
     tenant: &Tenant,
@@ -130,13 +151,15 @@ pub async fn confirmed_booking(
     family: &str,
     charge_id: &str,
 ) -> BookingRecord {
-    let row = booking_row(tenant.id, flight, family);
+    let booking = held_booking(
+        store,
+        tenant,
+        flight,
+        family,
+        Utc::now() + Duration::minutes(15),
+    )
+    .await;
     let mut tx = store.begin().await.unwrap();
-    assert!(matches!(
-        tx.insert_booking(&row).await.unwrap(),
-        InsertBooking::Inserted
-    ));
-    assert!(tx.take_seats(tenant.id, flight.id, 1).await.unwrap());
     let confirm = StatusChange {
         from: &[BookingStatus::SeatHeld],
         to: BookingStatus::Confirmed,
@@ -144,17 +167,17 @@ pub async fn confirmed_booking(
         failure_reason: None,
     };
     assert!(tx
-        .change_status(tenant.id, row.id, &confirm, Utc::now())
+        .change_status(tenant.id, booking.id, &confirm, Utc::now())
         .await
         .unwrap());
     let email = NewOutboxEmail {
         tenant_id: tenant.id,
-        booking_id: row.id,
+        booking_id: booking.id,
         kind: skybook_domain::CONFIRMATION_EMAIL_KIND,
-        recipient: row.contact_email.clone(),
-        message_id: skybook_domain::confirmation_message_id(row.id),
+        recipient: booking.contact_email.clone(),
+        message_id: skybook_domain::confirmation_message_id(booking.id),
     };
     tx.insert_outbox_email(&email, Utc::now()).await.unwrap();
     tx.commit().await.unwrap();
-    store.booking(tenant.id, row.id).await.unwrap().unwrap()
+    store.booking(tenant.id, booking.id).await.unwrap().unwrap()
 }

@@ -250,3 +250,37 @@ pub async fn post_booking(
         response.json().await.expect("a JSON body"),
     )
 }
+
+/// Waits (bounded, 60 s) until booking `reference` at `base` is settled — `confirmed` or `failed` — and returns
+/// that status. Panics if the API does not know the booking (an acknowledged booking was lost).
+pub async fn settled_status(
+    client: &reqwest::Client,
+    base: &str,
+    tenant: &str,
+    reference: &str,
+) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let response = client
+            .get(format!(
+                "{base}/api/v1/tenants/{tenant}/bookings/{reference}"
+            ))
+            .send()
+            .await
+            .expect("GET booking");
+        assert_eq!(response.status(), 200, "booking {reference} not found");
+        let booking: serde_json::Value = response.json().await.expect("a JSON body");
+        let status = booking["booking"]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if status == "confirmed" || status == "failed" {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{reference} still {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -106,12 +106,8 @@ impl QueueWorker {
         self.events.subscribe()
     }
 
-    /// Ends an idle wait early (a job was just enqueued in this process).
-    pub fn wake(&self) {
-        self.wake.notify_one();
-    }
-
-    /// What [`QueueWorker::wake`] notifies, for a [`crate::Wakeups`] listener.
+    /// Notify it to end the worker's idle wait early (a job was enqueued: [`crate::Wakeups`] on a notification,
+    /// or cron in this process).
     pub fn waker(&self) -> Arc<tokio::sync::Notify> {
         Arc::clone(&self.wake)
     }

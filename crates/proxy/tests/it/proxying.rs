@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use skybook_sandbox::SandboxConfig;
+
 use crate::harness::{payments_route, Setup};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,27 +151,45 @@ async fn an_upstream_401_refetches_once_and_retries_only_what_is_safe() {
     assert_eq!(setup.tokens_issued().await, 5, "exactly one refetch for it");
 }
 
+/// An upstream of our own that answers with the `X-Api-Key` it was sent (the sandbox wants bearer tokens).
+async fn key_echo() -> String {
+    async fn echo(headers: axum::http::HeaderMap) -> axum::Json<serde_json::Value> {
+        let key = headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        axum::Json(serde_json::json!({ "x_api_key": key }))
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, axum::Router::new().fallback(echo)).await });
+    url
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn static_credentials_and_several_routes_in_one_proxy() {
-    let routes = |url: &str| {
+    let keyed = key_echo().await;
+    let routes = move |url: &str| {
         format!(
-            "{}\n[[route]]\nprefix = \"/keyed\"\nupstream = \"{url}\"\nstatic_header = \"X-Api-Key\"\nstatic_value_env = \"SECRET\"\n",
+            "{}\n[[route]]\nprefix = \"/keyed\"\nupstream = \"{keyed}\"\nstatic_header = \"X-Api-Key\"\nstatic_value_env = \"SECRET\"\n",
             payments_route(url)
         )
     };
     let setup = Setup::start("static", Duration::from_secs(3600), routes).await;
     let echo: serde_json::Value = setup
         .http
-        .get(format!("{}/keyed/sandbox/stats", setup.proxy_url))
+        .get(format!("{}/keyed/anything", setup.proxy_url))
+        .header("x-api-key", "the-callers-own-value")
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    assert!(
-        echo.get("tokens_issued").is_some(),
-        "forwarded to the second route's upstream"
+    assert_eq!(
+        echo["x_api_key"],
+        SandboxConfig::DEFAULT_CLIENT_SECRET,
+        "the route's static credential, not the caller's"
     );
     assert_eq!(
         setup.tokens_issued().await,

@@ -11,12 +11,20 @@ use crate::process::{run_to_end, skybook, Running};
 
 /// Starts `skybook auth-proxy` with a `/payments` route to the sandbox; returns the process and its URL.
 fn start_proxy(dir: &std::path::Path, sandbox_url: &str) -> (Running, String) {
+    start_proxy_with_token_url(dir, sandbox_url, &format!("{sandbox_url}/oauth/token"))
+}
+
+fn start_proxy_with_token_url(
+    dir: &std::path::Path,
+    sandbox_url: &str,
+    token_url: &str,
+) -> (Running, String) {
     let config = dir.join("proxy.toml");
     std::fs::write(
         &config,
         format!(
             "listen = \"127.0.0.1:0\"\n[[route]]\nprefix = \"/payments\"\nupstream = \"{sandbox_url}\"\n\
-             token_url = \"{sandbox_url}/oauth/token\"\nclient_id = \"skybook\"\nclient_secret_env = \"PAYMENTS_CLIENT_SECRET\"\n"
+             token_url = \"{token_url}\"\nclient_id = \"skybook\"\nclient_secret_env = \"PAYMENTS_CLIENT_SECRET\"\n"
         ),
     )
     .unwrap();
@@ -96,6 +104,60 @@ async fn sigterm_lets_an_in_flight_request_finish() {
         "the in-flight request finished"
     );
     assert_eq!(proxy.wait_exit(), Some(0), "then the proxy exited cleanly");
+}
+
+/// An orchestrator sends traffic only to a ready proxy: it must get its tokens without waiting for requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_becomes_ready_without_traffic() {
+    let dir = skybook_testkit::test_dir("proxy-ready");
+    let exe = env!("CARGO_BIN_EXE_skybook");
+    let (_sandbox, sandbox_url) = start_sandbox(exe, &dir);
+    let (_proxy, proxy_url) = start_proxy(&dir, &sandbox_url);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let status = reqwest::get(format!("{proxy_url}/ready"))
+            .await
+            .unwrap()
+            .status();
+        if status == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never ready (last {status})"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(sandbox_stats(&sandbox_url).await["tokens_issued"], 1);
+}
+
+/// A token endpoint that accepts connections and never answers: requests get their 503 in seconds, not after
+/// the token client's own timeouts and retries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_token_endpoint_gives_a_prompt_503() {
+    let dir = skybook_testkit::test_dir("proxy-hang");
+    let exe = env!("CARGO_BIN_EXE_skybook");
+    let (_sandbox, sandbox_url) = start_sandbox(exe, &dir);
+    // The kernel completes the handshake from the backlog; nobody ever reads the request.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let token_url = format!("http://{}/oauth/token", silent.local_addr().unwrap());
+    let (_proxy, proxy_url) = start_proxy_with_token_url(&dir, &sandbox_url, &token_url);
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(8))
+        .build()
+        .unwrap();
+    let response = http
+        .get(format!("{proxy_url}/payments/v1/echo"))
+        .send()
+        .await
+        .expect("an answer well before the 8 s client timeout");
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        (body["error"].as_str(), body["route"].as_str()),
+        (Some("token_unavailable"), Some("/payments")),
+        "{body}"
+    );
 }
 
 #[test]

@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 use skybook_testkit::fixtures::{booking_body, tenant_with_flight, CARD_OK};
 use skybook_testkit::process::{
-    deployment, post_booking, sandbox_faults, sandbox_stats, start_sandbox,
+    deployment, post_booking, sandbox_faults, sandbox_stats, settled_status, start_sandbox,
 };
 use skybook_testkit::smtp::SmtpSink;
 use skybook_testkit::{backend_tests, Engine};
@@ -135,25 +135,11 @@ async fn every_booking_ends_confirmed_once_or_failed_and_released(engine: Engine
     );
 
     let mut outcomes = BTreeMap::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
     for (name, reference) in &references {
-        loop {
-            let booking: Value = client
-                .get(format!("{base}/api/v1/tenants/air/bookings/{reference}"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let status = booking["booking"]["status"].as_str().unwrap().to_owned();
-            if status == "confirmed" || status == "failed" {
-                outcomes.insert(*name, status);
-                break;
-            }
-            assert!(Instant::now() < deadline, "{name} still {status}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        outcomes.insert(
+            *name,
+            settled_status(&client, &base, "air", reference).await,
+        );
     }
     let expected: BTreeMap<&str, String> = [
         ("crash", "confirmed"),

@@ -79,6 +79,18 @@ async fn is_admin(state: &AppState, headers: &HeaderMap, visit: &Visit) -> Resul
     Ok(bearer || visit.is_admin().await?)
 }
 
+/// The admin API's gate: a 401 (JSON) rather than the pages' redirect to the sign-in form.
+async fn require_admin(
+    state: &AppState,
+    headers: &HeaderMap,
+    visit: &Visit,
+) -> Result<(), ApiError> {
+    match is_admin(state, headers, visit).await? {
+        true => Ok(()),
+        false => Err(ApiError::Unauthorized),
+    }
+}
+
 /// How many alerts and crash groups the admin shows.
 const LISTED: i64 = 50;
 
@@ -115,9 +127,7 @@ pub async fn crashes_api(
     headers: HeaderMap,
     visit: Visit,
 ) -> Result<Json<Value>, ApiError> {
-    if !is_admin(&state, &headers, &visit).await? {
-        return Err(ApiError::Unauthorized);
-    }
+    require_admin(&state, &headers, &visit).await?;
     let mut crashes = Vec::new();
     for group in state.store.crash_groups(LISTED).await? {
         let latest = state
@@ -155,9 +165,7 @@ pub async fn alerts_api(
     headers: HeaderMap,
     visit: Visit,
 ) -> Result<Json<Value>, ApiError> {
-    if !is_admin(&state, &headers, &visit).await? {
-        return Err(ApiError::Unauthorized);
-    }
+    require_admin(&state, &headers, &visit).await?;
     let alerts: Vec<Value> = state
         .store
         .recent_alerts(LISTED)

@@ -156,9 +156,16 @@ impl IntoResponse for PageError {
                 "warn",
             )
             .link("/admin/login", "Sign in"),
+            // Only a payment provider that could not be reached guarantees nothing was charged (the pipeline
+            // gave the booking up before anything reached it); a database blip may come after the charge.
+            ApiError::Unavailable { what: "payment provider", .. } => MessagePage::new(
+                "We could not reach the payment service",
+                "We could not reach the payment service for a moment. Nothing was charged. Please try again shortly.",
+                "warn",
+            ),
             ApiError::Unavailable { .. } => MessagePage::new(
                 "We are having a short break",
-                "Part of our service is unavailable for a moment. Nothing was charged. Please try again shortly.",
+                "Part of our service is unavailable for a moment. If you were paying, your payment is being completed or undone, and you are never charged twice: send the same form again shortly, or find your booking later with its reference.",
                 "warn",
             ),
             ApiError::Invalid(_)

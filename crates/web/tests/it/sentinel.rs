@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use skybook_booking::{refund_idempotency_key, SentinelConfig};
-use skybook_clients::payments::{CardDetails, ChargeOutcome, ChargeRequest, PaymentProvider};
+use skybook_booking::{charge_request, refund_idempotency_key, SentinelConfig};
+use skybook_clients::payments::{CardDetails, ChargeOutcome, PaymentProvider};
 use skybook_domain::{BookingStatus, FailureReason};
-use skybook_storage::{BookingRecord, Engine, InsertBooking};
+use skybook_storage::{BookingRecord, Engine};
 use skybook_testkit::backend_tests;
-use skybook_testkit::fixtures::{booking_row, CARD_OK};
+use skybook_testkit::fixtures::{held_booking, CARD_OK};
 
 use crate::harness::{key, payments_for, TestApp};
 
@@ -23,32 +23,23 @@ fn eager() -> SentinelConfig {
     }
 }
 
-/// A booking as Tx 1 leaves it (`seat_held`, seats taken), with its hold ending at `hold_expires_at`.
+/// A booking as Tx 1 leaves it (`seat_held`, seat taken), its hold ending at `hold_expires_at`.
 async fn held(
     app: &TestApp,
     family: &str,
     hold_expires_at: chrono::DateTime<Utc>,
 ) -> BookingRecord {
-    let mut row = booking_row(app.tenant.id, &app.flight, family);
-    row.hold_expires_at = hold_expires_at;
-    let mut tx = app.store.begin().await.unwrap();
-    assert!(matches!(
-        tx.insert_booking(&row).await.unwrap(),
-        InsertBooking::Inserted
-    ));
-    assert!(tx
-        .take_seats(app.tenant.id, app.flight.id, 1)
-        .await
-        .unwrap());
-    tx.commit().await.unwrap();
-    app.store
-        .booking(app.tenant.id, row.id)
-        .await
-        .unwrap()
-        .unwrap()
+    held_booking(
+        &app.store,
+        &app.tenant,
+        &app.flight,
+        family,
+        hold_expires_at,
+    )
+    .await
 }
 
-/// Charges `booking`'s amount at the sandbox under `idempotency_key`, with the pipeline's metadata.
+/// Charges `booking` at the sandbox as the pipeline would, but under `idempotency_key`.
 async fn charge(app: &TestApp, booking: &BookingRecord, idempotency_key: &str) -> String {
     let payments = payments_for(&app.sandbox);
     let token = payments
@@ -60,23 +51,9 @@ async fn charge(app: &TestApp, booking: &BookingRecord, idempotency_key: &str) -
         })
         .await
         .unwrap();
-    let request = ChargeRequest {
-        idempotency_key: idempotency_key.to_owned(),
-        amount_minor: booking.amount.amount_minor,
-        currency: "eur".into(),
-        source: token.id,
-        description: "test".into(),
-        metadata: [
-            ("booking_id".to_owned(), booking.id.to_string()),
-            ("tenant_id".to_owned(), booking.tenant_id.to_string()),
-            ("reference".to_owned(), booking.reference.to_string()),
-            (
-                "entity_fingerprint".to_owned(),
-                booking.entity_fingerprint.as_str().to_owned(),
-            ),
-        ]
-        .into(),
-    };
+    // Exactly what the pipeline sends (metadata included), under the key the test chooses.
+    let mut request = charge_request(booking, token.id);
+    request.idempotency_key = idempotency_key.to_owned();
     match payments.charge(&request).await {
         ChargeOutcome::Succeeded(charge) => charge.id,
         other => panic!("planting a charge failed: {other:?}"),

@@ -310,6 +310,28 @@ async fn a_declined_card_gets_the_form_back_with_a_new_key(engine: Engine) {
     assert_eq!(app.charges().await, 1);
 }
 
+/// The payment service cannot be reached before anything is sent to it: the page may promise nothing was charged.
+async fn an_unreachable_payment_service_says_nothing_was_charged(engine: Engine) {
+    let app = TestApp::start(engine, "site_no_provider", 5).await;
+    // Cold token, token endpoint down: the card cannot even be tokenised.
+    app.sandbox_faults(serde_json::json!({"token_endpoint_down": true}))
+        .await;
+    let mut visitor = Visitor::new(app.router.clone());
+    let form = visitor.get(&format!("/book/{}", app.flight.id)).await;
+    let fields = booking_fields(&form, "Gu", CARD_OK);
+    let page = visitor
+        .post(&format!("/book/{}", app.flight.id), &borrowed(&fields))
+        .await;
+    assert_eq!(
+        page.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        page.html
+    );
+    assert!(page.html.contains("Nothing was charged"), "{}", page.html);
+    assert_eq!((app.charges().await, app.seats_left().await), (0, 5));
+}
+
 async fn an_unknown_payment_outcome_shows_the_confirming_page(engine: Engine) {
     let app = TestApp::start(engine, "site_pending", 5).await;
     app.sandbox_faults(serde_json::json!({"fail_next_charges": 1000}))
@@ -577,6 +599,7 @@ backend_tests!(
     a_booking_goes_from_form_to_confirmation,
     invalid_form_lists_every_problem_and_clears_the_card,
     a_double_submit_makes_one_booking,
+    an_unreachable_payment_service_says_nothing_was_charged,
     a_fresh_browser_is_told_the_booking_exists,
     posts_without_the_sessions_csrf_token_or_key_are_refused,
     a_declined_card_gets_the_form_back_with_a_new_key,
