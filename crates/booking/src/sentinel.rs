@@ -49,7 +49,7 @@ impl Default for SentinelConfig {
     fn default() -> Self {
         Self {
             settle_after: Duration::from_secs(90),
-            stuck_alert_after: Duration::from_secs(30 * 60),
+            stuck_alert_after: Duration::from_secs(15 * 60),
             unsent_email_alert_after: Duration::from_secs(15 * 60),
             batch: 200,
         }

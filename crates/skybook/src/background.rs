@@ -78,7 +78,12 @@ impl JobHandler for SlowJob {
                 .open(&payload.log)?;
             writeln!(file, "{line}")
         };
-        append(format!("start {} attempt {}", job.id, job.attempts))?;
+        append(format!(
+            "start {} attempt {} at {}",
+            job.id,
+            job.attempts,
+            chrono::Utc::now().to_rfc3339()
+        ))?;
         tokio::time::sleep(Duration::from_millis(payload.millis)).await;
         append(format!("done {}", job.id))?;
         Ok(())

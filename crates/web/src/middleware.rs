@@ -101,11 +101,7 @@ pub async fn crash_context(
 /// A panic inside a handler becomes a 500 (reported like any other, with the request id) instead of a dropped
 /// connection. (Its crash report was stored by [`crash_context`].)
 pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
-    let message = panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .unwrap_or_else(|| "panic with a non-string payload".to_owned());
+    let message = skybook_domain::panic_message(panic.as_ref());
     let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
     response
         .extensions_mut()

@@ -6,10 +6,20 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures::future::join_all;
+use futures::FutureExt;
 use skybook_domain::{JobId, RetryPolicy};
 use skybook_storage::{Job, Store};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
+
+/// Aborts the task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// Runs one kind of job. Must be idempotent: a job whose worker died mid-run is run again elsewhere.
 #[async_trait::async_trait]
@@ -48,7 +58,7 @@ pub struct QueueWorkerConfig {
     pub lease: Duration,
     /// Jobs claimed per round.
     pub batch: i64,
-    /// Sleep when the queue is empty (woken earlier by [`QueueWorker::wake`]).
+    /// Sleep when the queue is empty (ended early through [`QueueWorker::waker`]).
     pub idle_poll: Duration,
     /// Backoff between a job's attempts (jitter added).
     pub retry: RetryPolicy,
@@ -142,9 +152,10 @@ impl QueueWorker {
         if jobs.is_empty() {
             return Ok(0);
         }
-        let heartbeat = self.heartbeat();
+        // Stopped when this round ends, however it ends (an error, or the round's future dropped at shutdown):
+        // a heartbeat left running would keep renewing leases on jobs nobody runs any more.
+        let _heartbeat = AbortOnDrop(self.heartbeat());
         let outcomes = join_all(jobs.iter().map(|job| self.run_job(job))).await;
-        heartbeat.abort();
         for outcome in outcomes {
             outcome?;
         }
@@ -179,7 +190,17 @@ impl QueueWorker {
             attempt: job.attempts,
         });
         let result = match self.handlers.get(&job.kind) {
-            Some(handler) => handler.run(job).await,
+            // A panicking handler is a failed run like any other (retried, then failed for good); the panic hook
+            // has already logged and recorded it.
+            Some(handler) => std::panic::AssertUnwindSafe(handler.run(job))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| {
+                    Err(anyhow::anyhow!(
+                        "job handler panicked: {}",
+                        skybook_domain::panic_message(panic.as_ref())
+                    ))
+                }),
             None => Err(anyhow::anyhow!("no handler for job kind {:?}", job.kind)),
         };
         let now = Utc::now();

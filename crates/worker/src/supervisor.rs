@@ -65,12 +65,7 @@ impl Supervisor {
                 let cause = match outcome {
                     Ok(Ok(())) => "returned while not cancelled".to_owned(),
                     Ok(Err(e)) => format!("{e:#}"),
-                    Err(panic) => panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                        .map(|m| format!("panicked: {m}"))
-                        .unwrap_or_else(|| "panicked".to_owned()),
+                    Err(panic) => format!("panicked: {}", skybook_domain::panic_message(panic.as_ref())),
                 };
                 if started.elapsed() > Duration::from_secs(60) {
                     delay = backoff.initial_delay;

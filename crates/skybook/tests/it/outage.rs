@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use skybook_testkit::fixtures::{booking_body, tenant_with_flight, CARD_OK};
 use skybook_testkit::postgres::PrivatePostgres;
-use skybook_testkit::process::{deployment, sandbox_stats, settled_status, start_sandbox};
+use skybook_testkit::process::{
+    deployment, sandbox_faults, sandbox_stats, settled_status, start_sandbox,
+};
 
 use crate::process::Running;
 
@@ -88,6 +90,13 @@ async fn bookings_survive_five_seconds_without_postgres() {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
+    // The first bookings' charge answers are all lost: they are acknowledged 202 `payment_pending` and left for
+    // the sentinel to settle — after the outage, so the sentinel's path goes through it too.
+    sandbox_faults(
+        &sandbox,
+        serde_json::json!({"lose_next_charge_responses": 40}),
+    )
+    .await;
 
     // The stream: each client books one traveller after another until told to stop.
     let stop = Arc::new(AtomicBool::new(false));
@@ -173,6 +182,10 @@ async fn bookings_survive_five_seconds_without_postgres() {
         .sum();
     eprintln!("{db_retries} phase retries inside the server");
     assert!(db_retries > 0.0 || retried > 0, "no booking met the outage");
+    assert!(
+        acknowledged.iter().any(|(status, _, _)| *status == 202),
+        "some booking was left pending for the sentinel"
+    );
 
     // Every acknowledged booking ends confirmed (pending ones are settled by the sentinel).
     for (_, reference, _) in &acknowledged {

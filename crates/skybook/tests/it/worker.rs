@@ -126,9 +126,18 @@ async fn a_job_of_a_killed_worker_is_rescued_and_completes_once(engine: Engine) 
     );
     let finished = store.job(id).await.unwrap().unwrap();
     assert_eq!(finished.attempts, 2);
+    // The second run started only once the dead worker's lease had lapsed.
+    let second_start = lines
+        .lines()
+        .filter(|l| l.starts_with("start"))
+        .nth(1)
+        .and_then(|l| l.rsplit(" at ").next())
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .expect("the second start is logged with its time");
     assert!(
-        held.locked_until.unwrap() <= Utc::now(),
-        "rescued only after the lease lapsed"
+        second_start >= held.locked_until.unwrap(),
+        "rescued at {second_start}, lease until {:?}",
+        held.locked_until
     );
 }
 
@@ -154,6 +163,12 @@ async fn two_workers_fire_each_cron_tick_once() {
 
     // The measurement window: a minute of ticks.
     tokio::time::sleep(Duration::from_secs(60)).await;
+    let mut workers = workers;
+    assert!(
+        workers.iter_mut().all(Running::is_running),
+        "both workers ran throughout"
+    );
+    let logs: Vec<std::path::PathBuf> = workers.iter().map(|w| w.log.clone()).collect();
     drop(workers);
 
     let ticks = store.cron_ticks("sentinel").await.unwrap();
@@ -183,6 +198,33 @@ async fn two_workers_fire_each_cron_tick_once() {
         jobs <= ticks_n && jobs >= ticks_n - 3,
         "{jobs} sentinel runs for {ticks_n} ticks"
     );
+    // What each worker says it claimed (fired, or skipped while the last sweep ran): every tick by exactly one
+    // worker. (The last few seconds are left out: a log line may trail its database row at the kill.)
+    let mut claimed: std::collections::BTreeMap<String, usize> = Default::default();
+    for log in &logs {
+        for line in std::fs::read_to_string(log).unwrap().lines() {
+            let line: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+            let message = line["message"].as_str().unwrap_or_default();
+            if line["schedule"] == "sentinel"
+                && (message == "cron fired" || message.contains("tick skipped"))
+            {
+                *claimed
+                    .entry(line["tick"].as_str().unwrap().to_owned())
+                    .or_default() += 1;
+            }
+        }
+    }
+    assert!(
+        claimed.values().all(|n| *n == 1),
+        "a tick claimed twice: {claimed:?}"
+    );
+    let settled = ticks.last().unwrap().0 - chrono::Duration::seconds(4);
+    for (tick, by) in ticks.iter().filter(|(t, _)| *t < settled) {
+        assert!(
+            claimed.contains_key(&tick.to_string()),
+            "tick {tick} (fired by {by}) not in the logs"
+        );
+    }
     let firers: std::collections::BTreeSet<&str> =
         ticks.iter().map(|(_, by)| by.as_str()).collect();
     eprintln!("{} ticks fired by {} worker(s)", ticks.len(), firers.len());

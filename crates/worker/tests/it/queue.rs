@@ -129,7 +129,57 @@ async fn an_unknown_kind_fails_without_retries(engine: Engine) {
     assert!(job.last_error.unwrap().contains("no handler"));
 }
 
+/// Panics on its first run, then succeeds.
+struct PanicsOnce(Arc<AtomicU32>);
+
+#[async_trait::async_trait]
+impl JobHandler for PanicsOnce {
+    async fn run(&self, _job: &Job) -> anyhow::Result<()> {
+        if self.0.fetch_add(1, Ordering::SeqCst) == 0 {
+            panic!("handler bug on the first run");
+        }
+        Ok(())
+    }
+}
+
+/// A panicking handler is a failed run: the job is released for a retry (no heartbeat keeps holding it), and
+/// the retry completes it.
+async fn a_panicking_handler_fails_the_run_and_the_job_is_retried(engine: Engine) {
+    let store = skybook_testkit::store(engine, "worker_panic").await;
+    let runs = Arc::new(AtomicU32::new(0));
+    let retry_at_once = QueueWorkerConfig {
+        retry: RetryPolicy {
+            initial_delay: Duration::ZERO,
+            ..RetryPolicy::outbound()
+        },
+        ..config()
+    };
+    let worker = QueueWorker::new(store.clone(), retry_at_once)
+        .handle("buggy", PanicsOnce(Arc::clone(&runs)));
+    let id = enqueue(&store, "buggy", 3).await;
+
+    assert_eq!(
+        worker.run_once().await.unwrap(),
+        1,
+        "the round survives the panic"
+    );
+    let job = store.job(id).await.unwrap().unwrap();
+    assert_eq!(
+        (job.state.as_str(), job.locked_by.as_deref()),
+        ("queued", None),
+        "released, not held"
+    );
+    assert!(job
+        .last_error
+        .unwrap()
+        .contains("handler bug on the first run"));
+    assert_eq!(worker.run_once().await.unwrap(), 1);
+    assert_eq!(store.job(id).await.unwrap().unwrap().state, "done");
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
+
 backend_tests!(
+    a_panicking_handler_fails_the_run_and_the_job_is_retried,
     a_job_runs_once_and_is_done,
     failures_back_off_then_fail_for_good,
     an_unknown_kind_fails_without_retries,
