@@ -92,8 +92,8 @@ impl BookingService {
             hold_expires_at: now + inner.config.seat_hold,
             now,
         };
-        let row = match self.insert_with_fresh_reference(&mut tx, row).await? {
-            Ok(row) => row,
+        let booking = match self.insert_with_fresh_reference(&mut tx, row).await? {
+            Ok(booking) => booking,
             Err(existing) => {
                 tracing::info!(existing.reference = %existing.reference, "duplicate booking refused");
                 let reply = self
@@ -109,37 +109,36 @@ impl BookingService {
             }
         };
 
-        let seats = row.passengers.len() as u32;
-        if !tx.take_seats(tenant, row.flight_id, seats).await? {
-            tx.discard_new_booking(tenant, row.id).await?;
+        if !tx
+            .take_seats(tenant, booking.flight_id, booking.seats)
+            .await?
+        {
+            tx.discard_new_booking(tenant, booking.id).await?;
             let reply = self
                 .finish(&mut tx, input.tenant, Some(input.key), Outcome::SoldOut)
                 .await?;
             tx.commit().await?;
             return Ok(Claim::Answered(reply));
         }
-        tx.attach_booking_to_key(tenant, input.key, row.id).await?;
-        let booking = tx.booking(tenant, row.id).await?.ok_or_else(|| {
-            BookingError::Storage(skybook_storage::StorageError::Corrupt(
-                "booking vanished inside its transaction".into(),
-            ))
-        })?;
+        tx.attach_booking_to_key(tenant, input.key, booking.id)
+            .await?;
         tx.commit().await?;
         Ok(Claim::Proceed {
-            booking: Box::new(booking),
+            booking,
             resumed: false,
         })
     }
 
-    /// Inserts the booking, drawing new references on collision. `Err(existing)` for a live duplicate.
+    /// Inserts the booking, drawing new references on collision; returns it as stored. `Err(existing)` for a
+    /// live duplicate.
     async fn insert_with_fresh_reference(
         &self,
         tx: &mut Tx,
         mut row: NewBookingRow,
-    ) -> Result<Result<NewBookingRow, BookingRecord>, BookingError> {
+    ) -> Result<Result<Box<BookingRecord>, BookingRecord>, BookingError> {
         for _ in 0..REFERENCE_ATTEMPTS {
             match tx.insert_booking(&row).await? {
-                InsertBooking::Inserted => return Ok(Ok(row)),
+                InsertBooking::Inserted(booking) => return Ok(Ok(booking)),
                 InsertBooking::Duplicate(existing) => return Ok(Err(*existing)),
                 InsertBooking::ReferenceTaken => {
                     row.reference = BookingReference::generate(&mut rand::rng())

@@ -180,7 +180,8 @@ impl BookingService {
             charge_id: Some(charge_id),
             failure_reason: None,
         };
-        if tx.change_status(tenant.id, id, &change, now).await? {
+        let changed = tx.change_status(tenant.id, id, &change, now).await?;
+        if changed.is_some() {
             let email = NewOutboxEmail {
                 tenant_id: tenant.id,
                 booking_id: id,
@@ -190,7 +191,7 @@ impl BookingService {
             };
             tx.insert_outbox_email(&email, now).await?;
         }
-        let outcome = self.current_outcome(&mut tx, tenant, view).await?;
+        let outcome = self.current_outcome(&mut tx, tenant, view, changed).await?;
         if let Outcome::Failed(failed) = &outcome {
             // Charged after the booking was given up: the sentinel's duplicate/orphan scan refunds the charge.
             tracing::error!(booking.id = %failed.booking.id, %charge_id, "charge succeeded for a booking already failed");
@@ -210,8 +211,8 @@ impl BookingService {
         reason: FailureReason,
     ) -> Result<Reply, BookingError> {
         let mut tx = self.0.store.begin().await?;
-        fail_and_release(&mut tx, tenant, &view, reason).await?;
-        let outcome = self.current_outcome(&mut tx, tenant, view).await?;
+        let changed = fail_and_release(&mut tx, tenant, &view, reason).await?;
+        let outcome = self.current_outcome(&mut tx, tenant, view, changed).await?;
         let reply = self.finish(&mut tx, tenant, key, outcome).await?;
         tx.commit().await?;
         Ok(reply)
@@ -233,9 +234,10 @@ impl BookingService {
             charge_id: None,
             failure_reason: None,
         };
-        tx.change_status(tenant.id, view.booking.id, &change, Utc::now())
+        let changed = tx
+            .change_status(tenant.id, view.booking.id, &change, Utc::now())
             .await?;
-        let outcome = self.current_outcome(&mut tx, tenant, view).await?;
+        let outcome = self.current_outcome(&mut tx, tenant, view, changed).await?;
         let reply = self.finish(&mut tx, tenant, key, outcome).await?;
         tx.commit().await?;
         Ok(reply)
@@ -278,15 +280,19 @@ impl BookingService {
         tx: &mut skybook_storage::Tx,
         tenant: &Tenant,
         view: BookingView,
+        changed: Option<BookingRecord>,
     ) -> Result<Outcome, BookingError> {
-        let booking = tx
-            .booking(tenant.id, view.booking.id)
-            .await?
-            .ok_or_else(|| {
-                BookingError::Storage(skybook_storage::StorageError::Corrupt(
-                    "booking vanished".into(),
-                ))
-            })?;
+        let booking = match changed {
+            Some(booking) => booking,
+            None => tx
+                .booking(tenant.id, view.booking.id)
+                .await?
+                .ok_or_else(|| {
+                    BookingError::Storage(skybook_storage::StorageError::Corrupt(
+                        "booking vanished".into(),
+                    ))
+                })?,
+        };
         let view = BookingView::new(booking, view.flight);
         Ok(match view.booking.status {
             BookingStatus::Confirmed => Outcome::Confirmed(view),
@@ -297,27 +303,27 @@ impl BookingService {
 }
 
 /// `failed` with `reason`, and the seats back on sale — if the booking is still unsettled (another actor may
-/// have settled it first, in which case nothing changes).
+/// have settled it first, in which case nothing changes and `None` is returned).
 async fn fail_and_release(
     tx: &mut skybook_storage::Tx,
     tenant: &Tenant,
     view: &BookingView,
     reason: FailureReason,
-) -> Result<(), BookingError> {
+) -> Result<Option<BookingRecord>, BookingError> {
     let change = StatusChange {
         from: UNSETTLED,
         to: BookingStatus::Failed,
         charge_id: None,
         failure_reason: Some(reason),
     };
-    if tx
+    let changed = tx
         .change_status(tenant.id, view.booking.id, &change, Utc::now())
-        .await?
-    {
+        .await?;
+    if changed.is_some() {
         tx.release_seats(tenant.id, view.booking.flight_id, view.booking.seats)
             .await?;
     }
-    Ok(())
+    Ok(changed)
 }
 
 /// The charge metadata keys the pipeline sends and the sentinel reads back to tie a charge to its booking.

@@ -1,19 +1,28 @@
 //! Forwarding one request: pick the route, set credentials and forwarding headers, stream the bodies, and
 //! handle an upstream `401` by refetching the token once.
+//!
+//! Bodies pass through as hyper's own `Incoming` streams both ways (no boxing, no copies); only a small
+//! replayable request body is collected, into `Full`, so it can be sent again after a `401`.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use axum::http::{Method, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{Method, Request, Response, StatusCode};
+use axum::response::IntoResponse;
 use axum::Json;
+use http_body_util::{BodyExt, Either, Full, Limited};
+use hyper::body::Incoming;
 use serde_json::json;
 
 use crate::route::{Credential, Route, UpstreamClient};
 use crate::Proxy;
+
+/// What goes upstream: the client's body streamed as is, or a small one kept for a retry.
+pub(crate) type UpstreamBody = Either<Incoming, Full<Bytes>>;
+/// What goes back to the client: the upstream's body streamed as is, or one of ours (errors, ops endpoints).
+pub(crate) type ProxyBody = Either<Incoming, Body>;
 
 /// Request bodies up to this size (with a known length) are buffered when the request may be retried after
 /// a `401`; anything else streams straight through and is never retried.
@@ -35,7 +44,12 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-pub(crate) async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
+/// Forwards `request` from `peer` on its route; a path no route owns gets a `404` naming the known prefixes.
+pub(crate) async fn forward(
+    proxy: &Proxy,
+    peer: SocketAddr,
+    request: Request<Incoming>,
+) -> Response<ProxyBody> {
     let start = Instant::now();
     let Some(index) = proxy
         .routes()
@@ -43,19 +57,17 @@ pub(crate) async fn forward(State(proxy): State<Proxy>, request: Request) -> Res
         .position(|r| r.matches(request.uri().path()))
     else {
         let known: Vec<&str> = proxy.routes().iter().map(Route::prefix).collect();
-        return (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": "unknown_route", "path": request.uri().path(), "known_prefixes": known})),
-        )
-            .into_response();
+        return ours(
+            (
+                StatusCode::NOT_FOUND,
+                Json(json!({"error": "unknown_route", "path": request.uri().path(), "known_prefixes": known})),
+            )
+                .into_response(),
+        );
     };
     let (route, client) = (&proxy.routes()[index], &proxy.clients[index]);
     let method = request.method().clone();
     tracing::debug!(route = route.prefix(), method = %method, "forwarding");
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
     let response = forward_on(&Upstream { route, client }, peer, request).await;
     let status = response.status();
     let class = (status.as_u16() / 100).clamp(1, 5) as usize - 1;
@@ -65,13 +77,22 @@ pub(crate) async fn forward(State(proxy): State<Proxy>, request: Request) -> Res
     response
 }
 
+/// One of our own responses (an error, an ops endpoint) in the proxy's body type.
+pub(crate) fn ours(response: Response<Body>) -> Response<ProxyBody> {
+    response.map(Either::Right)
+}
+
 /// A route and this worker's connection pool to its upstream.
 struct Upstream<'a> {
     route: &'a Route,
     client: &'a UpstreamClient,
 }
 
-async fn forward_on(up: &Upstream<'_>, peer: Option<SocketAddr>, request: Request) -> Response {
+async fn forward_on(
+    up: &Upstream<'_>,
+    peer: SocketAddr,
+    request: Request<Incoming>,
+) -> Response<ProxyBody> {
     let route = up.route;
     let (mut parts, body) = request.into_parts();
     let uri = route.upstream_uri(parts.uri.path(), parts.uri.query());
@@ -80,12 +101,12 @@ async fn forward_on(up: &Upstream<'_>, peer: Option<SocketAddr>, request: Reques
     let length = body_length(&parts.headers);
     let headers = forwarded_headers(route, std::mem::take(&mut parts.headers), peer);
 
-    let buffered: Option<Bytes> = if replayable {
+    let bytes: Bytes = if replayable {
         match length {
-            Some(0) => Some(Bytes::new()),
+            Some(0) => Bytes::new(),
             Some(n) if n <= RETRY_BUFFER_LIMIT => {
-                match axum::body::to_bytes(body, n as usize).await {
-                    Ok(bytes) => Some(bytes),
+                match Limited::new(body, n as usize).collect().await {
+                    Ok(collected) => collected.to_bytes(),
                     Err(e) => {
                         return error(
                             StatusCode::BAD_REQUEST,
@@ -101,7 +122,6 @@ async fn forward_on(up: &Upstream<'_>, peer: Option<SocketAddr>, request: Reques
     } else {
         return send_streaming(up, parts.method, uri, headers, body).await;
     };
-    let bytes = buffered.unwrap_or_default();
 
     let credential = match route.credential().await {
         Ok(c) => c,
@@ -113,7 +133,7 @@ async fn forward_on(up: &Upstream<'_>, peer: Option<SocketAddr>, request: Reques
         &uri,
         headers.clone(),
         &credential,
-        Body::from(bytes.clone()),
+        Either::Right(Full::new(bytes.clone())),
     )
     .await;
     if first.status() != StatusCode::UNAUTHORIZED || !route.reject(&credential) {
@@ -131,7 +151,7 @@ async fn forward_on(up: &Upstream<'_>, peer: Option<SocketAddr>, request: Reques
         &uri,
         headers,
         &credential,
-        Body::from(bytes),
+        Either::Right(Full::new(bytes)),
     )
     .await
 }
@@ -143,14 +163,14 @@ async fn send_streaming(
     method: Method,
     uri: String,
     headers: HeaderMap,
-    body: Body,
-) -> Response {
+    body: Incoming,
+) -> Response<ProxyBody> {
     let route = up.route;
     let credential = match route.credential().await {
         Ok(c) => c,
         Err(e) => return token_unavailable(route, e),
     };
-    let response = send(up, &method, &uri, headers, &credential, body).await;
+    let response = send(up, &method, &uri, headers, &credential, Either::Left(body)).await;
     if response.status() == StatusCode::UNAUTHORIZED {
         route.reject(&credential);
     }
@@ -163,10 +183,10 @@ async fn send(
     uri: &str,
     headers: HeaderMap,
     credential: &Credential,
-    body: Body,
-) -> Response {
+    body: UpstreamBody,
+) -> Response<ProxyBody> {
     let route = up.route;
-    let mut request = axum::http::Request::new(body);
+    let mut request = Request::new(body);
     *request.method_mut() = method.clone();
     *request.uri_mut() = match uri.parse() {
         Ok(uri) => uri,
@@ -187,7 +207,7 @@ async fn send(
         Ok(Ok(response)) => {
             let (mut parts, body) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);
-            Response::from_parts(parts, Body::new(body))
+            Response::from_parts(parts, Either::Left(body))
         }
         Ok(Err(e)) => error(
             StatusCode::BAD_GATEWAY,
@@ -209,19 +229,17 @@ async fn send(
 
 /// The client's headers minus hop-by-hop ones, `Host` and any credentials, plus `X-Forwarded-*` and the
 /// route's own headers.
-fn forwarded_headers(route: &Route, mut headers: HeaderMap, peer: Option<SocketAddr>) -> HeaderMap {
+fn forwarded_headers(route: &Route, mut headers: HeaderMap, peer: SocketAddr) -> HeaderMap {
     strip_hop_by_hop(&mut headers);
     let host = headers.remove(header::HOST);
     headers.remove(header::AUTHORIZATION);
-    if let Some(peer) = peer {
-        let ip = peer.ip().to_string();
-        let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-            Some(earlier) => format!("{earlier}, {ip}"),
-            None => ip,
-        };
-        if let Ok(value) = HeaderValue::try_from(value) {
-            headers.insert(X_FORWARDED_FOR, value);
-        }
+    let ip = peer.ip().to_string();
+    let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(earlier) => format!("{earlier}, {ip}"),
+        None => ip,
+    };
+    if let Ok(value) = HeaderValue::try_from(value) {
+        headers.insert(X_FORWARDED_FOR, value);
     }
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     if let Some(host) = host {
@@ -234,14 +252,19 @@ fn forwarded_headers(route: &Route, mut headers: HeaderMap, peer: Option<SocketA
 }
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::try_from(name.trim()).ok())
-        .collect();
-    for name in HOP_BY_HOP.iter().chain(&named) {
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|name| HeaderName::try_from(name.trim()).ok())
+            .collect();
+        for name in &named {
+            headers.remove(name);
+        }
+    }
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
 }
@@ -264,7 +287,7 @@ fn body_length(headers: &HeaderMap) -> Option<u64> {
     }
 }
 
-fn token_unavailable(route: &Route, e: skybook_clients::TokenError) -> Response {
+fn token_unavailable(route: &Route, e: skybook_clients::TokenError) -> Response<ProxyBody> {
     error(
         StatusCode::SERVICE_UNAVAILABLE,
         route,
@@ -273,13 +296,15 @@ fn token_unavailable(route: &Route, e: skybook_clients::TokenError) -> Response 
     )
 }
 
-fn error(status: StatusCode, route: &Route, code: &str, cause: String) -> Response {
+fn error(status: StatusCode, route: &Route, code: &str, cause: String) -> Response<ProxyBody> {
     if status.is_server_error() {
         tracing::warn!(route = route.prefix(), code, %cause, "proxy error");
     }
-    (
-        status,
-        Json(json!({"error": code, "route": route.prefix(), "cause": cause})),
+    ours(
+        (
+            status,
+            Json(json!({"error": code, "route": route.prefix(), "cause": cause})),
+        )
+            .into_response(),
     )
-        .into_response()
 }

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
+use tower::ServiceExt;
 
 pub use config::{ConfigError, ProxyConfig, RouteAuth, RouteConfig};
 pub use route::Route;
@@ -91,13 +92,12 @@ impl Proxy {
         }
     }
 
-    /// The proxy's router: ops endpoints, then every other path forwarded by prefix.
-    pub fn router(self) -> Router {
+    /// The router of the proxy's own endpoints ([`OPS_PATHS`]); every other path is forwarded by prefix.
+    fn ops_router(self) -> Router {
         Router::new()
             .route("/health_check", get(ops::health_check))
             .route("/ready", get(ops::ready))
             .route("/metrics", get(ops::metrics))
-            .fallback(forward::forward)
             .with_state(self)
     }
 }
@@ -185,18 +185,66 @@ fn reuseport_listener(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListen
     socket.listen(1024)
 }
 
-/// Serves `proxy` on `listener` until `shutdown` resolves; in-flight requests are allowed to finish.
+/// Serves `proxy` on `listener` until `shutdown` resolves; in-flight requests are allowed to finish (idle
+/// keep-alive connections are closed).
+///
+/// HTTP/1.1 straight on hyper rather than through `axum::serve` and a router: every forwarded request skips
+/// the router, the body boxing and the protocol sniffing, which measurably costs CPU per request (see
+/// bench/README.md). The three ops endpoints still go to an axum [`Router`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     proxy: Proxy,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        proxy
-            .router()
-            .into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let ops = proxy.clone().ops_router();
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let http = hyper::server::conn::http1::Builder::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little rather than spin on the error.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let (proxy, ops) = (proxy.clone(), ops.clone());
+        let service = hyper::service::service_fn(move |request| {
+            handle(proxy.clone(), ops.clone(), peer, request)
+        });
+        let connection =
+            graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "client connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
+
+async fn handle(
+    proxy: Proxy,
+    ops: Router,
+    peer: SocketAddr,
+    request: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<forward::ProxyBody>, std::convert::Infallible> {
+    if OPS_PATHS.contains(&request.uri().path()) {
+        let response = ops
+            .oneshot(request.map(axum::body::Body::new))
+            .await
+            .unwrap_or_else(|never| match never {});
+        return Ok(forward::ours(response));
+    }
+    Ok(forward::forward(&proxy, peer, request).await)
+}
+
+const OPS_PATHS: [&str; 3] = ["/health_check", "/ready", "/metrics"];

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -14,7 +13,7 @@ use skybook_domain::RetryPolicy;
 
 use crate::config::{RouteAuth, RouteConfig};
 
-pub(crate) type UpstreamClient = Client<HttpConnector, Body>;
+pub(crate) type UpstreamClient = Client<HttpConnector, crate::forward::UpstreamBody>;
 
 /// How a route authenticates its forwarded requests.
 pub(crate) enum Credentials {

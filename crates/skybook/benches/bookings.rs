@@ -52,6 +52,8 @@ struct CpuReport {
     serve: f64,
     sandbox: f64,
     load: f64,
+    /// Every PostgreSQL process (backends, WAL writer, checkpointer...).
+    postgres: f64,
     machine: f64,
     serve_rss_kib: u64,
     sandbox_rss_kib: u64,
@@ -71,6 +73,24 @@ fn process_cpu(pid: &str) -> f64 {
             .unwrap_or(0.0)
     };
     (ticks(11) + ticks(12)) / 100.0 // fields 14 and 15 of stat(5); USER_HZ is 100 on Linux
+}
+
+/// utime + stime of every `postgres` process, in seconds (backends that exit meanwhile are not counted: the
+/// pool's and pgbench's connections live through the measurement).
+fn postgres_cpu() -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "postgres")
+        })
+        .map(|pid| process_cpu(&pid))
+        .sum()
 }
 
 /// All CPUs' busy time, in seconds.
@@ -113,6 +133,14 @@ struct Seeded {
     flights: Vec<String>,
 }
 
+impl Seeded {
+    /// The flight ids as SQL literals, comma-separated (for an `ARRAY[...]`).
+    fn flight_list(&self) -> String {
+        let quoted: Vec<String> = self.flights.iter().map(|f| format!("'{f}'")).collect();
+        quoted.join(",")
+    }
+}
+
 /// A tenant with `count` flights of ample capacity.
 async fn seed(url: &str, count: usize) -> Result<Seeded> {
     let store = Store::connect(url, &Default::default()).await?;
@@ -137,11 +165,56 @@ async fn seed(url: &str, count: usize) -> Result<Seeded> {
     };
     let flights = store.search_flights(tenant.id, &search).await?;
     store.close().await;
-    Ok(Seeded {
+    let seeded = Seeded {
         tenant: tenant.id.to_string(),
         flights: flights.iter().map(|f| f.id.to_string()).collect(),
-    })
+    };
+    if url.starts_with("postgres") {
+        add_history(url, &seeded)?;
+    }
+    Ok(seeded)
 }
+
+/// Past bookings in the tables, then `ANALYZE`: both skybook and pgbench are measured on a database that has
+/// been in use, as in production. On brand-new empty tables PostgreSQL plans without statistics, and a plan a
+/// connection cached then (skybook's pooled connections keep their prepared statements) can scan a whole
+/// index until autovacuum's first ANALYZE, a minute or more later — longer than a run. Measuring that
+/// start-up artefact for skybook, and pgbench on the analysed tables it leaves, would compare different
+/// databases.
+fn add_history(url: &str, s: &Seeded) -> Result<()> {
+    let (t, list, count) = (&s.tenant, s.flight_list(), s.flights.len());
+    let sql = format!(
+        r#"INSERT INTO bookings (id, tenant_id, reference, flight_id, status, contact_email, passengers, seats, amount_minor, currency, card_last4, card_brand, card_fingerprint, entity_fingerprint, charge_id, hold_expires_at, created_at, updated_at)
+SELECT md5('h' || g)::uuid, '{t}', upper(substr(md5('hr' || g), 1, 16)), (ARRAY[{list}]::uuid[])[1 + g % {count}], 'confirmed', 'history@example.com', '[{{"given_name":"Past","family_name":"Traveller"}}]', 1, 9599, 'EUR', '4242', 'visa', md5('c') || md5('c'), md5('he' || g) || md5('eh' || g), 'ch_h' || md5('hc' || g), now() - interval '1 day', now() - interval '2 days', now() - interval '2 days'
+FROM generate_series(1, {HISTORY}) g;
+INSERT INTO idempotency_keys (tenant_id, key, request_fingerprint, booking_id, locked_until, response_status, response_body, created_at, updated_at)
+SELECT '{t}', 'hist-' || g, md5(g::text) || md5(g::text), md5('h' || g)::uuid, NULL, 201, '{{}}', now() - interval '2 days', now() - interval '2 days'
+FROM generate_series(1, {HISTORY}) g;
+INSERT INTO outbox_emails (id, tenant_id, booking_id, kind, recipient, message_id, created_at, sent_at)
+SELECT md5('ho' || g)::uuid, '{t}', md5('h' || g)::uuid, 'booking_confirmation', 'history@example.com', '<hist-' || g || '@bench>', now() - interval '2 days', now() - interval '2 days'
+FROM generate_series(1, {HISTORY}) g;
+ANALYZE;
+"#
+    );
+    let bin = std::env::var("PG_BIN")
+        .map(|b| format!("{b}/psql"))
+        .unwrap_or_else(|_| "psql".into());
+    let output = Command::new(&bin)
+        .args(["-q", "-v", "ON_ERROR_STOP=1", "-c", &sql])
+        .arg(url.split('?').next().unwrap())
+        .output()
+        .with_context(|| format!("running {bin}"))?;
+    if !output.status.success() {
+        bail!(
+            "adding history failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// Past bookings [`add_history`] puts in before a run.
+const HISTORY: usize = 20_000;
 
 /// Starts sandbox + serve on `url`, drives the load, stops them.
 async fn run_skybook(
@@ -163,6 +236,7 @@ async fn run_skybook(
         process_cpu(&serve_pid),
         process_cpu(&sandbox_pid),
         process_cpu("self"),
+        postgres_cpu(),
         machine_cpu(),
     ];
     let mut measured = drive(&base, &seeded.flights, knobs).await?;
@@ -170,6 +244,7 @@ async fn run_skybook(
         process_cpu(&serve_pid),
         process_cpu(&sandbox_pid),
         process_cpu("self"),
+        postgres_cpu(),
         machine_cpu(),
     ];
     let used: Vec<f64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
@@ -177,7 +252,8 @@ async fn run_skybook(
         serve: used[0],
         sandbox: used[1],
         load: used[2],
-        machine: used[3],
+        postgres: used[3],
+        machine: used[4],
         serve_rss_kib: peak_rss_kib(&serve_pid),
         sandbox_rss_kib: peak_rss_kib(&sandbox_pid),
     };
@@ -270,13 +346,7 @@ async fn drive(base: &str, flights: &[String], knobs: &Knobs) -> Result<Measured
 fn pgbench_script(s: &Seeded) -> String {
     let t = &s.tenant;
     // Each booking picks one of the seeded flights, as the HTTP clients do.
-    let list = s
-        .flights
-        .iter()
-        .map(|f| format!("'{f}'"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let f = format!("(ARRAY[{list}]::uuid[])[:f]");
+    let f = format!("(ARRAY[{}]::uuid[])[:f]", s.flight_list());
     let count = s.flights.len();
     format!(
         r#"\set n random(1, 2000000000)
@@ -286,23 +356,30 @@ SELECT tenant_id, key, request_fingerprint, booking_id, locked_until, response_s
 SELECT id, tenant_id, number, origin, destination, departs_at, capacity, seats_sold, fare_minor, currency FROM flights WHERE tenant_id = '{t}' AND id = {f};
 BEGIN;
 INSERT INTO idempotency_keys (tenant_id, key, request_fingerprint, locked_until, created_at, updated_at) VALUES ('{t}', 'pgb-' || :client_id || '-' || :n, md5(:n::text) || md5(:client_id::text), now() + interval '60 seconds', now(), now()) ON CONFLICT (tenant_id, key) DO NOTHING;
-INSERT INTO bookings (id, tenant_id, reference, flight_id, status, contact_email, passengers, seats, amount_minor, currency, card_last4, card_brand, card_fingerprint, entity_fingerprint, hold_expires_at, created_at, updated_at) VALUES (md5(:client_id || ':' || :n)::uuid, '{t}', upper(substr(md5(:n || 'r' || :client_id), 1, 16)), {f}, 'seat_held', 'bench@example.com', '[{{"given_name":"Bench","family_name":"Pgbench"}}]', 1, 9599, 'EUR', '4242', 'visa', md5('c') || md5('c'), md5(:n || 'e' || :client_id) || md5(:client_id || 'e' || :n), now() + interval '15 minutes', now(), now()) ON CONFLICT DO NOTHING;
+INSERT INTO bookings (id, tenant_id, reference, flight_id, status, contact_email, passengers, seats, amount_minor, currency, card_last4, card_brand, card_fingerprint, entity_fingerprint, hold_expires_at, created_at, updated_at) VALUES (md5(:client_id || ':' || :n)::uuid, '{t}', upper(substr(md5(:n || 'r' || :client_id), 1, 16)), {f}, 'seat_held', 'bench@example.com', '[{{"given_name":"Bench","family_name":"Pgbench"}}]', 1, 9599, 'EUR', '4242', 'visa', md5('c') || md5('c'), md5(:n || 'e' || :client_id) || md5(:client_id || 'e' || :n), now() + interval '15 minutes', now(), now()) ON CONFLICT DO NOTHING RETURNING *;
 UPDATE flights SET seats_sold = seats_sold + 1 WHERE tenant_id = '{t}' AND id = {f} AND seats_sold + 1 <= capacity;
 UPDATE idempotency_keys SET booking_id = md5(:client_id || ':' || :n)::uuid WHERE tenant_id = '{t}' AND key = 'pgb-' || :client_id || '-' || :n;
-SELECT * FROM bookings WHERE tenant_id = '{t}' AND id = md5(:client_id || ':' || :n)::uuid FOR UPDATE;
 COMMIT;
 BEGIN;
-UPDATE bookings SET status = 'confirmed', charge_id = 'ch_' || md5(:client_id || 'ch' || :n), failure_reason = NULL, updated_at = now() WHERE tenant_id = '{t}' AND id = md5(:client_id || ':' || :n)::uuid AND status IN ('seat_held', 'payment_pending');
+UPDATE bookings SET status = 'confirmed', charge_id = 'ch_' || md5(:client_id || 'ch' || :n), failure_reason = NULL, updated_at = now() WHERE tenant_id = '{t}' AND id = md5(:client_id || ':' || :n)::uuid AND status IN ('seat_held', 'payment_pending') RETURNING *;
 INSERT INTO outbox_emails (id, tenant_id, booking_id, kind, recipient, message_id, created_at) VALUES (md5(:client_id || 'o' || :n)::uuid, '{t}', md5(:client_id || ':' || :n)::uuid, 'booking_confirmation', 'bench@example.com', '<' || :client_id || '-' || :n || '@bench>', now()) ON CONFLICT DO NOTHING;
-SELECT * FROM bookings WHERE tenant_id = '{t}' AND id = md5(:client_id || ':' || :n)::uuid FOR UPDATE;
 UPDATE idempotency_keys SET response_status = 201, response_body = '{{"booking":{{"status":"confirmed"}}}}', locked_until = NULL, updated_at = now() WHERE tenant_id = '{t}' AND key = 'pgb-' || :client_id || '-' || :n;
 COMMIT;
 "#
     )
 }
 
-/// Runs pgbench with the script at `clients` connections; returns transactions (= bookings) per second.
-fn pgbench(url: &str, seeded: &Seeded, knobs: &Knobs, clients: usize) -> Result<f64> {
+/// What pgbench achieved at one connection count: transactions (= bookings) per second, and CPU per
+/// transaction of the PostgreSQL processes and of the whole machine (pgbench itself included), sampled over
+/// the measured window.
+struct Ceiling {
+    tps: f64,
+    postgres_ms: f64,
+    machine_ms: f64,
+}
+
+/// Runs pgbench with the script at `clients` connections.
+fn pgbench(url: &str, seeded: &Seeded, knobs: &Knobs, clients: usize) -> Result<Ceiling> {
     let dir = skybook_testkit::test_dir("bench-pgbench");
     let script = dir.join("booking.sql");
     std::fs::write(&script, pgbench_script(seeded))?;
@@ -310,7 +387,7 @@ fn pgbench(url: &str, seeded: &Seeded, knobs: &Knobs, clients: usize) -> Result<
         .map(|b| format!("{b}/pgbench"))
         .unwrap_or_else(|_| "pgbench".into());
     let total = knobs.seconds + knobs.warmup;
-    let output = Command::new(&bin)
+    let child = Command::new(&bin)
         .args([
             "-n",
             "-M",
@@ -325,8 +402,17 @@ fn pgbench(url: &str, seeded: &Seeded, knobs: &Knobs, clients: usize) -> Result<
         ])
         .arg(&script)
         .arg(url.split('?').next().unwrap())
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .with_context(|| format!("running {bin}"))?;
+    // CPU is sampled inside the run (pgbench's backends exit with it), over the same window skybook's is.
+    std::thread::sleep(Duration::from_secs(knobs.warmup));
+    let before = (postgres_cpu(), machine_cpu());
+    std::thread::sleep(Duration::from_secs(knobs.seconds.saturating_sub(1).max(1)));
+    let after = (postgres_cpu(), machine_cpu());
+    let window = knobs.seconds.saturating_sub(1).max(1) as f64;
+    let output = child.wait_with_output()?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         bail!(
@@ -336,13 +422,18 @@ fn pgbench(url: &str, seeded: &Seeded, knobs: &Knobs, clients: usize) -> Result<
         );
     }
     std::fs::write(dir.join("pgbench.out"), stdout.as_bytes())?;
-    let tps = stdout
+    let tps: f64 = stdout
         .lines()
         .find(|l| l.starts_with("tps = "))
         .and_then(|l| l["tps = ".len()..].split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .context("no tps line in pgbench output")?;
-    Ok(tps)
+    let per_tx = |cpu: f64| cpu * 1000.0 / (tps * window).max(1.0);
+    Ok(Ceiling {
+        tps,
+        postgres_ms: per_tx(after.0 - before.0),
+        machine_ms: per_tx(after.1 - before.1),
+    })
 }
 
 fn ms(d: Duration) -> String {
@@ -377,7 +468,7 @@ async fn main() -> Result<()> {
         // skybook's pool holds (a pool in front of PostgreSQL is part of using it well).
         let at_clients = pgbench(&pg_url, &seeded, &knobs, knobs.clients)?;
         let at_pool = pgbench(&pg_url, &seeded, &knobs, POOL_SIZE)?;
-        let ceiling = at_clients.max(at_pool);
+        let ceiling = at_clients.tps.max(at_pool.tps);
         let sqlite_url = skybook_testkit::fresh_database_url(Engine::Sqlite, "bench").await;
         let (lite, _) = run_skybook(&sqlite_url, flights, &knobs, "sqlite").await?;
 
@@ -396,8 +487,15 @@ async fn main() -> Result<()> {
             pg.errors
         );
         let pgbench_label = |n: usize| format!("pgbench, same SQL, {n} connections");
-        println!("{:<34} {:>12.0}", pgbench_label(knobs.clients), at_clients);
-        println!("{:<34} {:>12.0}", pgbench_label(POOL_SIZE), at_pool);
+        for (n, c) in [(knobs.clients, &at_clients), (POOL_SIZE, &at_pool)] {
+            println!(
+                "{:<34} {:>12.0}   CPU per booking: PostgreSQL {:.2} ms, whole machine {:.2} ms",
+                pgbench_label(n),
+                c.tps,
+                c.postgres_ms,
+                c.machine_ms
+            );
+        }
         println!(
             "{:<34} {:>12.0} {:>10} {:>10} {:>8}",
             "skybook HTTP API on SQLite",
@@ -424,11 +522,14 @@ async fn main() -> Result<()> {
             let c = &m.cpu;
             println!(
                 "CPU per booking on {engine}: serve {:.2} ms, sandbox {:.2} ms, load generator {:.2} ms, \
-                 the rest (the database) {:.2} ms; peak RSS: serve {} MiB, sandbox {} MiB",
+                 PostgreSQL {:.2} ms, the rest (kernel, and the database on SQLite) {:.2} ms, \
+                 whole machine {:.2} ms; peak RSS: serve {} MiB, sandbox {} MiB",
                 per(c.serve),
                 per(c.sandbox),
                 per(c.load),
-                per(c.machine - c.serve - c.sandbox - c.load),
+                per(c.postgres),
+                per(c.machine - c.serve - c.sandbox - c.load - c.postgres),
+                per(c.machine),
                 c.serve_rss_kib / 1024,
                 c.sandbox_rss_kib / 1024
             );

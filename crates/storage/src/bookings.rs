@@ -105,7 +105,8 @@ pub struct NewBookingRow {
 /// The result of inserting a booking under the one-live-booking-per-entity index.
 #[derive(Debug)]
 pub enum InsertBooking {
-    Inserted,
+    /// Inserted, as stored (read back by `RETURNING`, so no second query is needed).
+    Inserted(Box<BookingRecord>),
     /// A live booking for the same entity exists (it may have committed a moment ago on another node).
     Duplicate(Box<BookingRecord>),
     /// The random reference collided with another booking's; draw a new one and try again.
@@ -198,19 +199,19 @@ impl Tx {
             .map_err(|e| StorageError::Corrupt(e.to_string()))?;
         let seats = i32::try_from(b.passengers.len())
             .map_err(|_| StorageError::Corrupt("too many passengers".into()))?;
-        let sql = "INSERT INTO bookings (id, tenant_id, reference, flight_id, status, contact_email, passengers, seats,
+        let sql = format!("INSERT INTO bookings (id, tenant_id, reference, flight_id, status, contact_email, passengers, seats,
                        amount_minor, currency, card_last4, card_brand, card_fingerprint, entity_fingerprint,
                        hold_expires_at, created_at, updated_at)
                    VALUES ($1, $2, $3, $4, 'seat_held', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)
-                   ON CONFLICT DO NOTHING";
-        let inserted = on_tx!(self, c => sqlx::query(sql)
+                   ON CONFLICT DO NOTHING RETURNING {BOOKING_COLUMNS}");
+        let inserted: Option<BookingRow> = on_tx!(self, c => sqlx::query_as(&sql)
             .bind(b.id).bind(b.tenant_id).bind(&b.reference).bind(b.flight_id).bind(&b.contact_email)
             .bind(&passengers).bind(seats).bind(b.amount.amount_minor).bind(&b.amount.currency)
             .bind(&b.card_last4).bind(&b.card_brand).bind(&b.card_fingerprint).bind(&b.entity_fingerprint)
             .bind(b.hold_expires_at).bind(b.now)
-            .execute(c).await.map(|r| r.rows_affected()))?;
-        if inserted == 1 {
-            return Ok(InsertBooking::Inserted);
+            .fetch_optional(c).await)?;
+        if let Some(row) = inserted {
+            return Ok(InsertBooking::Inserted(Box::new(row.try_into()?)));
         }
         let sql = format!(
             "SELECT {BOOKING_COLUMNS} FROM bookings WHERE tenant_id = $1 AND entity_fingerprint = $2
@@ -269,15 +270,16 @@ impl Tx {
         Ok(())
     }
 
-    /// Applies `change` if the booking is still in one of its `from` statuses. Returns whether it applied —
-    /// `false` means another actor (a retry, the sentinel) moved it first.
+    /// Applies `change` if the booking is still in one of its `from` statuses. Returns the booking as changed
+    /// (read back by `RETURNING`), or `None` when it did not apply: another actor (a retry, the sentinel) moved
+    /// it first.
     pub async fn change_status(
         &mut self,
         tenant: TenantId,
         id: BookingId,
         change: &StatusChange<'_>,
         now: DateTime<Utc>,
-    ) -> Result<bool> {
+    ) -> Result<Option<BookingRecord>> {
         debug_assert!(
             change.from.iter().all(|f| f.can_become(change.to)),
             "{change:?} is not a transition of the booking state machine"
@@ -286,18 +288,18 @@ impl Tx {
         let placeholders: Vec<String> = (0..from.len()).map(|i| format!("${}", i + 7)).collect();
         let sql = format!(
             "UPDATE bookings SET status = $3, charge_id = COALESCE($4, charge_id), failure_reason = $5, updated_at = $6
-             WHERE tenant_id = $1 AND id = $2 AND status IN ({})",
+             WHERE tenant_id = $1 AND id = $2 AND status IN ({}) RETURNING {BOOKING_COLUMNS}",
             placeholders.join(", ")
         );
-        let n = on_tx!(self, c => {
-            let mut q = sqlx::query(&sql)
+        let row: Option<BookingRow> = on_tx!(self, c => {
+            let mut q = sqlx::query_as(&sql)
                 .bind(tenant).bind(id).bind(change.to).bind(change.charge_id)
                 .bind(change.failure_reason.map(|r| r.as_str())).bind(now);
             for s in &from {
                 q = q.bind(*s);
             }
-            q.execute(c).await.map(|r| r.rows_affected())
+            q.fetch_optional(c).await
         })?;
-        Ok(n == 1)
+        row.map(BookingRecord::try_from).transpose()
     }
 }

@@ -45,6 +45,7 @@ impl Tx {
             .bind(OutboxId::new()).bind(email.tenant_id).bind(email.booking_id).bind(email.kind)
             .bind(&email.recipient).bind(&email.message_id).bind(now)
             .execute(c).await.map(|r| r.rows_affected()))?;
+        self.queued_email = true;
         Ok(())
     }
 }

@@ -5,6 +5,7 @@ use sqlx::migrate::{Migrate, Migrator};
 use crate::backend::{on_pool, Backend, Engine, PoolSettings};
 use crate::error::Result;
 use crate::tx::Tx;
+use crate::wakeups::OutboxAnnouncer;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -16,6 +17,7 @@ pub struct Store {
     /// PostgreSQL's `current_schema()` at connect time: where the migrations put the tables, and so where the
     /// session store (which always qualifies its table) must look.
     pub(crate) pg_schema: Option<String>,
+    pub(crate) outbox_announcer: OutboxAnnouncer,
 }
 
 /// Whether the schema matches this build.
@@ -38,7 +40,12 @@ impl Store {
                     .await?,
             ),
         };
-        Ok(Self { backend, pg_schema })
+        let outbox_announcer = OutboxAnnouncer::new(&backend);
+        Ok(Self {
+            backend,
+            pg_schema,
+            outbox_announcer,
+        })
     }
 
     pub fn engine(&self) -> Engine {
@@ -105,7 +112,7 @@ impl Store {
 
     /// Opens a write transaction.
     pub async fn begin(&self) -> Result<Tx> {
-        Tx::begin(&self.backend).await
+        Tx::begin(&self.backend, &self.outbox_announcer).await
     }
 
     pub async fn close(&self) {

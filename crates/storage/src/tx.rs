@@ -5,6 +5,7 @@ use sqlx::{Postgres, Sqlite, Transaction};
 
 use crate::backend::Backend;
 use crate::error::Result;
+use crate::wakeups::OutboxAnnouncer;
 
 pub(crate) enum TxInner {
     Sqlite(Transaction<'static, Sqlite>),
@@ -14,21 +15,34 @@ pub(crate) enum TxInner {
 /// An open transaction. Dropped without [`Tx::commit`] it rolls back.
 pub struct Tx {
     pub(crate) inner: TxInner,
+    /// Told after the commit when this transaction queued an email (PostgreSQL: listeners on other nodes).
+    announcer: Option<OutboxAnnouncer>,
+    pub(crate) queued_email: bool,
 }
 
 impl Tx {
-    pub(crate) async fn begin(backend: &Backend) -> Result<Self> {
-        let inner = match backend {
-            Backend::Sqlite { writer, .. } => TxInner::Sqlite(writer.begin().await?),
-            Backend::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
+    pub(crate) async fn begin(backend: &Backend, announcer: &OutboxAnnouncer) -> Result<Self> {
+        let (inner, announcer) = match backend {
+            Backend::Sqlite { writer, .. } => (TxInner::Sqlite(writer.begin().await?), None),
+            Backend::Postgres(pool) => (
+                TxInner::Postgres(pool.begin().await?),
+                Some(announcer.clone()),
+            ),
         };
-        Ok(Self { inner })
+        Ok(Self {
+            inner,
+            announcer,
+            queued_email: false,
+        })
     }
 
     pub async fn commit(self) -> Result<()> {
         match self.inner {
             TxInner::Sqlite(t) => t.commit().await?,
             TxInner::Postgres(t) => t.commit().await?,
+        }
+        if let (true, Some(announcer)) = (self.queued_email, &self.announcer) {
+            announcer.announce();
         }
         Ok(())
     }

@@ -135,7 +135,7 @@ pub async fn held_booking(
     let mut tx = store.begin().await.unwrap();
     assert!(matches!(
         tx.insert_booking(&row).await.unwrap(),
-        InsertBooking::Inserted
+        InsertBooking::Inserted(_)
     ));
     assert!(tx.take_seats(tenant.id, flight.id, 1).await.unwrap());
     tx.commit().await.unwrap();
@@ -169,7 +169,8 @@ pub async fn confirmed_booking(
     assert!(tx
         .change_status(tenant.id, booking.id, &confirm, Utc::now())
         .await
-        .unwrap());
+        .unwrap()
+        .is_some());
     let email = NewOutboxEmail {
         tenant_id: tenant.id,
         booking_id: booking.id,

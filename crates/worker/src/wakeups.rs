@@ -1,5 +1,5 @@
-//! Wake-ups: PostgreSQL tells this process when there is new work (`LISTEN/NOTIFY`, notified by triggers when
-//! a job or outbox email is inserted), so a worker starts on it at once instead of at its next poll. On SQLite
+//! Wake-ups: PostgreSQL tells this process when there is new work (`LISTEN/NOTIFY`: a trigger when a job is
+//! inserted, the store after a transaction that queued an email commits), so a worker starts on it at once instead of at its next poll. On SQLite
 //! there is nothing to listen to and workers poll; polling stays the fallback on PostgreSQL too.
 
 use std::sync::Arc;

@@ -138,7 +138,7 @@ async fn one_live_booking_per_entity_under_concurrency(engine: Engine) {
     let results = join_all(attempts).await;
     let inserted = results
         .iter()
-        .filter(|r| matches!(r.as_ref().unwrap(), InsertBooking::Inserted))
+        .filter(|r| matches!(r.as_ref().unwrap(), InsertBooking::Inserted(_)))
         .count();
     let duplicates = results
         .iter()
@@ -164,21 +164,28 @@ async fn one_live_booking_per_entity_under_concurrency(engine: Engine) {
         charge_id: None,
         failure_reason: Some(FailureReason::CardDeclined),
     };
-    assert!(tx
+    let changed = tx
         .change_status(tenant.id, live.id, &change, Utc::now())
         .await
-        .unwrap());
+        .unwrap()
+        .expect("a held booking can fail");
+    assert_eq!(changed.status, BookingStatus::Failed, "returned as changed");
+    assert_eq!(
+        changed.failure_reason.as_deref(),
+        Some(FailureReason::CardDeclined.as_str())
+    );
     assert!(
-        !tx.change_status(tenant.id, live.id, &change, Utc::now())
+        tx.change_status(tenant.id, live.id, &change, Utc::now())
             .await
-            .unwrap(),
+            .unwrap()
+            .is_none(),
         "status changes are conditional"
     );
     assert!(matches!(
         tx.insert_booking(&booking_row(tenant.id, &flight, "Lee"))
             .await
             .unwrap(),
-        InsertBooking::Inserted
+        InsertBooking::Inserted(_)
     ));
     tx.commit().await.unwrap();
 }
@@ -189,11 +196,17 @@ async fn bookings_are_scoped_by_tenant(engine: Engine) {
     let (other, _) = tenant_with_flight(&store, "other", 5).await;
     let row = booking_row(tenant.id, &flight, "Kim");
     let mut tx = store.begin().await.unwrap();
-    assert!(matches!(
-        tx.insert_booking(&row).await.unwrap(),
-        InsertBooking::Inserted
-    ));
+    let InsertBooking::Inserted(inserted) = tx.insert_booking(&row).await.unwrap() else {
+        panic!("a fresh booking is inserted");
+    };
+    // Returned as stored: what a later read gives.
+    assert_eq!(
+        (inserted.id, &inserted.reference, inserted.status),
+        (row.id, &row.reference, BookingStatus::SeatHeld)
+    );
     tx.commit().await.unwrap();
+    let stored = store.booking(tenant.id, row.id).await.unwrap().unwrap();
+    assert_eq!(format!("{stored:?}"), format!("{inserted:?}"));
     let found = store
         .booking_by_reference(tenant.id, &row.reference)
         .await

@@ -14,7 +14,7 @@ async fn queued_email(store: &Store) -> BookingId {
     let mut tx = store.begin().await.unwrap();
     assert!(matches!(
         tx.insert_booking(&row).await.unwrap(),
-        InsertBooking::Inserted
+        InsertBooking::Inserted(_)
     ));
     let email = NewOutboxEmail {
         tenant_id: tenant.id,
