@@ -16,7 +16,8 @@ use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use serde_json::json;
 
-use crate::route::{Credential, Route, UpstreamClient};
+use crate::route::{Credential, Route};
+use crate::upstream::UpstreamPool;
 use crate::Proxy;
 
 /// What goes upstream: the client's body streamed as is, or a small one kept for a retry.
@@ -85,7 +86,7 @@ pub(crate) fn ours(response: Response<Body>) -> Response<ProxyBody> {
 /// A route and this worker's connection pool to its upstream.
 struct Upstream<'a> {
     route: &'a Route,
-    client: &'a UpstreamClient,
+    client: &'a UpstreamPool,
 }
 
 async fn forward_on(
@@ -198,7 +199,7 @@ async fn send(
         .insert(credential.header.clone(), credential.value.clone());
 
     let start = Instant::now();
-    let result = tokio::time::timeout(route.config.read_timeout, up.client.request(request)).await;
+    let result = tokio::time::timeout(route.config.read_timeout, up.client.send(request)).await;
     route
         .metrics
         .upstream_seconds

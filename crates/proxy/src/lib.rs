@@ -17,6 +17,7 @@ pub mod config;
 mod forward;
 mod ops;
 mod route;
+mod upstream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,7 +36,7 @@ pub use route::Route;
 #[derive(Clone)]
 pub struct Proxy {
     routes: Arc<Vec<Route>>,
-    clients: Arc<Vec<route::UpstreamClient>>,
+    clients: Arc<Vec<upstream::UpstreamPool>>,
     metrics: PrometheusHandle,
 }
 
@@ -52,7 +53,7 @@ impl Proxy {
         let routes: Vec<Route> = config.routes.iter().map(|r| Route::new(r, &http)).collect();
         let clients = routes
             .iter()
-            .map(|r| route::upstream_client(&r.config))
+            .map(|r| upstream::UpstreamPool::new(&r.config))
             .collect();
         Self {
             routes: Arc::new(routes),
@@ -68,7 +69,7 @@ impl Proxy {
             clients: Arc::new(
                 self.routes
                     .iter()
-                    .map(|r| route::upstream_client(&r.config))
+                    .map(|r| upstream::UpstreamPool::new(&r.config))
                     .collect(),
             ),
             metrics: self.metrics.clone(),
@@ -102,13 +103,13 @@ impl Proxy {
     }
 }
 
+/// How often [`Proxy::keep_tokens_fresh`] asks for the tokens (cheap: a cached token is a lock and a clone).
+const TOKEN_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Serves on `listen` with `workers` threads, each a single-threaded runtime with its own `SO_REUSEPORT`
 /// listener and upstream pools (nginx's worker model: no work stealing, no cross-thread wakeups on the hot
 /// path). `bound` is told the address once the first worker listens. Returns when `shutdown` has resolved
 /// and every worker has let its in-flight requests finish.
-/// How often [`Proxy::keep_tokens_fresh`] asks for the tokens (cheap: a cached token is a lock and a clone).
-const TOKEN_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(5);
-
 pub async fn serve_workers(
     listen: SocketAddr,
     proxy: Proxy,

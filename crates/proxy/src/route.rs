@@ -3,17 +3,12 @@
 use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use skybook_clients::{
     AccessToken, ClientCredentials, TokenError, TokenManager, TokenManagerConfig, TokenSource,
 };
 use skybook_domain::RetryPolicy;
 
 use crate::config::{RouteAuth, RouteConfig};
-
-pub(crate) type UpstreamClient = Client<HttpConnector, crate::forward::UpstreamBody>;
 
 /// How a route authenticates its forwarded requests.
 pub(crate) enum Credentials {
@@ -60,16 +55,6 @@ impl RouteMetrics {
             unauthorized_retries: metrics::counter!("skybook_proxy_unauthorized_retries_total", "route" => prefix.to_owned()),
         }
     }
-}
-
-/// A pooled HTTP/1.1 client for one route's upstream (keep-alive; connect timeout from the route).
-pub(crate) fn upstream_client(config: &RouteConfig) -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(config.connect_timeout));
-    connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .build(connector)
 }
 
 /// The longest a request waits for its route's token (see [`Route::credential`]).
@@ -189,10 +174,11 @@ impl Route {
         }
     }
 
-    /// The upstream URI for an incoming path and query: `<prefix>/rest?q` → `<upstream base>/rest?q`.
+    /// The upstream request target (origin form) for an incoming path and query: `<prefix>/rest?q` →
+    /// `<upstream base path>/rest?q`.
     pub(crate) fn upstream_uri(&self, path: &str, query: Option<&str>) -> String {
         let rest = &path[self.config.prefix.len()..];
-        let base = self.config.upstream.as_str().trim_end_matches('/');
+        let base = self.config.upstream.path().trim_end_matches('/');
         let mut uri = String::with_capacity(base.len() + rest.len() + 32);
         uri.push_str(base);
         uri.push_str(if rest.is_empty() { "/" } else { rest });

@@ -86,9 +86,14 @@ impl Setup {
 
     /// `GET <proxy>/payments<path>`; returns status and body.
     pub async fn get(&self, path: &str) -> (u16, String) {
+        self.get_any(&format!("/payments{path}")).await
+    }
+
+    /// `GET <proxy><path>`, any path; returns status and body.
+    pub async fn get_any(&self, path: &str) -> (u16, String) {
         let response = self
             .http
-            .get(format!("{}/payments{path}", self.proxy_url))
+            .get(format!("{}{path}", self.proxy_url))
             .send()
             .await
             .unwrap();

@@ -4,3 +4,4 @@
 mod harness;
 mod proxying;
 mod tokens;
+mod upstreams;

@@ -10,14 +10,9 @@ use crate::harness::{payments_route, Setup};
 async fn an_unknown_prefix_is_a_404_naming_the_known_ones() {
     let setup = Setup::start("unknown", Duration::from_secs(3600), payments_route).await;
     for path in ["/nope/v1/charges", "/paymentsx/v1/charges"] {
-        let response = setup
-            .http
-            .get(format!("{}{path}", setup.proxy_url))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 404, "{path}");
-        let body: serde_json::Value = response.json().await.unwrap();
+        let (status, body) = setup.get_any(path).await;
+        assert_eq!(status, 404, "{path}");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(body["error"], "unknown_route");
         assert_eq!(body["known_prefixes"], serde_json::json!(["/payments"]));
     }
