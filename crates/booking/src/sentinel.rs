@@ -130,14 +130,26 @@ impl BookingService {
                     Some(BookingStatus::Confirmed)
                 }
                 Lookup::Found(_) => {
-                    self.settle_failed(&tenant, None, view, FailureReason::CardDeclined)
-                        .await?;
+                    self.settle_failed(
+                        &tenant,
+                        None,
+                        view,
+                        FailureReason::CardDeclined,
+                        Some(untouched_since),
+                    )
+                    .await?;
                     Some(BookingStatus::Failed)
                 }
                 Lookup::NoCharge if hold_expired => {
                     tracing::info!(booking.id = %id, "sentinel: no charge and the hold expired; releasing the seats");
-                    self.settle_failed(&tenant, None, view, FailureReason::HoldExpired)
-                        .await?;
+                    self.settle_failed(
+                        &tenant,
+                        None,
+                        view,
+                        FailureReason::HoldExpired,
+                        Some(untouched_since),
+                    )
+                    .await?;
                     Some(BookingStatus::Failed)
                 }
                 Lookup::NoCharge => None,

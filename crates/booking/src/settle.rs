@@ -1,6 +1,6 @@
 //! Charge, then Tx 2 — settle. Also the resume path for bookings an earlier request left unfinished.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use skybook_clients::payments::{ChargeOutcome, ChargeRequest, ChargeStatus};
 use skybook_domain::{BookingStatus, FailureReason, IdempotencyKey, NewBooking};
 use skybook_storage::{BookingRecord, NewOutboxEmail, StatusChange, Tenant};
@@ -97,7 +97,7 @@ impl BookingService {
             }
             Charged::No(reason) => {
                 self.retry_transient("settle_failed", || {
-                    self.settle_failed(tenant, key, view.clone(), reason)
+                    self.settle_failed(tenant, key, view.clone(), reason, None)
                 })
                 .await
             }
@@ -179,6 +179,7 @@ impl BookingService {
             to: BookingStatus::Confirmed,
             charge_id: Some(charge_id),
             failure_reason: None,
+            untouched_before: None,
         };
         let changed = tx.change_status(tenant.id, id, &change, now).await?;
         if changed.is_some() {
@@ -201,7 +202,8 @@ impl BookingService {
         Ok(reply)
     }
 
-    /// Tx 2 for a charge that did not happen: `failed`, seats released, final response stored.
+    /// Tx 2 for a charge that did not happen: `failed`, seats released, final response stored. With
+    /// `untouched_before` (the sentinel), only if no request has touched the booking since.
     #[tracing::instrument(name = "booking.settle_failed", skip_all, fields(booking.id = %view.booking.id, reason = reason.as_str()))]
     pub(crate) async fn settle_failed(
         &self,
@@ -209,9 +211,10 @@ impl BookingService {
         key: Option<&IdempotencyKey>,
         view: BookingView,
         reason: FailureReason,
+        untouched_before: Option<DateTime<Utc>>,
     ) -> Result<Reply, BookingError> {
         let mut tx = self.0.store.begin().await?;
-        let changed = fail_and_release(&mut tx, tenant, &view, reason).await?;
+        let changed = fail_and_release(&mut tx, tenant, &view, reason, untouched_before).await?;
         let outcome = self.current_outcome(&mut tx, tenant, view, changed).await?;
         let reply = self.finish(&mut tx, tenant, key, outcome).await?;
         tx.commit().await?;
@@ -233,6 +236,7 @@ impl BookingService {
             to: BookingStatus::PaymentPending,
             charge_id: None,
             failure_reason: None,
+            untouched_before: None,
         };
         let changed = tx
             .change_status(tenant.id, view.booking.id, &change, Utc::now())
@@ -252,7 +256,14 @@ impl BookingService {
         view: &BookingView,
     ) -> Result<(), BookingError> {
         let mut tx = self.0.store.begin().await?;
-        fail_and_release(&mut tx, tenant, view, FailureReason::ProviderUnavailable).await?;
+        fail_and_release(
+            &mut tx,
+            tenant,
+            view,
+            FailureReason::ProviderUnavailable,
+            None,
+        )
+        .await?;
         if let Some(key) = key {
             tx.delete_idempotency_key(tenant.id, key, view.booking.id)
                 .await?;
@@ -309,12 +320,14 @@ async fn fail_and_release(
     tenant: &Tenant,
     view: &BookingView,
     reason: FailureReason,
+    untouched_before: Option<DateTime<Utc>>,
 ) -> Result<Option<BookingRecord>, BookingError> {
     let change = StatusChange {
         from: UNSETTLED,
         to: BookingStatus::Failed,
         charge_id: None,
         failure_reason: Some(reason),
+        untouched_before,
     };
     let changed = tx
         .change_status(tenant.id, view.booking.id, &change, Utc::now())

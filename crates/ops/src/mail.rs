@@ -60,6 +60,14 @@ pub struct SmtpMailer {
 }
 
 impl SmtpMailer {
+    /// Whether `url` is an SMTP URL this mailer accepts (scheme, host, `tls` mode...), without connecting:
+    /// for configuration checks at start-up.
+    pub fn check_url(url: &SecretString) -> Result<(), MailError> {
+        AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
+            .map(drop)
+            .map_err(|e| MailError::Invalid(format!("SMTP URL: {e}")))
+    }
+
     pub fn new(url: &SecretString, from: Mailbox) -> Result<Self, MailError> {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
             .map_err(|e| MailError::Invalid(format!("SMTP URL: {e}")))?

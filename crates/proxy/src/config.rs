@@ -220,6 +220,16 @@ fn route_config(
             ),
         ));
     }
+    if upstream.query().is_some() || upstream.fragment().is_some() {
+        // The request's own path and query are appended to the upstream's path; a query here would be lost.
+        return Err(err(
+            &key("upstream"),
+            format!(
+                "{:?}: a base URL without query or fragment",
+                upstream.as_str()
+            ),
+        ));
+    }
 
     let secret_from = |env_key: Option<String>,
                        file: Option<PathBuf>,
@@ -420,6 +430,13 @@ client_secret_env = "SET"
                 GOOD_ROUTE.replace(
                     "upstream = \"http://127.0.0.1:7000/base\"",
                     "upstream = \"ftp://x\"",
+                ),
+                "route[0].upstream",
+            ),
+            (
+                GOOD_ROUTE.replace(
+                    "upstream = \"http://127.0.0.1:7000/base\"",
+                    "upstream = \"http://127.0.0.1:7000/base?v=1\"",
                 ),
                 "route[0].upstream",
             ),

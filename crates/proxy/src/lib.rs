@@ -205,6 +205,11 @@ pub async fn serve(
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
+                // A client that gave up before we accepted: nothing to do.
+                Err(e) if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::ConnectionReset
+                ) => continue,
                 Err(e) => {
                     // Out of file descriptors and the like: wait a little rather than spin on the error.
                     tracing::warn!(error = %e, "accepting a connection failed");

@@ -1,4 +1,4 @@
-//! One configured route: where it forwards, how it authenticates, and its pooled upstream client.
+//! One configured route: where it forwards and how it authenticates (its connections are in `upstream.rs`).
 
 use std::time::Duration;
 

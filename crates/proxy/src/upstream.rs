@@ -9,7 +9,7 @@
 //! out once more on a new connection.
 
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::http::{header, HeaderValue, Request, Response};
 use hyper::body::Incoming;
@@ -22,13 +22,18 @@ use crate::forward::UpstreamBody;
 /// More connections than this per worker and route are closed once their response is done, not kept.
 const MAX_KEPT: usize = 512;
 
+/// A kept connection unused for this long is closed rather than reused: well inside common upstream
+/// keep-alive timeouts (nginx: 75 s), so we close first and do not race the upstream's close with a request.
+const IDLE_LIMIT: Duration = Duration::from_secs(60);
+
 pub(crate) struct UpstreamPool {
     /// `host:port` to connect to.
     address: String,
-    /// The `Host` header every request gets: the upstream's authority.
+    /// The `Host` header requests get (unless the route sets its own): the upstream's authority.
     host: HeaderValue,
     connect_timeout: Duration,
-    connections: Mutex<Vec<SendRequest<UpstreamBody>>>,
+    /// Kept connections, each with when it was last handed a request.
+    connections: Mutex<Vec<(SendRequest<UpstreamBody>, Instant)>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,15 +91,17 @@ impl UpstreamPool {
         }
     }
 
-    /// A kept connection that can take a request now, if any (closed ones are dropped on the way).
+    /// A kept connection that can take a request now, if any (closed and long-idle ones are dropped on the
+    /// way; dropping the last handle closes an idle connection).
     fn take_ready(&self) -> Option<SendRequest<UpstreamBody>> {
         let mut connections = self
             .connections
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        connections.retain(|c| !c.is_closed());
-        let ready = connections.iter().position(SendRequest::is_ready)?;
-        Some(connections.swap_remove(ready))
+        let now = Instant::now();
+        connections.retain(|(c, used)| !c.is_closed() && now.duration_since(*used) < IDLE_LIMIT);
+        let ready = connections.iter().position(|(c, _)| c.is_ready())?;
+        Some(connections.swap_remove(ready).0)
     }
 
     /// Back on the list, busy until hyper has read its response to the end.
@@ -104,7 +111,7 @@ impl UpstreamPool {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if connections.len() < MAX_KEPT {
-            connections.push(sender);
+            connections.push((sender, Instant::now()));
         }
     }
 

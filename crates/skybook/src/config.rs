@@ -240,10 +240,11 @@ pub fn background(
             let ok = Url::parse(raw)
                 .ok()
                 .is_some_and(|u| matches!(u.scheme(), "smtp" | "smtps") && u.host().is_some());
-            if !ok {
+            let url = SecretString::from(raw.to_owned());
+            if !ok || skybook_ops::mail::SmtpMailer::check_url(&url).is_err() {
                 bail!("invalid SKYBOOK_SMTP_URL (--smtp-url): expected smtp://HOST:PORT or smtps://HOST:PORT");
             }
-            MailTransport::Smtp(SecretString::from(raw.to_owned()))
+            MailTransport::Smtp(url)
         }
         _ => demo_mail_dir.map_or(MailTransport::Off, MailTransport::Files),
     };

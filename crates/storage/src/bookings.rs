@@ -120,6 +120,9 @@ pub struct StatusChange<'a> {
     pub to: BookingStatus,
     pub charge_id: Option<&'a str>,
     pub failure_reason: Option<FailureReason>,
+    /// Applied only if nobody has touched the booking since this instant (the sentinel's guard: a request that
+    /// resumed the booking after the sentinel listed it owns it now).
+    pub untouched_before: Option<DateTime<Utc>>,
 }
 
 impl Store {
@@ -285,16 +288,17 @@ impl Tx {
             "{change:?} is not a transition of the booking state machine"
         );
         let from: Vec<&str> = change.from.iter().map(BookingStatus::as_str).collect();
-        let placeholders: Vec<String> = (0..from.len()).map(|i| format!("${}", i + 7)).collect();
+        let placeholders: Vec<String> = (0..from.len()).map(|i| format!("${}", i + 8)).collect();
         let sql = format!(
             "UPDATE bookings SET status = $3, charge_id = COALESCE($4, charge_id), failure_reason = $5, updated_at = $6
-             WHERE tenant_id = $1 AND id = $2 AND status IN ({}) RETURNING {BOOKING_COLUMNS}",
+             WHERE tenant_id = $1 AND id = $2 AND ($7 IS NULL OR updated_at < $7) AND status IN ({})
+             RETURNING {BOOKING_COLUMNS}",
             placeholders.join(", ")
         );
         let row: Option<BookingRow> = on_tx!(self, c => {
             let mut q = sqlx::query_as(&sql)
                 .bind(tenant).bind(id).bind(change.to).bind(change.charge_id)
-                .bind(change.failure_reason.map(|r| r.as_str())).bind(now);
+                .bind(change.failure_reason.map(|r| r.as_str())).bind(now).bind(change.untouched_before);
             for s in &from {
                 q = q.bind(*s);
             }

@@ -58,6 +58,15 @@ impl OutboxAnnouncer {
             // Commits in the next few milliseconds share this announcement: on a busy node that is most of
             // them, for an email the sender picks up a few milliseconds later.
             tokio::time::sleep(ANNOUNCE_BATCH).await;
+            // The connection first, so a busy pool holds back one announcement, not one per batch.
+            let mut connection = match pool.acquire().await {
+                Ok(connection) => connection,
+                Err(e) => {
+                    pending.store(false, Ordering::Release);
+                    tracing::debug!(error = %e, "outbox announcement not sent (listeners will poll)");
+                    return;
+                }
+            };
             // Cleared before sending: a commit from here on either sees it clear and announces itself, or
             // sees it set by such a commit; either way a notification follows it.
             pending.store(false, Ordering::Release);
@@ -65,7 +74,7 @@ impl OutboxAnnouncer {
                 "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, '')",
             )
             .bind(OUTBOX_CHANNEL)
-            .execute(&pool)
+            .execute(&mut *connection)
             .await;
             if let Err(e) = sent {
                 tracing::debug!(error = %e, "outbox announcement not sent (listeners will poll)");

@@ -165,6 +165,7 @@ pub async fn confirmed_booking(
         to: BookingStatus::Confirmed,
         charge_id: Some(charge_id),
         failure_reason: None,
+        untouched_before: None,
     };
     assert!(tx
         .change_status(tenant.id, booking.id, &confirm, Utc::now())

@@ -17,7 +17,7 @@ use skybook_web::WebOptions;
 
 use crate::background;
 use crate::cli::DemoArgs;
-use crate::config::{self, PaymentsConfig};
+use crate::config::{self, MailTransport, PaymentsConfig};
 use crate::wiring::{self, Schema};
 
 /// The demo timetable: each day, these departures each way (UTC).
@@ -100,9 +100,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     );
     println!("  admin token: {}", admin_token_path.display());
     println!("  database:    {}", skybook_storage::redact(&url));
-    match &args.background.smtp_url {
-        Some(_) => println!("  emails:      sent through SKYBOOK_SMTP_URL"),
-        None => println!("  emails:      {}", data_dir.join("mail").display()),
+    match &background.mail {
+        MailTransport::Smtp(_) => println!("  emails:      sent through SKYBOOK_SMTP_URL"),
+        MailTransport::Files(dir) => println!("  emails:      {}", dir.display()),
+        MailTransport::Off => println!("  emails:      not sent"),
     }
     let workers = background::start(&store, bookings, background)?;
     wiring::serve(listener, router).await?;

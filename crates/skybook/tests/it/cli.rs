@@ -63,6 +63,11 @@ fn config_mistakes_are_one_line_naming_the_setting() {
             "SKYBOOK_SMTP_URL",
         ),
         (
+            // Scheme and host are fine; the TLS mode is not one lettre knows.
+            with("SKYBOOK_SMTP_URL", "smtp://mail.example.com:25?tls=bogus"),
+            "SKYBOOK_SMTP_URL",
+        ),
+        (
             with("SKYBOOK_MAIL_FROM", "not an address"),
             "SKYBOOK_MAIL_FROM",
         ),

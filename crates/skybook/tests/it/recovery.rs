@@ -170,7 +170,19 @@ async fn every_booking_ends_confirmed_once_or_failed_and_released(engine: Engine
         "the failed booking's seat is back on sale"
     );
 
-    let mails = smtp.wait_for_messages(3, Duration::from_secs(30));
+    smtp.wait_for_messages(3, Duration::from_secs(30));
+    // Every email handed off (marked sent): no further send can come, so a duplicate would be here now.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !store
+        .unsent_outbox_emails(chrono::Utc::now() + chrono::Duration::days(1), 1)
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "emails left unsent");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mails = smtp.messages();
     let mut ids: Vec<String> = mails
         .iter()
         .map(|m| {

@@ -11,7 +11,7 @@ use futures::future::join_all;
 use skybook_domain::*;
 use skybook_storage::*;
 use skybook_testkit::backend_tests;
-use skybook_testkit::fixtures::{booking_row, tenant_with_flight};
+use skybook_testkit::fixtures::{booking_row, held_booking, tenant_with_flight};
 
 async fn migrations_report_up_to_date(engine: Engine) {
     let store = skybook_testkit::store(engine, "migrations").await;
@@ -163,6 +163,7 @@ async fn one_live_booking_per_entity_under_concurrency(engine: Engine) {
         to: BookingStatus::Failed,
         charge_id: None,
         failure_reason: Some(FailureReason::CardDeclined),
+        untouched_before: None,
     };
     let changed = tx
         .change_status(tenant.id, live.id, &change, Utc::now())
@@ -188,6 +189,48 @@ async fn one_live_booking_per_entity_under_concurrency(engine: Engine) {
         InsertBooking::Inserted(_)
     ));
     tx.commit().await.unwrap();
+}
+
+/// The sentinel's guard: a change conditioned on "untouched since I listed it" does not apply to a booking a
+/// request touched (resumed) after that, and does apply to one nobody touched.
+async fn a_guarded_status_change_skips_a_booking_touched_since(engine: Engine) {
+    let store = skybook_testkit::store(engine, "guarded_change").await;
+    let (tenant, flight) = tenant_with_flight(&store, "air", 5).await;
+    let hold = Utc::now() + Duration::minutes(15);
+    let left_alone = held_booking(&store, &tenant, &flight, "Alone", hold).await;
+    let resumed = held_booking(&store, &tenant, &flight, "Resumed", hold).await;
+    let listed_at = Utc::now() + Duration::milliseconds(1);
+    let mut tx = store.begin().await.unwrap();
+    tx.touch_booking(tenant.id, resumed.id, listed_at + Duration::seconds(1))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let change = StatusChange {
+        from: &[BookingStatus::SeatHeld, BookingStatus::PaymentPending],
+        to: BookingStatus::Failed,
+        charge_id: None,
+        failure_reason: Some(FailureReason::HoldExpired),
+        untouched_before: Some(listed_at),
+    };
+    let mut tx = store.begin().await.unwrap();
+    let touched = tx
+        .change_status(tenant.id, resumed.id, &change, Utc::now())
+        .await
+        .unwrap();
+    let untouched = tx
+        .change_status(tenant.id, left_alone.id, &change, Utc::now())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(touched.is_none(), "the resumed booking is the request's");
+    assert_eq!(
+        untouched.map(|b| b.status),
+        Some(BookingStatus::Failed),
+        "the booking left alone is changed"
+    );
+    let stored = store.booking(tenant.id, resumed.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, BookingStatus::SeatHeld);
 }
 
 async fn bookings_are_scoped_by_tenant(engine: Engine) {
@@ -277,5 +320,6 @@ backend_tests!(
     seats_never_oversell_under_concurrency,
     one_live_booking_per_entity_under_concurrency,
     bookings_are_scoped_by_tenant,
+    a_guarded_status_change_skips_a_booking_touched_since,
     idempotency_keys_insert_once_and_finish,
 );

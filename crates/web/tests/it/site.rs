@@ -52,14 +52,25 @@ fn borrowed<'a>(fields: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a 
     fields.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
+/// Opens the booking form and submits it for one traveller paying with `card`; returns the form and the page
+/// the submission got.
+async fn submit_booking(
+    app: &TestApp,
+    visitor: &mut Visitor,
+    given: &str,
+    card: &str,
+) -> (Page, Page) {
+    let path = format!("/book/{}", app.flight.id);
+    let form = visitor.get(&path).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.html);
+    let fields = booking_fields(&form, given, card);
+    let posted = visitor.post(&path, &borrowed(&fields)).await;
+    (form, posted)
+}
+
 /// Opens the form and books one traveller; returns the confirmation page's reference.
 async fn book_through_site(app: &TestApp, visitor: &mut Visitor, given: &str) -> String {
-    let form = visitor.get(&format!("/book/{}", app.flight.id)).await;
-    assert_eq!(form.status, StatusCode::OK, "{}", form.html);
-    let fields = booking_fields(&form, given, CARD_OK);
-    let posted = visitor
-        .post(&format!("/book/{}", app.flight.id), &borrowed(&fields))
-        .await;
+    let (_, posted) = submit_booking(app, visitor, given, CARD_OK).await;
     assert_eq!(posted.status, StatusCode::SEE_OTHER, "{}", posted.html);
     let page = visitor.follow(&posted).await;
     assert_eq!(page.status, StatusCode::OK);
@@ -285,11 +296,7 @@ async fn posts_without_the_sessions_csrf_token_or_key_are_refused(engine: Engine
 async fn a_declined_card_gets_the_form_back_with_a_new_key(engine: Engine) {
     let app = TestApp::start(engine, "site_declined", 5).await;
     let mut visitor = Visitor::new(app.router.clone());
-    let form = visitor.get(&format!("/book/{}", app.flight.id)).await;
-    let fields = booking_fields(&form, "Ed", CARD_DECLINED);
-    let page = visitor
-        .post(&format!("/book/{}", app.flight.id), &borrowed(&fields))
-        .await;
+    let (form, page) = submit_booking(&app, &mut visitor, "Ed", CARD_DECLINED).await;
     assert_eq!(page.status, StatusCode::PAYMENT_REQUIRED);
     assert!(page
         .html
@@ -317,11 +324,7 @@ async fn an_unreachable_payment_service_says_nothing_was_charged(engine: Engine)
     app.sandbox_faults(serde_json::json!({"token_endpoint_down": true}))
         .await;
     let mut visitor = Visitor::new(app.router.clone());
-    let form = visitor.get(&format!("/book/{}", app.flight.id)).await;
-    let fields = booking_fields(&form, "Gu", CARD_OK);
-    let page = visitor
-        .post(&format!("/book/{}", app.flight.id), &borrowed(&fields))
-        .await;
+    let (_, page) = submit_booking(&app, &mut visitor, "Gu", CARD_OK).await;
     assert_eq!(
         page.status,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -337,11 +340,7 @@ async fn an_unknown_payment_outcome_shows_the_confirming_page(engine: Engine) {
     app.sandbox_faults(serde_json::json!({"fail_next_charges": 1000}))
         .await;
     let mut visitor = Visitor::new(app.router.clone());
-    let form = visitor.get(&format!("/book/{}", app.flight.id)).await;
-    let fields = booking_fields(&form, "Fa", CARD_OK);
-    let posted = visitor
-        .post(&format!("/book/{}", app.flight.id), &borrowed(&fields))
-        .await;
+    let (_, posted) = submit_booking(&app, &mut visitor, "Fa", CARD_OK).await;
     assert_eq!(posted.status, StatusCode::SEE_OTHER, "{}", posted.html);
     let page = visitor.follow(&posted).await;
     assert!(page.html.contains("Confirming your payment"));
