@@ -1,8 +1,13 @@
 //! Tx 1 — claim: the idempotency key, the booking row and its seats, in one transaction.
+//!
+//! The key comes first: its insert is also the pipeline's replay check (an existing key is read under its row
+//! lock and answers from what it holds), so a replay is answered whatever has become of the flight since. The
+//! flight is read next, in the same transaction on the same connection; a missing or departed flight rolls the
+//! new key back, leaving nothing behind, as any error before the booking row does.
 
 use chrono::Utc;
 use skybook_domain::{
-    BookingId, BookingReference, CardFingerprint, EntityFingerprint, Flight, IdempotencyKey, Money,
+    BookingId, BookingReference, CardFingerprint, EntityFingerprint, Flight, IdempotencyKey,
     NewBooking, RequestFingerprint,
 };
 use skybook_storage::{BookingRecord, InsertBooking, NewBookingRow, Tenant, Tx};
@@ -15,8 +20,6 @@ pub(crate) struct ClaimInput<'a> {
     pub key: &'a IdempotencyKey,
     pub fingerprint: &'a RequestFingerprint,
     pub request: &'a NewBooking,
-    pub flight: &'a Flight,
-    pub amount: Money,
     pub card_fingerprint: CardFingerprint,
     pub entity_fingerprint: EntityFingerprint,
 }
@@ -27,6 +30,7 @@ pub(crate) enum Claim {
     /// A booking holds seats and awaits its charge; `resumed` when an earlier request may already have sent it.
     Proceed {
         booking: Box<BookingRecord>,
+        flight: Flight,
         resumed: bool,
     },
 }
@@ -43,6 +47,7 @@ impl BookingService {
         let tenant = input.tenant.id;
         let mut tx = inner.store.begin().await?;
 
+        let mut resume = None;
         if !tx
             .insert_idempotency_key(tenant, input.key, input.fingerprint, lease_until, now)
             .await?
@@ -63,28 +68,41 @@ impl BookingService {
             tx.lease_idempotency_key(tenant, input.key, Some(lease_until), now)
                 .await?;
             if let Some(booking_id) = existing.booking_id {
-                if let Some(booking) = tx.booking(tenant, booking_id).await? {
-                    // Touched, so the sentinel (which takes over only bookings left alone for a while) leaves
-                    // it to this request.
-                    tx.touch_booking(tenant, booking_id, now).await?;
-                    tx.commit().await?;
-                    tracing::info!(booking.id = %booking.id, "resuming a booking after its key's lease lapsed");
-                    return Ok(Claim::Proceed {
-                        booking: Box::new(booking),
-                        resumed: true,
-                    });
-                }
+                resume = tx.booking(tenant, booking_id).await?;
             }
         }
+
+        let flight = tx
+            .flight(tenant, input.request.flight_id)
+            .await?
+            .ok_or(BookingError::FlightNotFound)?;
+        if flight.departs_at <= now {
+            return Err(BookingError::FlightDeparted);
+        }
+        if let Some(booking) = resume {
+            // Touched, so the sentinel (which takes over only bookings left alone for a while) leaves it to this
+            // request.
+            tx.touch_booking(tenant, booking.id, now).await?;
+            tx.commit().await?;
+            tracing::info!(booking.id = %booking.id, "resuming a booking after its key's lease lapsed");
+            return Ok(Claim::Proceed {
+                booking: Box::new(booking),
+                flight,
+                resumed: true,
+            });
+        }
+        let amount = flight
+            .price_for(input.request.passengers.len())
+            .ok_or(BookingError::AmountOutOfRange)?;
 
         let row = NewBookingRow {
             id: BookingId::new(),
             tenant_id: tenant,
             reference: BookingReference::generate(&mut rand::rng()),
-            flight_id: input.flight.id,
+            flight_id: flight.id,
             contact_email: input.request.contact_email.clone(),
             passengers: input.request.passengers.clone(),
-            amount: input.amount,
+            amount,
             card_last4: input.request.card.number.last4(),
             card_brand: input.request.card.number.brand().as_str().to_owned(),
             card_fingerprint: input.card_fingerprint,
@@ -125,6 +143,7 @@ impl BookingService {
         tx.commit().await?;
         Ok(Claim::Proceed {
             booking,
+            flight,
             resumed: false,
         })
     }
@@ -161,22 +180,35 @@ impl BookingService {
         key: Option<&IdempotencyKey>,
         outcome: Outcome,
     ) -> Result<Reply, BookingError> {
-        let rendered = self.0.renderer.render(&outcome);
+        let reply = self.reply(&outcome);
         let now = Utc::now();
         match key {
             Some(key) if outcome.is_final() => {
+                let rendered = &reply.rendered;
                 tx.finish_idempotency_key(tenant.id, key, rendered.status, &rendered.body, now)
                     .await?
             }
             Some(key) => tx.lease_idempotency_key(tenant.id, key, None, now).await?,
             None => {}
         }
-        metrics::counter!("skybook_bookings_total", "outcome" => outcome.label()).increment(1);
-        Ok(Reply {
-            rendered,
+        Ok(reply.counted())
+    }
+
+    /// `outcome` rendered as this request's answer.
+    pub(crate) fn reply(&self, outcome: &Outcome) -> Reply {
+        Reply {
+            rendered: self.0.renderer.render(outcome),
             replayed: false,
             label: outcome.label(),
-        })
+        }
+    }
+}
+
+impl Reply {
+    /// Counts the outcome, once it is the answer.
+    pub(crate) fn counted(self) -> Self {
+        metrics::counter!("skybook_bookings_total", "outcome" => self.label).increment(1);
+        self
     }
 }
 

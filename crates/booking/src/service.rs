@@ -130,60 +130,38 @@ impl BookingService {
         let inner = &self.0;
         let fingerprint = RequestFingerprint::compute(&inner.secret, tenant.id, &request);
 
-        // Fast path without a write: replays and in-progress answers need neither the provider nor a lock.
-        let existing = self
-            .retry_transient("read_key", || async {
-                Ok(inner.store.idempotency_key(tenant.id, key).await?)
-            })
-            .await?;
-        if let Some(existing) = existing {
-            if let Some(reply) = check_existing(&existing, &fingerprint)? {
-                return Ok(reply);
-            }
-        }
-
-        let flight = self
-            .retry_transient("read_flight", || async {
-                Ok(inner.store.flight(tenant.id, request.flight_id).await?)
-            })
-            .await?
-            .ok_or(BookingError::FlightNotFound)?;
-        if flight.departs_at <= Utc::now() {
-            return Err(BookingError::FlightDeparted);
-        }
-        let amount = flight
-            .price_for(request.passengers.len())
-            .ok_or(BookingError::AmountOutOfRange)?;
         let card_fingerprint = CardFingerprint::compute(&inner.secret, &request.card.number);
         let entity_fingerprint = EntityFingerprint::compute(
             &inner.secret,
             tenant.id,
-            flight.id,
+            request.flight_id,
             &request.passengers,
             &card_fingerprint,
         );
-
         let input = || ClaimInput {
             tenant,
             key,
             fingerprint: &fingerprint,
             request: &request,
-            flight: &flight,
-            amount: amount.clone(),
             card_fingerprint: card_fingerprint.clone(),
             entity_fingerprint: entity_fingerprint.clone(),
         };
-        let claimed = match self
+        // Replays and in-progress answers come out of the claim too: its key insert is the check.
+        let (booking, flight, resumed) = match self
             .retry_transient("claim", || self.claim(input()))
             .await?
         {
             Claim::Answered(reply) => return Ok(reply),
-            Claim::Proceed { booking, resumed } => (booking, resumed),
+            Claim::Proceed {
+                booking,
+                flight,
+                resumed,
+            } => (booking, flight, resumed),
         };
-        tracing::Span::current().record("booking.id", tracing::field::display(claimed.0.id));
-        let view = BookingView::new(*claimed.0, flight);
+        tracing::Span::current().record("booking.id", tracing::field::display(booking.id));
+        let view = BookingView::new(*booking, flight);
         let reply = self
-            .charge_and_settle(tenant, Some(key), view, claimed.1, Some(&request))
+            .charge_and_settle(tenant, Some(key), view, resumed, Some(&request))
             .await?;
         tracing::Span::current().record("outcome", reply.label);
         Ok(reply)

@@ -3,7 +3,9 @@
 use chrono::{DateTime, Utc};
 use skybook_clients::payments::{ChargeOutcome, ChargeRequest, ChargeStatus};
 use skybook_domain::{BookingStatus, FailureReason, IdempotencyKey, NewBooking};
-use skybook_storage::{BookingRecord, NewOutboxEmail, StatusChange, Tenant};
+use skybook_storage::{
+    BookingRecord, FinalResponse, NewOutboxEmail, Settlement, StatusChange, Tenant,
+};
 
 use crate::outcome::{BookingView, Outcome, Reply};
 use crate::service::{card_details, BookingError, BookingService};
@@ -163,6 +165,11 @@ impl BookingService {
     }
 
     /// Tx 2: charge id, `confirmed`, the confirmation email in the outbox and the final response, atomically.
+    ///
+    /// The common case — the booking still unsettled, as this request left it — is one write
+    /// ([`skybook_storage::Store::settle`]), its response rendered beforehand from the booking as the change
+    /// leaves it. If another actor settled the booking first, nothing is written and the request answers with
+    /// the booking as it now is.
     #[tracing::instrument(name = "booking.settle_confirmed", skip_all, fields(booking.id = %view.booking.id))]
     pub(crate) async fn settle_confirmed(
         &self,
@@ -173,26 +180,44 @@ impl BookingService {
     ) -> Result<Reply, BookingError> {
         let now = Utc::now();
         let id = view.booking.id;
-        let mut tx = self.0.store.begin().await?;
-        let change = StatusChange {
-            from: UNSETTLED,
-            to: BookingStatus::Confirmed,
-            charge_id: Some(charge_id),
-            failure_reason: None,
-            untouched_before: None,
+        let email = NewOutboxEmail {
+            tenant_id: tenant.id,
+            booking_id: id,
+            kind: skybook_domain::CONFIRMATION_EMAIL_KIND,
+            recipient: view.booking.contact_email.clone(),
+            message_id: skybook_domain::confirmation_message_id(id),
         };
-        let changed = tx.change_status(tenant.id, id, &change, now).await?;
-        if changed.is_some() {
-            let email = NewOutboxEmail {
-                tenant_id: tenant.id,
-                booking_id: id,
-                kind: skybook_domain::CONFIRMATION_EMAIL_KIND,
-                recipient: view.booking.contact_email.clone(),
-                message_id: skybook_domain::confirmation_message_id(id),
-            };
-            tx.insert_outbox_email(&email, now).await?;
+        let mut confirmed = view.clone();
+        confirmed.booking.status = BookingStatus::Confirmed;
+        confirmed.booking.charge_id = Some(charge_id.to_owned());
+        confirmed.booking.failure_reason = None;
+        confirmed.booking.updated_at = now;
+        let reply = self.reply(&Outcome::Confirmed(confirmed));
+        let rendered = &reply.rendered;
+        let settlement = Settlement {
+            tenant: tenant.id,
+            booking: id,
+            change: StatusChange {
+                from: UNSETTLED,
+                to: BookingStatus::Confirmed,
+                charge_id: Some(charge_id),
+                failure_reason: None,
+                untouched_before: None,
+            },
+            email: Some(&email),
+            response: key.map(|key| FinalResponse {
+                key,
+                status: rendered.status,
+                body: &rendered.body,
+            }),
+            now,
+        };
+        if self.0.store.settle(&settlement).await?.is_some() {
+            return Ok(reply.counted());
         }
-        let outcome = self.current_outcome(&mut tx, tenant, view, changed).await?;
+
+        let mut tx = self.0.store.begin().await?;
+        let outcome = self.current_outcome(&mut tx, tenant, view, None).await?;
         if let Outcome::Failed(failed) = &outcome {
             // Charged after the booking was given up: the sentinel's duplicate/orphan scan refunds the charge.
             tracing::error!(booking.id = %failed.booking.id, %charge_id, "charge succeeded for a booking already failed");

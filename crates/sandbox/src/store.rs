@@ -329,66 +329,49 @@ impl Store {
     /// Creates the charge for `new.idempotency_key`, or returns the one already made under that
     /// key.
     ///
-    /// One transaction on the single connection: look the key up, check the card, then `INSERT ...
-    /// ON CONFLICT(idempotency_key) DO NOTHING` and read back whatever row holds the key. However
-    /// many identical requests race, exactly one row exists and every one of them gets it.
+    /// The common case is one statement: `INSERT ... SELECT` from the card token (its decline flag
+    /// decides the status) `ON CONFLICT(idempotency_key) DO NOTHING RETURNING` the row. Nothing
+    /// returned means the key is taken or the card unknown; the row holding the key tells which.
+    /// However many identical requests race, exactly one row exists and every one of them gets it.
     pub async fn create_charge(
         &self,
         new: &NewCharge<'_>,
         decline_all: bool,
     ) -> Result<Outcome<Charge>, StoreError> {
-        let same_request = |c: &Charge| {
-            c.amount == new.amount && c.currency == new.currency && c.source == new.source
-        };
-        let mut tx = self.pool.begin().await?;
-        if let Some(existing) =
-            charge_where(&mut tx, "idempotency_key", new.idempotency_key).await?
-        {
-            tx.commit().await?;
-            return if same_request(&existing) {
-                Ok(Outcome::Replayed(existing))
-            } else {
-                Err(StoreError::IdempotencyKeyReused)
-            };
-        }
-        let always_declines: bool =
-            sqlx::query("SELECT always_declines FROM card_tokens WHERE id = ?")
-                .bind(new.source)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or(StoreError::UnknownSource)?
-                .get("always_declines");
-        let status = if always_declines || decline_all {
-            "failed"
-        } else {
-            "succeeded"
-        };
-        let inserted = sqlx::query(
+        let sql = format!(
             "INSERT INTO charges (id, idempotency_key, amount, currency, source, description, \
-             metadata, status, amount_refunded, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?) \
-             ON CONFLICT (idempotency_key) DO NOTHING",
-        )
-        .bind(new_id("ch_"))
-        .bind(new.idempotency_key)
-        .bind(new.amount)
-        .bind(new.currency)
-        .bind(new.source)
-        .bind(new.description)
-        .bind(&new.metadata)
-        .bind(status)
-        .bind(now_seconds())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        let charge = charge_where(&mut tx, "idempotency_key", new.idempotency_key)
-            .await?
-            .ok_or(sqlx::Error::RowNotFound)?;
-        tx.commit().await?;
-        match (inserted, same_request(&charge)) {
-            (true, _) => Ok(Outcome::Created(charge)),
-            (false, true) => Ok(Outcome::Replayed(charge)),
-            (false, false) => Err(StoreError::IdempotencyKeyReused),
+             metadata, status, amount_refunded, created) \
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, \
+                    CASE WHEN always_declines OR ?8 THEN 'failed' ELSE 'succeeded' END, 0, ?9 \
+             FROM card_tokens WHERE id = ?5 \
+             ON CONFLICT (idempotency_key) DO NOTHING RETURNING {CHARGE_COLUMNS}"
+        );
+        let inserted = sqlx::query(&sql)
+            .bind(new_id("ch_"))
+            .bind(new.idempotency_key)
+            .bind(new.amount)
+            .bind(new.currency)
+            .bind(new.source)
+            .bind(new.description)
+            .bind(&new.metadata)
+            .bind(decline_all)
+            .bind(now_seconds())
+            .fetch_optional(&self.pool)
+            .await?;
+        if let Some(row) = inserted {
+            return Ok(Outcome::Created(Charge::from_row(&row)));
+        }
+        let mut conn = self.pool.acquire().await?;
+        match charge_where(&mut conn, "idempotency_key", new.idempotency_key).await? {
+            Some(existing)
+                if existing.amount == new.amount
+                    && existing.currency == new.currency
+                    && existing.source == new.source =>
+            {
+                Ok(Outcome::Replayed(existing))
+            }
+            Some(_) => Err(StoreError::IdempotencyKeyReused),
+            None => Err(StoreError::UnknownSource),
         }
     }
 

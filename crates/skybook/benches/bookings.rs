@@ -196,21 +196,38 @@ FROM generate_series(1, {HISTORY}) g;
 ANALYZE;
 "#
     );
+    psql(url, &sql).context("adding history")?;
+    Ok(())
+}
+
+/// Runs `sql` with psql on `url`; returns what it printed (unaligned, tuples only).
+fn psql(url: &str, sql: &str) -> Result<String> {
     let bin = std::env::var("PG_BIN")
         .map(|b| format!("{b}/psql"))
         .unwrap_or_else(|_| "psql".into());
     let output = Command::new(&bin)
-        .args(["-q", "-v", "ON_ERROR_STOP=1", "-c", &sql])
+        .args(["-q", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
         .arg(url.split('?').next().unwrap())
         .output()
         .with_context(|| format!("running {bin}"))?;
     if !output.status.success() {
-        bail!(
-            "adding history failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        bail!("psql failed: {}", String::from_utf8_lossy(&output.stderr));
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .trim_end()
+        .to_owned())
+}
+
+/// The final response skybook stored for one of the run's bookings, for pgbench to store the same bytes.
+fn stored_response(url: &str) -> Result<String> {
+    let body = psql(
+        url,
+        "SELECT response_body FROM idempotency_keys WHERE key LIKE 'bench-%' AND response_status = 201 LIMIT 1",
+    )?;
+    if body.is_empty() {
+        bail!("the skybook run stored no 201 response");
+    }
+    Ok(body)
 }
 
 /// Past bookings [`add_history`] puts in before a run.
@@ -342,29 +359,31 @@ async fn drive(base: &str, flights: &[String], knobs: &Knobs) -> Result<Measured
     })
 }
 
-/// The SQL skybook runs for one booking (fast-path reads, Tx 1, Tx 2), as a pgbench script.
-fn pgbench_script(s: &Seeded) -> String {
+/// The SQL skybook runs for one booking (Tx 1, then Tx 2 as one statement), as a pgbench script. `response` is a
+/// final response skybook stored in the run, so both write rows of the same size. (The tenant lookup is not
+/// here: skybook keeps tenants it has found.)
+fn pgbench_script(s: &Seeded, response: &str) -> String {
     let t = &s.tenant;
+    // An E'' literal with every colon escaped: pgbench would read `:28` (a time) as a variable. PostgreSQL
+    // decodes the escapes once, when the statement is prepared.
+    let response = response
+        .replace('\\', "\\\\")
+        .replace('\'', "''")
+        .replace(':', "\\x3a");
     // Each booking picks one of the seeded flights, as the HTTP clients do.
     let f = format!("(ARRAY[{}]::uuid[])[:f]", s.flight_list());
     let count = s.flights.len();
     format!(
         r#"\set n random(1, 2000000000)
 \set f random(1, {count})
-SELECT id, slug, name FROM tenants WHERE slug = 'bench';
-SELECT tenant_id, key, request_fingerprint, booking_id, locked_until, response_status, response_body FROM idempotency_keys WHERE tenant_id = '{t}' AND key = 'pgb-' || :client_id || '-' || :n;
-SELECT id, tenant_id, number, origin, destination, departs_at, capacity, seats_sold, fare_minor, currency FROM flights WHERE tenant_id = '{t}' AND id = {f};
 BEGIN;
 INSERT INTO idempotency_keys (tenant_id, key, request_fingerprint, locked_until, created_at, updated_at) VALUES ('{t}', 'pgb-' || :client_id || '-' || :n, md5(:n::text) || md5(:client_id::text), now() + interval '60 seconds', now(), now()) ON CONFLICT (tenant_id, key) DO NOTHING;
+SELECT id, tenant_id, number, origin, destination, departs_at, capacity, seats_sold, fare_minor, currency FROM flights WHERE tenant_id = '{t}' AND id = {f};
 INSERT INTO bookings (id, tenant_id, reference, flight_id, status, contact_email, passengers, seats, amount_minor, currency, card_last4, card_brand, card_fingerprint, entity_fingerprint, hold_expires_at, created_at, updated_at) VALUES (md5(:client_id || ':' || :n)::uuid, '{t}', upper(substr(md5(:n || 'r' || :client_id), 1, 16)), {f}, 'seat_held', 'bench@example.com', '[{{"given_name":"Bench","family_name":"Pgbench"}}]', 1, 9599, 'EUR', '4242', 'visa', md5('c') || md5('c'), md5(:n || 'e' || :client_id) || md5(:client_id || 'e' || :n), now() + interval '15 minutes', now(), now()) ON CONFLICT DO NOTHING RETURNING *;
 UPDATE flights SET seats_sold = seats_sold + 1 WHERE tenant_id = '{t}' AND id = {f} AND seats_sold + 1 <= capacity;
 UPDATE idempotency_keys SET booking_id = md5(:client_id || ':' || :n)::uuid WHERE tenant_id = '{t}' AND key = 'pgb-' || :client_id || '-' || :n;
 COMMIT;
-BEGIN;
-UPDATE bookings SET status = 'confirmed', charge_id = 'ch_' || md5(:client_id || 'ch' || :n), failure_reason = NULL, updated_at = now() WHERE tenant_id = '{t}' AND id = md5(:client_id || ':' || :n)::uuid AND status IN ('seat_held', 'payment_pending') RETURNING *;
-INSERT INTO outbox_emails (id, tenant_id, booking_id, kind, recipient, message_id, created_at) VALUES (md5(:client_id || 'o' || :n)::uuid, '{t}', md5(:client_id || ':' || :n)::uuid, 'booking_confirmation', 'bench@example.com', '<' || :client_id || '-' || :n || '@bench>', now()) ON CONFLICT DO NOTHING;
-UPDATE idempotency_keys SET response_status = 201, response_body = '{{"booking":{{"status":"confirmed"}}}}', locked_until = NULL, updated_at = now() WHERE tenant_id = '{t}' AND key = 'pgb-' || :client_id || '-' || :n;
-COMMIT;
+WITH changed AS (UPDATE bookings SET status = 'confirmed', charge_id = 'ch_' || md5(:client_id || 'ch' || :n), failure_reason = NULL, updated_at = now() WHERE tenant_id = '{t}' AND id = md5(:client_id || ':' || :n)::uuid AND status IN ('seat_held', 'payment_pending') RETURNING *), queued AS (INSERT INTO outbox_emails (id, tenant_id, booking_id, kind, recipient, message_id, created_at) SELECT md5(:client_id || 'o' || :n)::uuid, tenant_id, id, 'booking_confirmation', 'bench@example.com', '<' || :client_id || '-' || :n || '@bench>', now() FROM changed ON CONFLICT DO NOTHING), answered AS (UPDATE idempotency_keys SET response_status = 201, response_body = E'{response}', locked_until = NULL, updated_at = now() WHERE tenant_id = '{t}' AND key = 'pgb-' || :client_id || '-' || :n AND EXISTS (SELECT 1 FROM changed)) SELECT * FROM changed;
 "#
     )
 }
@@ -382,7 +401,7 @@ struct Ceiling {
 fn pgbench(url: &str, seeded: &Seeded, knobs: &Knobs, clients: usize) -> Result<Ceiling> {
     let dir = skybook_testkit::test_dir("bench-pgbench");
     let script = dir.join("booking.sql");
-    std::fs::write(&script, pgbench_script(seeded))?;
+    std::fs::write(&script, pgbench_script(seeded, &stored_response(url)?))?;
     let bin = std::env::var("PG_BIN")
         .map(|b| format!("{b}/pgbench"))
         .unwrap_or_else(|_| "pgbench".into());

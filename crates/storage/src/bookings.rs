@@ -34,7 +34,7 @@ pub struct BookingRecord {
 }
 
 #[derive(sqlx::FromRow)]
-struct BookingRow {
+pub(crate) struct BookingRow {
     id: BookingId,
     tenant_id: TenantId,
     reference: BookingReference,
@@ -287,14 +287,7 @@ impl Tx {
             change.from.iter().all(|f| f.can_become(change.to)),
             "{change:?} is not a transition of the booking state machine"
         );
-        let from: Vec<&str> = change.from.iter().map(BookingStatus::as_str).collect();
-        let placeholders: Vec<String> = (0..from.len()).map(|i| format!("${}", i + 8)).collect();
-        let sql = format!(
-            "UPDATE bookings SET status = $3, charge_id = COALESCE($4, charge_id), failure_reason = $5, updated_at = $6
-             WHERE tenant_id = $1 AND id = $2 AND ($7 IS NULL OR updated_at < $7) AND status IN ({})
-             RETURNING {BOOKING_COLUMNS}",
-            placeholders.join(", ")
-        );
+        let (sql, from) = status_change_sql(change);
         let row: Option<BookingRow> = on_tx!(self, c => {
             let mut q = sqlx::query_as(&sql)
                 .bind(tenant).bind(id).bind(change.to).bind(change.charge_id)
@@ -306,4 +299,18 @@ impl Tx {
         })?;
         row.map(BookingRecord::try_from).transpose()
     }
+}
+
+/// The conditional `UPDATE ... RETURNING` of a [`StatusChange`], and the `from` statuses to bind after its first
+/// seven parameters: tenant, booking id, new status, charge id, failure reason, now, `untouched_before`.
+pub(crate) fn status_change_sql(change: &StatusChange<'_>) -> (String, Vec<&'static str>) {
+    let from: Vec<&'static str> = change.from.iter().map(BookingStatus::as_str).collect();
+    let placeholders: Vec<String> = (0..from.len()).map(|i| format!("${}", i + 8)).collect();
+    let sql = format!(
+        "UPDATE bookings SET status = $3, charge_id = COALESCE($4, charge_id), failure_reason = $5, updated_at = $6
+         WHERE tenant_id = $1 AND id = $2 AND ($7 IS NULL OR updated_at < $7) AND status IN ({})
+         RETURNING {BOOKING_COLUMNS}",
+        placeholders.join(", ")
+    );
+    (sql, from)
 }

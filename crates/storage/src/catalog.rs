@@ -5,9 +5,10 @@ use skybook_domain::{
     AirportCode, Currency, Flight, FlightId, FlightNumber, Money, TenantId, TenantSlug,
 };
 
-use crate::backend::on_pool;
+use crate::backend::{on_pool, on_tx};
 use crate::error::{Result, StorageError};
 use crate::store::Store;
+use crate::tx::Tx;
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Tenant {
@@ -75,10 +76,63 @@ impl TryFrom<FlightRow> for Flight {
 const FLIGHT_COLUMNS: &str =
     "id, tenant_id, number, origin, destination, departs_at, capacity, seats_sold, fare_minor, currency";
 
+fn flight_by_id() -> String {
+    format!("SELECT {FLIGHT_COLUMNS} FROM flights WHERE tenant_id = $1 AND id = $2")
+}
+
+impl Tx {
+    /// The flight, read in the booking's claim transaction (no lock: seats are taken by one conditional update,
+    /// [`Tx::take_seats`]).
+    pub async fn flight(&mut self, tenant: TenantId, id: FlightId) -> Result<Option<Flight>> {
+        let sql = flight_by_id();
+        let row: Option<FlightRow> =
+            on_tx!(self, c => sqlx::query_as(&sql).bind(tenant).bind(id).fetch_optional(c).await)?;
+        row.map(Flight::try_from).transpose()
+    }
+}
+
+/// Tenants already looked up, by slug: every API request names its tenant, and a tenant row is never updated
+/// or deleted (nothing in skybook does either), so a found tenant stays right for the life of the process and
+/// the lookup costs a database round trip only the first time. Misses are not kept: a tenant created later (by
+/// another node's seeding) is found on its first request. Should tenants ever become renamable or deletable,
+/// this cache must go or be invalidated with them.
+#[derive(Debug, Default)]
+pub(crate) struct TenantCache(std::sync::RwLock<std::collections::HashMap<TenantSlug, Tenant>>);
+
+impl TenantCache {
+    /// More than any deployment has; past it the cache starts over rather than grow without bound.
+    const LIMIT: usize = 10_000;
+
+    fn get(&self, slug: &TenantSlug) -> Option<Tenant> {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(slug)
+            .cloned()
+    }
+
+    fn keep(&self, tenant: &Tenant) {
+        let mut map = self.0.write().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= Self::LIMIT {
+            map.clear();
+        }
+        map.insert(tenant.slug.clone(), tenant.clone());
+    }
+}
+
 impl Store {
+    /// The tenant with this slug (cached once found, see [`TenantCache`]).
     pub async fn tenant_by_slug(&self, slug: &TenantSlug) -> Result<Option<Tenant>> {
+        if let Some(tenant) = self.tenants.get(slug) {
+            return Ok(Some(tenant));
+        }
         let sql = "SELECT id, slug, name FROM tenants WHERE slug = $1";
-        Ok(on_pool!(&self.backend, c => sqlx::query_as(sql).bind(slug).fetch_optional(c).await)?)
+        let found: Option<Tenant> =
+            on_pool!(&self.backend, c => sqlx::query_as(sql).bind(slug).fetch_optional(c).await)?;
+        if let Some(tenant) = &found {
+            self.tenants.keep(tenant);
+        }
+        Ok(found)
     }
 
     pub async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
@@ -90,7 +144,7 @@ impl Store {
     pub async fn ensure_tenant(&self, slug: &TenantSlug, name: &str) -> Result<Tenant> {
         let mut tx = self.begin().await?;
         let sql = "INSERT INTO tenants (id, slug, name, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (slug) DO NOTHING";
-        crate::backend::on_tx!(tx, c => sqlx::query(sql).bind(TenantId::new()).bind(slug).bind(name).bind(Utc::now()).execute(c).await.map(|r| r.rows_affected()))?;
+        on_tx!(tx, c => sqlx::query(sql).bind(TenantId::new()).bind(slug).bind(name).bind(Utc::now()).execute(c).await.map(|r| r.rows_affected()))?;
         tx.commit().await?;
         self.tenant_by_slug(slug)
             .await?
@@ -105,7 +159,7 @@ impl Store {
         let sql = "INSERT INTO flights (id, tenant_id, number, origin, destination, departs_at, capacity, seats_sold, fare_minor, currency, created_at)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10)
                    ON CONFLICT (tenant_id, number, departs_at) DO NOTHING";
-        crate::backend::on_tx!(tx, c => sqlx::query(sql)
+        on_tx!(tx, c => sqlx::query(sql)
             .bind(FlightId::new()).bind(tenant).bind(&flight.number).bind(&flight.origin).bind(&flight.destination)
             .bind(flight.departs_at).bind(capacity).bind(flight.fare.amount_minor).bind(&flight.fare.currency).bind(Utc::now())
             .execute(c).await.map(|r| r.rows_affected()))?;
@@ -113,7 +167,7 @@ impl Store {
     }
 
     pub async fn flight(&self, tenant: TenantId, id: FlightId) -> Result<Option<Flight>> {
-        let sql = format!("SELECT {FLIGHT_COLUMNS} FROM flights WHERE tenant_id = $1 AND id = $2");
+        let sql = flight_by_id();
         let row: Option<FlightRow> = on_pool!(&self.backend, c => sqlx::query_as(&sql).bind(tenant).bind(id).fetch_optional(c).await)?;
         row.map(Flight::try_from).transpose()
     }

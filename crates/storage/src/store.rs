@@ -3,6 +3,7 @@
 use sqlx::migrate::{Migrate, Migrator};
 
 use crate::backend::{on_pool, Backend, Engine, PoolSettings};
+use crate::catalog::TenantCache;
 use crate::error::Result;
 use crate::tx::Tx;
 use crate::wakeups::OutboxAnnouncer;
@@ -18,6 +19,7 @@ pub struct Store {
     /// session store (which always qualifies its table) must look.
     pub(crate) pg_schema: Option<String>,
     pub(crate) outbox_announcer: OutboxAnnouncer,
+    pub(crate) tenants: std::sync::Arc<TenantCache>,
 }
 
 /// Whether the schema matches this build.
@@ -45,6 +47,7 @@ impl Store {
             backend,
             pg_schema,
             outbox_announcer,
+            tenants: Default::default(),
         })
     }
 

@@ -3,6 +3,7 @@
 mod jobs;
 mod operations;
 mod sessions;
+mod settlement;
 
 use std::sync::Arc;
 

@@ -1,0 +1,168 @@
+//! `Store::settle`: Tx 2's writes all at once, and only if the status change applies.
+
+use chrono::{Duration, Utc};
+use skybook_domain::*;
+use skybook_storage::*;
+use skybook_testkit::backend_tests;
+use skybook_testkit::fixtures::{held_booking, tenant_with_flight};
+
+const UNSETTLED: &[BookingStatus] = &[BookingStatus::SeatHeld, BookingStatus::PaymentPending];
+
+fn email_for(booking: &BookingRecord) -> NewOutboxEmail {
+    NewOutboxEmail {
+        tenant_id: booking.tenant_id,
+        booking_id: booking.id,
+        kind: CONFIRMATION_EMAIL_KIND,
+        recipient: booking.contact_email.clone(),
+        message_id: confirmation_message_id(booking.id),
+    }
+}
+
+fn confirm(charge_id: &str) -> StatusChange<'_> {
+    StatusChange {
+        from: UNSETTLED,
+        to: BookingStatus::Confirmed,
+        charge_id: Some(charge_id),
+        failure_reason: None,
+        untouched_before: None,
+    }
+}
+
+/// A key leased by a request, as Tx 1 leaves it.
+async fn leased_key(store: &Store, tenant: TenantId, name: &str) -> IdempotencyKey {
+    let key = IdempotencyKey::parse(&format!("settlement-key-{name}-0123456789")).unwrap();
+    let now = Utc::now();
+    let mut tx = store.begin().await.unwrap();
+    let fingerprint = RequestFingerprint::parse(&"b".repeat(64)).unwrap();
+    assert!(tx
+        .insert_idempotency_key(tenant, &key, &fingerprint, now + Duration::minutes(1), now)
+        .await
+        .unwrap());
+    tx.commit().await.unwrap();
+    key
+}
+
+async fn settling_writes_the_change_the_email_and_the_response(engine: Engine) {
+    let store = skybook_testkit::store(engine, "settle_applies").await;
+    let (tenant, flight) = tenant_with_flight(&store, "air", 5).await;
+    let booking = held_booking(
+        &store,
+        &tenant,
+        &flight,
+        "Lee",
+        Utc::now() + Duration::minutes(15),
+    )
+    .await;
+    let key = leased_key(&store, tenant.id, "applies").await;
+    let email = email_for(&booking);
+    let settled = store
+        .settle(&Settlement {
+            tenant: tenant.id,
+            booking: booking.id,
+            change: confirm("ch_settled"),
+            email: Some(&email),
+            response: Some(FinalResponse {
+                key: &key,
+                status: 201,
+                body: "{\"booking\":{}}",
+            }),
+            now: Utc::now(),
+        })
+        .await
+        .unwrap()
+        .expect("an unsettled booking is settled");
+    assert_eq!(
+        (settled.status, settled.charge_id.as_deref()),
+        (BookingStatus::Confirmed, Some("ch_settled"))
+    );
+    let stored = store.booking(tenant.id, booking.id).await.unwrap().unwrap();
+    assert_eq!(
+        format!("{stored:?}"),
+        format!("{settled:?}"),
+        "returned as stored"
+    );
+    let emails = store
+        .outbox_for_booking(tenant.id, booking.id)
+        .await
+        .unwrap();
+    assert_eq!(emails.len(), 1);
+    assert_eq!(emails[0].message_id, email.message_id);
+    let record = store
+        .idempotency_key(tenant.id, &key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.response(), Some((201, "{\"booking\":{}}")));
+    assert!(!record.is_locked(Utc::now()), "the lease is released");
+}
+
+async fn settling_a_booking_settled_since_writes_nothing(engine: Engine) {
+    let store = skybook_testkit::store(engine, "settle_skips").await;
+    let (tenant, flight) = tenant_with_flight(&store, "air", 5).await;
+    let booking = held_booking(
+        &store,
+        &tenant,
+        &flight,
+        "Ray",
+        Utc::now() + Duration::minutes(15),
+    )
+    .await;
+    let key = leased_key(&store, tenant.id, "skips").await;
+    // The sentinel gave the booking up first.
+    let mut tx = store.begin().await.unwrap();
+    let failed = StatusChange {
+        from: UNSETTLED,
+        to: BookingStatus::Failed,
+        charge_id: None,
+        failure_reason: Some(FailureReason::HoldExpired),
+        untouched_before: None,
+    };
+    assert!(tx
+        .change_status(tenant.id, booking.id, &failed, Utc::now())
+        .await
+        .unwrap()
+        .is_some());
+    tx.commit().await.unwrap();
+
+    let email = email_for(&booking);
+    let settled = store
+        .settle(&Settlement {
+            tenant: tenant.id,
+            booking: booking.id,
+            change: confirm("ch_late"),
+            email: Some(&email),
+            response: Some(FinalResponse {
+                key: &key,
+                status: 201,
+                body: "{}",
+            }),
+            now: Utc::now(),
+        })
+        .await
+        .unwrap();
+    assert!(settled.is_none(), "the change did not apply");
+    let stored = store.booking(tenant.id, booking.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status, stored.charge_id),
+        (BookingStatus::Failed, None)
+    );
+    assert!(store
+        .outbox_for_booking(tenant.id, booking.id)
+        .await
+        .unwrap()
+        .is_empty());
+    let record = store
+        .idempotency_key(tenant.id, &key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        record.response().is_none() && record.is_locked(Utc::now()),
+        "the key is untouched"
+    );
+}
+
+backend_tests!(
+    settling_writes_the_change_the_email_and_the_response,
+    settling_a_booking_settled_since_writes_nothing,
+);
