@@ -10,7 +10,7 @@ use skybook_domain::{
     BookingId, BookingReference, CardFingerprint, EntityFingerprint, Flight, IdempotencyKey,
     NewBooking, RequestFingerprint,
 };
-use skybook_storage::{BookingRecord, InsertBooking, NewBookingRow, Tenant, Tx};
+use skybook_storage::{BookingRecord, NewBookingRow, PlaceBooking, Tenant, Tx};
 
 use crate::outcome::{BookingView, Outcome, Reply};
 use crate::service::{check_existing, BookingError, BookingService};
@@ -110,65 +110,64 @@ impl BookingService {
             hold_expires_at: now + inner.config.seat_hold,
             now,
         };
-        let booking = match self.insert_with_fresh_reference(&mut tx, row).await? {
-            Ok(booking) => booking,
-            Err(existing) => {
+        match self
+            .place_with_fresh_reference(&mut tx, row, input.key)
+            .await?
+        {
+            PlaceBooking::Held(booking) => {
+                tx.commit().await?;
+                Ok(Claim::Proceed {
+                    booking,
+                    flight,
+                    resumed: false,
+                })
+            }
+            PlaceBooking::SoldOut(booking) => {
+                tx.discard_new_booking(tenant, booking.id).await?;
+                let reply = self
+                    .finish(&mut tx, input.tenant, Some(input.key), Outcome::SoldOut)
+                    .await?;
+                tx.commit().await?;
+                Ok(Claim::Answered(reply))
+            }
+            PlaceBooking::Duplicate(existing) => {
                 tracing::info!(existing.reference = %existing.reference, "duplicate booking refused");
                 let reply = self
                     .finish(
                         &mut tx,
                         input.tenant,
                         Some(input.key),
-                        Outcome::Duplicate(existing),
+                        Outcome::Duplicate(*existing),
                     )
                     .await?;
                 tx.commit().await?;
-                return Ok(Claim::Answered(reply));
+                Ok(Claim::Answered(reply))
             }
-        };
-
-        if !tx
-            .take_seats(tenant, booking.flight_id, booking.seats)
-            .await?
-        {
-            tx.discard_new_booking(tenant, booking.id).await?;
-            let reply = self
-                .finish(&mut tx, input.tenant, Some(input.key), Outcome::SoldOut)
-                .await?;
-            tx.commit().await?;
-            return Ok(Claim::Answered(reply));
+            PlaceBooking::ReferenceTaken => Err(BookingError::Storage(
+                skybook_storage::StorageError::Corrupt(
+                    "could not draw a free booking reference".into(),
+                ),
+            )),
         }
-        tx.attach_booking_to_key(tenant, input.key, booking.id)
-            .await?;
-        tx.commit().await?;
-        Ok(Claim::Proceed {
-            booking,
-            flight,
-            resumed: false,
-        })
     }
 
-    /// Inserts the booking, drawing new references on collision; returns it as stored. `Err(existing)` for a
-    /// live duplicate.
-    async fn insert_with_fresh_reference(
+    /// Places the booking ([`Tx::place_booking`]), drawing new references on collision. Never
+    /// [`PlaceBooking::ReferenceTaken`] unless every draw collided.
+    async fn place_with_fresh_reference(
         &self,
         tx: &mut Tx,
         mut row: NewBookingRow,
-    ) -> Result<Result<Box<BookingRecord>, BookingRecord>, BookingError> {
-        for _ in 0..REFERENCE_ATTEMPTS {
-            match tx.insert_booking(&row).await? {
-                InsertBooking::Inserted(booking) => return Ok(Ok(booking)),
-                InsertBooking::Duplicate(existing) => return Ok(Err(*existing)),
-                InsertBooking::ReferenceTaken => {
+        key: &IdempotencyKey,
+    ) -> Result<PlaceBooking, BookingError> {
+        for _ in 1..REFERENCE_ATTEMPTS {
+            match tx.place_booking(&row, key).await? {
+                PlaceBooking::ReferenceTaken => {
                     row.reference = BookingReference::generate(&mut rand::rng())
                 }
+                placed => return Ok(placed),
             }
         }
-        Err(BookingError::Storage(
-            skybook_storage::StorageError::Corrupt(
-                "could not draw a free booking reference".into(),
-            ),
-        ))
+        Ok(tx.place_booking(&row, key).await?)
     }
 
     /// Renders `outcome`, stores it as the key's final response (unless pending) and returns it.

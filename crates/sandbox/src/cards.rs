@@ -74,7 +74,7 @@ pub async fn create_token(
         .insert_card_token(&card)
         .await
         .map_err(crate::store::StoreError::from)?;
-    tracing::info!(token = %card.id, brand = card.brand, last4 = %card.last4, "card tokenised");
+    tracing::debug!(token = %card.id, brand = card.brand, last4 = %card.last4, "card tokenised");
     Ok(Json(json!({
         "id": card.id,
         "object": "token",

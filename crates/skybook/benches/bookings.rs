@@ -12,7 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use serde_json::json;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 use skybook_domain::{AirportCode, Currency, FlightNumber, Money, TenantSlug};
 use skybook_storage::{NewFlight, Store};
 use skybook_testkit::process;
@@ -279,13 +282,61 @@ async fn run_skybook(
     Ok((measured, seeded))
 }
 
+/// One keep-alive HTTP/1.1 connection to `addr` (`host:port`), straight on hyper: the load generator shares the
+/// two cores with what it measures, so it should cost as little as it can.
+async fn connect(addr: &str) -> Result<SendRequest<Full<Bytes>>> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    Ok(send)
+}
+
+/// Sends one booking request on `conn` (reconnecting if it was closed); returns whether it was booked (201).
+async fn book(
+    conn: &mut Option<SendRequest<Full<Bytes>>>,
+    addr: &str,
+    path: &str,
+    key: String,
+    body: String,
+) -> bool {
+    if let Some(send) = conn.as_mut() {
+        if send.ready().await.is_err() {
+            *conn = None;
+        }
+    }
+    if conn.is_none() {
+        *conn = connect(addr).await.ok();
+    }
+    let Some(send) = conn.as_mut() else {
+        return false;
+    };
+    let request = hyper::Request::post(path)
+        .header("host", addr)
+        .header("content-type", "application/json")
+        .header("idempotency-key", key)
+        .body(Full::new(Bytes::from(body)))
+        .expect("a valid request");
+    match send.send_request(request).await {
+        // The body is read to its end so the connection can carry the next request.
+        Ok(response) => {
+            let booked = response.status() == 201;
+            response.into_body().collect().await.is_ok() && booked
+        }
+        Err(_) => {
+            *conn = None;
+            false
+        }
+    }
+}
+
 /// `clients` loops, each booking one new traveller after another; only the post-warm-up window counts.
 async fn drive(base: &str, flights: &[String], knobs: &Knobs) -> Result<Measured> {
     let flights: Arc<Vec<String>> = Arc::new(flights.to_vec());
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(knobs.clients)
-        .build()?;
-    let url = format!("{base}/api/v1/tenants/bench/bookings");
+    let addr: Arc<str> = base
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .into();
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(200_000)));
@@ -296,24 +347,24 @@ async fn drive(base: &str, flights: &[String], knobs: &Knobs) -> Result<Measured
     );
     let mut tasks = Vec::new();
     for client in 0..knobs.clients {
-        let (http, url, flights) = (http.clone(), url.clone(), flights.clone());
+        let (addr, flights) = (addr.clone(), flights.clone());
         let (measuring, stop, latencies) = (measuring.clone(), stop.clone(), latencies.clone());
         let (ok, errors, all) = (ok.clone(), errors.clone(), all.clone());
         tasks.push(tokio::spawn(async move {
+            let mut conn = None;
             let mut mine = Vec::new();
             let mut n = 0u64;
+            let run = uuid::Uuid::new_v4().simple();
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
                 let flight = &flights[(client * 7 + n as usize) % flights.len()];
-                let body = json!({
-                    "flight_id": flight, "contact_email": "bench@example.com",
-                    "passengers": [{"given_name": "Bench", "family_name": format!("Client{client}x{n}")}],
-                    "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2031, "cvc": "123"}
-                });
+                let body = format!(
+                    r#"{{"flight_id":"{flight}","contact_email":"bench@example.com","passengers":[{{"given_name":"Bench","family_name":"Client{client}x{n}"}}],"card":{{"number":"4242424242424242","exp_month":12,"exp_year":2031,"cvc":"123"}}}}"#
+                );
+                let key = format!("bench-{client}-{n}-{run}");
                 let started = Instant::now();
-                let response = http.post(&url).header("idempotency-key", format!("bench-{client}-{n}-{}", uuid::Uuid::new_v4().simple())).json(&body).send().await;
+                let booked = book(&mut conn, &addr, "/api/v1/tenants/bench/bookings", key, body).await;
                 let took = started.elapsed();
-                let booked = matches!(&response, Ok(r) if r.status() == 201);
                 if booked {
                     all.fetch_add(1, Ordering::Relaxed);
                 }
@@ -359,7 +410,7 @@ async fn drive(base: &str, flights: &[String], knobs: &Knobs) -> Result<Measured
     })
 }
 
-/// The SQL skybook runs for one booking (Tx 1, then Tx 2 as one statement), as a pgbench script. `response` is a
+/// The SQL skybook runs for one booking on PostgreSQL (Tx 1, then Tx 2 as one statement), as a pgbench script. `response` is a
 /// final response skybook stored in the run, so both write rows of the same size. (The tenant lookup is not
 /// here: skybook keeps tenants it has found.)
 fn pgbench_script(s: &Seeded, response: &str) -> String {
@@ -379,9 +430,7 @@ fn pgbench_script(s: &Seeded, response: &str) -> String {
 BEGIN;
 INSERT INTO idempotency_keys (tenant_id, key, request_fingerprint, locked_until, created_at, updated_at) VALUES ('{t}', 'pgb-' || :client_id || '-' || :n, md5(:n::text) || md5(:client_id::text), now() + interval '60 seconds', now(), now()) ON CONFLICT (tenant_id, key) DO NOTHING;
 SELECT id, tenant_id, number, origin, destination, departs_at, capacity, seats_sold, fare_minor, currency FROM flights WHERE tenant_id = '{t}' AND id = {f};
-INSERT INTO bookings (id, tenant_id, reference, flight_id, status, contact_email, passengers, seats, amount_minor, currency, card_last4, card_brand, card_fingerprint, entity_fingerprint, hold_expires_at, created_at, updated_at) VALUES (md5(:client_id || ':' || :n)::uuid, '{t}', upper(substr(md5(:n || 'r' || :client_id), 1, 16)), {f}, 'seat_held', 'bench@example.com', '[{{"given_name":"Bench","family_name":"Pgbench"}}]', 1, 9599, 'EUR', '4242', 'visa', md5('c') || md5('c'), md5(:n || 'e' || :client_id) || md5(:client_id || 'e' || :n), now() + interval '15 minutes', now(), now()) ON CONFLICT DO NOTHING RETURNING *;
-UPDATE flights SET seats_sold = seats_sold + 1 WHERE tenant_id = '{t}' AND id = {f} AND seats_sold + 1 <= capacity;
-UPDATE idempotency_keys SET booking_id = md5(:client_id || ':' || :n)::uuid WHERE tenant_id = '{t}' AND key = 'pgb-' || :client_id || '-' || :n;
+WITH placed AS (INSERT INTO bookings (id, tenant_id, reference, flight_id, status, contact_email, passengers, seats, amount_minor, currency, card_last4, card_brand, card_fingerprint, entity_fingerprint, hold_expires_at, created_at, updated_at) VALUES (md5(:client_id || ':' || :n)::uuid, '{t}', upper(substr(md5(:n || 'r' || :client_id), 1, 16)), {f}, 'seat_held', 'bench@example.com', '[{{"given_name":"Bench","family_name":"Pgbench"}}]', 1, 9599, 'EUR', '4242', 'visa', md5('c') || md5('c'), md5(:n || 'e' || :client_id) || md5(:client_id || 'e' || :n), now() + interval '15 minutes', now(), now()) ON CONFLICT DO NOTHING RETURNING *), seated AS (UPDATE flights SET seats_sold = seats_sold + 1 WHERE tenant_id = '{t}' AND id = {f} AND seats_sold + 1 <= capacity AND EXISTS (SELECT 1 FROM placed) RETURNING id), attached AS (UPDATE idempotency_keys SET booking_id = md5(:client_id || ':' || :n)::uuid WHERE tenant_id = '{t}' AND key = 'pgb-' || :client_id || '-' || :n AND EXISTS (SELECT 1 FROM seated)) SELECT placed.*, EXISTS (SELECT 1 FROM seated) AS seated FROM placed;
 COMMIT;
 WITH changed AS (UPDATE bookings SET status = 'confirmed', charge_id = 'ch_' || md5(:client_id || 'ch' || :n), failure_reason = NULL, updated_at = now() WHERE tenant_id = '{t}' AND id = md5(:client_id || ':' || :n)::uuid AND status IN ('seat_held', 'payment_pending') RETURNING *), queued AS (INSERT INTO outbox_emails (id, tenant_id, booking_id, kind, recipient, message_id, created_at) SELECT md5(:client_id || 'o' || :n)::uuid, tenant_id, id, 'booking_confirmation', 'bench@example.com', '<' || :client_id || '-' || :n || '@bench>', now() FROM changed ON CONFLICT DO NOTHING), answered AS (UPDATE idempotency_keys SET response_status = 201, response_body = E'{response}', locked_until = NULL, updated_at = now() WHERE tenant_id = '{t}' AND key = 'pgb-' || :client_id || '-' || :n AND EXISTS (SELECT 1 FROM changed)) SELECT * FROM changed;
 "#

@@ -12,10 +12,12 @@ pub fn init(format: LogFormat) {
         .with_writer(std::io::stdout);
     match format {
         LogFormat::Text => builder.init(),
+        // `spans` lists every open span, the current one last (request id first); a separate `span` field would
+        // repeat the last of them on every line.
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
-            .with_current_span(true)
+            .with_current_span(false)
             .init(),
     }
 }

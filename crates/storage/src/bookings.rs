@@ -55,7 +55,7 @@ pub(crate) struct BookingRow {
     updated_at: DateTime<Utc>,
 }
 
-const BOOKING_COLUMNS: &str = "id, tenant_id, reference, flight_id, status, contact_email, passengers, seats, amount_minor, \
+pub(crate) const BOOKING_COLUMNS: &str = "id, tenant_id, reference, flight_id, status, contact_email, passengers, seats, amount_minor, \
      currency, card_last4, card_brand, entity_fingerprint, charge_id, failure_reason, hold_expires_at, created_at, updated_at";
 
 impl TryFrom<BookingRow> for BookingRecord {
@@ -111,6 +111,21 @@ pub enum InsertBooking {
     Duplicate(Box<BookingRecord>),
     /// The random reference collided with another booking's; draw a new one and try again.
     ReferenceTaken,
+}
+
+/// A new booking's row, as `seat_held`; parameters `$1`–`$15` as [`Tx::insert_booking`] binds them. A conflict on
+/// any unique index (the live-entity index, the reference) inserts nothing.
+pub(crate) const INSERT_BOOKING: &str = "INSERT INTO bookings (id, tenant_id, reference, flight_id, status, contact_email, passengers, seats,
+    amount_minor, currency, card_last4, card_brand, card_fingerprint, entity_fingerprint, hold_expires_at, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, 'seat_held', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) ON CONFLICT DO NOTHING";
+
+/// The passengers as stored (JSON) and the seats they take.
+pub(crate) fn passengers_and_seats(b: &NewBookingRow) -> Result<(String, i32)> {
+    let passengers =
+        serde_json::to_string(&b.passengers).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+    let seats = i32::try_from(b.passengers.len())
+        .map_err(|_| StorageError::Corrupt("too many passengers".into()))?;
+    Ok((passengers, seats))
 }
 
 /// A conditional status change: applied only while the booking is in one of `from`.
@@ -198,24 +213,22 @@ impl Tx {
     /// index decides, so two nodes racing on the same booking cannot both insert: the second waits for the
     /// first to commit, then sees the conflict.
     pub async fn insert_booking(&mut self, b: &NewBookingRow) -> Result<InsertBooking> {
-        let passengers = serde_json::to_string(&b.passengers)
-            .map_err(|e| StorageError::Corrupt(e.to_string()))?;
-        let seats = i32::try_from(b.passengers.len())
-            .map_err(|_| StorageError::Corrupt("too many passengers".into()))?;
-        let sql = format!("INSERT INTO bookings (id, tenant_id, reference, flight_id, status, contact_email, passengers, seats,
-                       amount_minor, currency, card_last4, card_brand, card_fingerprint, entity_fingerprint,
-                       hold_expires_at, created_at, updated_at)
-                   VALUES ($1, $2, $3, $4, 'seat_held', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)
-                   ON CONFLICT DO NOTHING RETURNING {BOOKING_COLUMNS}");
+        let (passengers, seats) = passengers_and_seats(b)?;
+        let sql = format!("{INSERT_BOOKING} RETURNING {BOOKING_COLUMNS}");
         let inserted: Option<BookingRow> = on_tx!(self, c => sqlx::query_as(&sql)
             .bind(b.id).bind(b.tenant_id).bind(&b.reference).bind(b.flight_id).bind(&b.contact_email)
             .bind(&passengers).bind(seats).bind(b.amount.amount_minor).bind(&b.amount.currency)
             .bind(&b.card_last4).bind(&b.card_brand).bind(&b.card_fingerprint).bind(&b.entity_fingerprint)
             .bind(b.hold_expires_at).bind(b.now)
             .fetch_optional(c).await)?;
-        if let Some(row) = inserted {
-            return Ok(InsertBooking::Inserted(Box::new(row.try_into()?)));
+        match inserted {
+            Some(row) => Ok(InsertBooking::Inserted(Box::new(row.try_into()?))),
+            None => self.insert_conflict(b).await,
         }
+    }
+
+    /// Why a booking insert did nothing: a live booking of the same entity, or else its reference was taken.
+    pub(crate) async fn insert_conflict(&mut self, b: &NewBookingRow) -> Result<InsertBooking> {
         let sql = format!(
             "SELECT {BOOKING_COLUMNS} FROM bookings WHERE tenant_id = $1 AND entity_fingerprint = $2
                AND status IN ('seat_held', 'payment_pending', 'confirmed')"
