@@ -58,6 +58,8 @@ struct CpuReport {
     /// Every PostgreSQL process (backends, WAL writer, checkpointer...).
     postgres: f64,
     machine: f64,
+    /// Taken by the hypervisor (part of `machine`).
+    steal: f64,
     serve_rss_kib: u64,
     sandbox_rss_kib: u64,
 }
@@ -98,6 +100,17 @@ fn postgres_cpu() -> f64 {
 
 /// All CPUs' busy time, in seconds.
 fn machine_cpu() -> f64 {
+    cpu_line().0
+}
+
+/// CPU seconds the hypervisor gave to other guests while this VM wanted the CPU ("steal"): when it is high the
+/// whole machine runs slower, whatever runs on it.
+fn steal_cpu() -> f64 {
+    cpu_line().1
+}
+
+/// From `/proc/stat`'s `cpu` line: busy seconds (everything but idle and iowait, steal included), and steal.
+fn cpu_line() -> (f64, f64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let first = stat.lines().next().unwrap_or_default();
     let v: Vec<f64> = first
@@ -111,7 +124,7 @@ fn machine_cpu() -> f64 {
         .filter(|(i, _)| *i != 3 && *i != 4)
         .map(|(_, x)| x)
         .sum();
-    busy / 100.0
+    (busy / 100.0, v.get(7).copied().unwrap_or(0.0) / 100.0)
 }
 
 fn peak_rss_kib(pid: &str) -> u64 {
@@ -258,6 +271,7 @@ async fn run_skybook(
         process_cpu("self"),
         postgres_cpu(),
         machine_cpu(),
+        steal_cpu(),
     ];
     let mut measured = drive(&base, &seeded.flights, knobs).await?;
     let after = [
@@ -266,6 +280,7 @@ async fn run_skybook(
         process_cpu("self"),
         postgres_cpu(),
         machine_cpu(),
+        steal_cpu(),
     ];
     let used: Vec<f64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
     measured.cpu = CpuReport {
@@ -274,6 +289,7 @@ async fn run_skybook(
         load: used[2],
         postgres: used[3],
         machine: used[4],
+        steal: used[5],
         serve_rss_kib: peak_rss_kib(&serve_pid),
         sandbox_rss_kib: peak_rss_kib(&sandbox_pid),
     };
@@ -444,6 +460,7 @@ struct Ceiling {
     tps: f64,
     postgres_ms: f64,
     machine_ms: f64,
+    steal_ms: f64,
 }
 
 /// Runs pgbench with the script at `clients` connections.
@@ -476,9 +493,9 @@ fn pgbench(url: &str, seeded: &Seeded, knobs: &Knobs, clients: usize) -> Result<
         .with_context(|| format!("running {bin}"))?;
     // CPU is sampled inside the run (pgbench's backends exit with it), over the same window skybook's is.
     std::thread::sleep(Duration::from_secs(knobs.warmup));
-    let before = (postgres_cpu(), machine_cpu());
+    let before = (postgres_cpu(), machine_cpu(), steal_cpu());
     std::thread::sleep(Duration::from_secs(knobs.seconds.saturating_sub(1).max(1)));
-    let after = (postgres_cpu(), machine_cpu());
+    let after = (postgres_cpu(), machine_cpu(), steal_cpu());
     let window = knobs.seconds.saturating_sub(1).max(1) as f64;
     let output = child.wait_with_output()?;
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -501,6 +518,7 @@ fn pgbench(url: &str, seeded: &Seeded, knobs: &Knobs, clients: usize) -> Result<
         tps,
         postgres_ms: per_tx(after.0 - before.0),
         machine_ms: per_tx(after.1 - before.1),
+        steal_ms: per_tx(after.2 - before.2),
     })
 }
 
@@ -557,11 +575,12 @@ async fn main() -> Result<()> {
         let pgbench_label = |n: usize| format!("pgbench, same SQL, {n} connections");
         for (n, c) in [(knobs.clients, &at_clients), (POOL_SIZE, &at_pool)] {
             println!(
-                "{:<34} {:>12.0}   CPU per booking: PostgreSQL {:.2} ms, whole machine {:.2} ms",
+                "{:<34} {:>12.0}   CPU per booking: PostgreSQL {:.2} ms, whole machine {:.2} ms (stolen {:.2} ms)",
                 pgbench_label(n),
                 c.tps,
                 c.postgres_ms,
-                c.machine_ms
+                c.machine_ms,
+                c.steal_ms
             );
         }
         println!(
@@ -591,13 +610,15 @@ async fn main() -> Result<()> {
             println!(
                 "CPU per booking on {engine}: serve {:.2} ms, sandbox {:.2} ms, load generator {:.2} ms, \
                  PostgreSQL {:.2} ms, the rest (kernel, and the database on SQLite) {:.2} ms, \
-                 whole machine {:.2} ms; peak RSS: serve {} MiB, sandbox {} MiB",
+                 whole machine {:.2} ms, of which the hypervisor stole {:.2} ms; peak RSS: serve {} MiB, \
+                 sandbox {} MiB",
                 per(c.serve),
                 per(c.sandbox),
                 per(c.load),
                 per(c.postgres),
-                per(c.machine - c.serve - c.sandbox - c.load - c.postgres),
+                per(c.machine - c.serve - c.sandbox - c.load - c.postgres - c.steal),
                 per(c.machine),
+                per(c.steal),
                 c.serve_rss_kib / 1024,
                 c.sandbox_rss_kib / 1024
             );

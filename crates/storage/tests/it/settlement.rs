@@ -1,10 +1,11 @@
-//! `Store::settle`: Tx 2's writes all at once, and only if the status change applies.
+//! The pipeline's combined writes: `Tx::place_booking` (Tx 1's row, seats and key) and `Store::settle` (Tx 2's
+//! change, email and response), each all or nothing.
 
 use chrono::{Duration, Utc};
 use skybook_domain::*;
 use skybook_storage::*;
 use skybook_testkit::backend_tests;
-use skybook_testkit::fixtures::{held_booking, tenant_with_flight};
+use skybook_testkit::fixtures::{booking_row, held_booking, tenant_with_flight};
 
 const UNSETTLED: &[BookingStatus] = &[BookingStatus::SeatHeld, BookingStatus::PaymentPending];
 
@@ -162,7 +163,68 @@ async fn settling_a_booking_settled_since_writes_nothing(engine: Engine) {
     );
 }
 
+async fn placing_takes_seats_and_attaches_the_key_or_nothing(engine: Engine) {
+    let store = skybook_testkit::store(engine, "placing").await;
+    let (tenant, flight) = tenant_with_flight(&store, "air", 1).await;
+    let seats_sold = |store: Store| async move {
+        let flight = store.flight(tenant.id, flight.id).await.unwrap().unwrap();
+        flight.seats_sold
+    };
+
+    let key = leased_key(&store, tenant.id, "placed").await;
+    let row = booking_row(tenant.id, &flight, "First");
+    let mut tx = store.begin().await.unwrap();
+    let PlaceBooking::Held(held) = tx.place_booking(&row, &key).await.unwrap() else {
+        panic!("the last seat is taken");
+    };
+    tx.commit().await.unwrap();
+    assert_eq!((held.id, held.status), (row.id, BookingStatus::SeatHeld));
+    assert_eq!(seats_sold(store.clone()).await, 1);
+    let record = store
+        .idempotency_key(tenant.id, &key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        record.booking_id,
+        Some(row.id),
+        "the key points at the booking"
+    );
+
+    // The same entity again: the live booking is named and nothing is written.
+    let again_key = leased_key(&store, tenant.id, "again").await;
+    let mut again = booking_row(tenant.id, &flight, "First");
+    again.entity_fingerprint = row.entity_fingerprint.clone();
+    let mut tx = store.begin().await.unwrap();
+    let PlaceBooking::Duplicate(existing) = tx.place_booking(&again, &again_key).await.unwrap()
+    else {
+        panic!("a live booking of the same entity exists");
+    };
+    tx.commit().await.unwrap();
+    assert_eq!(existing.id, row.id);
+
+    // Another traveller: inserted, but no seat is left; no seat is taken and the key is not attached.
+    let late_key = leased_key(&store, tenant.id, "late").await;
+    let late = booking_row(tenant.id, &flight, "Late");
+    let mut tx = store.begin().await.unwrap();
+    let PlaceBooking::SoldOut(sold_out) = tx.place_booking(&late, &late_key).await.unwrap() else {
+        panic!("the flight is full");
+    };
+    assert_eq!(sold_out.id, late.id);
+    tx.discard_new_booking(tenant.id, late.id).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(seats_sold(store.clone()).await, 1, "no oversell");
+    assert!(store.booking(tenant.id, late.id).await.unwrap().is_none());
+    let record = store
+        .idempotency_key(tenant.id, &late_key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.booking_id, None);
+}
+
 backend_tests!(
+    placing_takes_seats_and_attaches_the_key_or_nothing,
     settling_writes_the_change_the_email_and_the_response,
     settling_a_booking_settled_since_writes_nothing,
 );
