@@ -1,11 +1,13 @@
 //! Everything the sandbox remembers across restarts, in `<data_dir>/sandbox.db` (SQLite, WAL):
 //! access-token hashes (and `revoke_tokens` marks), card tokens, charges and refunds.
 //!
-//! All access goes through one pool with a single connection. SQLite allows one writer at a time;
-//! with a single connection, concurrent requests queue on the pool instead of racing for the write
+//! All access goes through one connection behind an async mutex. SQLite allows one writer at a time;
+//! with a single connection, concurrent requests queue on the mutex instead of racing for the write
 //! lock, so there are no `SQLITE_BUSY` upgrade deadlocks, and every read-check-write sequence
 //! (idempotency, refund limits) runs inside one transaction that nothing else can interleave with.
-//! A sandbox's load is tiny, so the lost read parallelism does not matter.
+//! A sandbox's load is tiny, so the lost read parallelism does not matter. (A one-connection sqlx
+//! pool did the same, but pinged the connection through SQLite's worker thread each time it was
+//! handed back: a second thread round trip per statement, which the booking benchmark pays.)
 //!
 //! What is *not* here matters as much: no card number and no access token ever reaches this file —
 //! card tokens keep last4/brand/expiry, access tokens are stored as their SHA-256.
@@ -14,11 +16,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
-};
-use sqlx::{Row as _, SqliteConnection};
+use std::sync::Arc;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteRow, SqliteSynchronous};
+use sqlx::{Connection as _, Row as _, SqliteConnection};
+use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
 use crate::ids::{new_id, now_seconds};
 
@@ -203,10 +205,11 @@ const CHARGE_COLUMNS: &str =
     "id, idempotency_key, amount, currency, source, description, metadata, status, \
                               amount_refunded, created";
 
-/// Handle on the sandbox database (cheap to clone: it is a pool handle).
+/// Handle on the sandbox database (cheap to clone: a shared handle on its one connection).
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    /// `None` once closed.
+    conn: Arc<Mutex<Option<SqliteConnection>>>,
 }
 
 impl Store {
@@ -223,26 +226,34 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options)
+        let mut conn = SqliteConnection::connect_with(&options)
             .await
             .with_context(|| format!("opening sandbox database {}", path.display()))?;
         for statement in SCHEMA {
             sqlx::query(statement)
-                .execute(&pool)
+                .execute(&mut conn)
                 .await
                 .context("creating sandbox schema")?;
         }
-        Ok(Self { pool })
+        Ok(Self {
+            conn: Arc::new(Mutex::new(Some(conn))),
+        })
+    }
+
+    /// The connection, once the requests before this one are done with it.
+    async fn conn(&self) -> Result<MappedMutexGuard<'_, SqliteConnection>, sqlx::Error> {
+        MutexGuard::try_map(self.conn.lock().await, Option::as_mut)
+            .map_err(|_| sqlx::Error::PoolClosed)
     }
 
     /// Closes the connection (checkpointing the WAL), e.g. before the same data dir is opened
     /// again.
     pub async fn close(&self) {
-        self.pool.close().await;
+        if let Some(conn) = self.conn.lock().await.take() {
+            if let Err(error) = conn.close().await {
+                tracing::warn!(%error, "closing the sandbox database");
+            }
+        }
     }
 
     pub async fn insert_access_token(
@@ -262,7 +273,7 @@ impl Store {
         .bind(scope)
         .bind(issued_at_ms)
         .bind(expires_at_ms)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(result.last_insert_rowid())
     }
@@ -272,7 +283,7 @@ impl Store {
     pub async fn live_access_tokens(&self, now_ms: i64) -> Result<LiveTokens, sqlx::Error> {
         let revoked_through: i64 =
             sqlx::query_scalar("SELECT COALESCE(MAX(last_token_rowid), 0) FROM token_revocations")
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *self.conn().await?)
                 .await?;
         let rows = sqlx::query(
             "SELECT rowid, token_sha256, expires_at_ms FROM access_tokens \
@@ -280,7 +291,7 @@ impl Store {
         )
         .bind(now_ms)
         .bind(revoked_through)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         let tokens = rows
             .iter()
@@ -304,7 +315,7 @@ impl Store {
              SELECT ?, COALESCE(MAX(rowid), 0) FROM access_tokens RETURNING last_token_rowid",
         )
         .bind(now_ms)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.conn().await?)
         .await
     }
 
@@ -321,7 +332,7 @@ impl Store {
         .bind(card.exp_year)
         .bind(card.always_declines)
         .bind(card.created)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
@@ -356,12 +367,12 @@ impl Store {
             .bind(&new.metadata)
             .bind(decline_all)
             .bind(now_seconds())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         if let Some(row) = inserted {
             return Ok(Outcome::Created(Charge::from_row(&row)));
         }
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.conn().await?;
         match charge_where(&mut conn, "idempotency_key", new.idempotency_key).await? {
             Some(existing)
                 if existing.amount == new.amount
@@ -376,7 +387,7 @@ impl Store {
     }
 
     pub async fn charge_by_id(&self, id: &str) -> Result<Option<Charge>, sqlx::Error> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.conn().await?;
         charge_where(&mut conn, "id", id).await
     }
 
@@ -384,7 +395,7 @@ impl Store {
         &self,
         key: &str,
     ) -> Result<Option<Charge>, sqlx::Error> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.conn().await?;
         charge_where(&mut conn, "idempotency_key", key).await
     }
 
@@ -401,7 +412,7 @@ impl Store {
         let rows = sqlx::query(&sql)
             .bind(status)
             .bind(limit.unwrap_or(-1))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         Ok(rows.iter().map(Charge::from_row).collect())
     }
@@ -417,7 +428,8 @@ impl Store {
     ) -> Result<Outcome<Refund>, StoreError> {
         let same_request =
             |r: &Refund| r.charge == charge_id && amount.is_none_or(|a| a == r.amount);
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
         if let Some(existing) = refund_by_key(&mut tx, idempotency_key).await? {
             tx.commit().await?;
             return if same_request(&existing) {
@@ -481,7 +493,7 @@ impl Store {
                     (SELECT COUNT(*) FROM refunds) AS refunds, \
                     (SELECT COUNT(*) FROM token_revocations) AS token_revocations",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.conn().await?)
         .await?;
         Ok(Totals {
             tokens_issued: row.get("tokens_issued"),
