@@ -600,6 +600,21 @@ async fn main() -> Result<()> {
             knobs.clients,
             ms(pg.p99)
         );
+        // A VM's CPU can be taken by the host: figures from a run where it was are not comparable.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let run_share =
+            |m: &Measured| m.cpu.steal / ((knobs.warmup + knobs.seconds) as f64 * cores);
+        let pgbench_share = |c: &Ceiling| c.steal_ms * c.tps / 1000.0 / cores;
+        println!(
+            "CPU the hypervisor took from this VM: {:.0}% during skybook on PostgreSQL, {:.0}% / {:.0}% during \
+             pgbench ({} / {} connections), {:.0}% during skybook on SQLite",
+            run_share(&pg) * 100.0,
+            pgbench_share(&at_clients) * 100.0,
+            pgbench_share(&at_pool) * 100.0,
+            knobs.clients,
+            POOL_SIZE,
+            run_share(&lite) * 100.0
+        );
         println!(
             "bookings measured: {} on PostgreSQL, {} on SQLite",
             pg.bookings, lite.bookings
