@@ -592,7 +592,7 @@ async fn main() -> Result<()> {
             lite.errors
         );
         println!(
-            "ratio to the PostgreSQL ceiling (the better pgbench): {:.2}   (target >= 0.50)",
+            "ratio to the PostgreSQL ceiling (the better pgbench): {:.3}   (target >= 0.5)",
             pg.per_second() / ceiling
         );
         println!(

@@ -37,7 +37,8 @@ const KEY_COLUMNS: &str =
     "tenant_id, key, request_fingerprint, booking_id, locked_until, response_status, response_body";
 
 impl Store {
-    /// A read outside any transaction: the pipeline's fast path for replays and in-progress answers.
+    /// A read outside any transaction (the website checks a form's key with it; the pipeline's claim decides under
+    /// the row lock instead, see `Tx::lock_idempotency_key`).
     pub async fn idempotency_key(
         &self,
         tenant: TenantId,
