@@ -1,6 +1,6 @@
 //! Charge, then Tx 2 — settle. Also the resume path for bookings an earlier request left unfinished.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use skybook_clients::payments::{ChargeOutcome, ChargeRequest, ChargeStatus};
 use skybook_domain::{BookingStatus, FailureReason, IdempotencyKey, NewBooking};
 use skybook_storage::{
@@ -168,8 +168,8 @@ impl BookingService {
     ///
     /// The common case — the booking still unsettled, as this request left it — is one write
     /// ([`skybook_storage::Store::settle`]), its response rendered beforehand from the booking as the change
-    /// leaves it. If another actor settled the booking first, nothing is written and the request answers with
-    /// the booking as it now is.
+    /// leaves it. If another actor settled the booking first, that write does nothing, and the request answers
+    /// with the booking as it now is (storing that answer on its key, in a transaction of its own).
     #[tracing::instrument(name = "booking.settle_confirmed", skip_all, fields(booking.id = %view.booking.id))]
     pub(crate) async fn settle_confirmed(
         &self,
@@ -178,7 +178,8 @@ impl BookingService {
         view: BookingView,
         charge_id: &str,
     ) -> Result<Reply, BookingError> {
-        let now = Utc::now();
+        // As PostgreSQL stores it (microseconds), so the booking rendered below is the one written.
+        let now = Utc::now().trunc_subsecs(6);
         let id = view.booking.id;
         let email = NewOutboxEmail {
             tenant_id: tenant.id,

@@ -4,10 +4,12 @@
 //! All access goes through one connection behind an async mutex. SQLite allows one writer at a time;
 //! with a single connection, concurrent requests queue on the mutex instead of racing for the write
 //! lock, so there are no `SQLITE_BUSY` upgrade deadlocks, and every read-check-write sequence
-//! (idempotency, refund limits) runs inside one transaction that nothing else can interleave with.
-//! A sandbox's load is tiny, so the lost read parallelism does not matter. (A one-connection sqlx
-//! pool did the same, but pinged the connection through SQLite's worker thread each time it was
-//! handed back: a second thread round trip per statement, which the booking benchmark pays.)
+//! (a charge's idempotency, refund limits) runs while nothing else can interleave with it: in one
+//! statement or one transaction, under one hold of the mutex. A sandbox's load is tiny, so the lost
+//! read parallelism does not matter. (A one-connection sqlx pool did the same, but pinged the
+//! connection through SQLite's worker thread when handing it out and again when it came back: thread
+//! round trips the booking benchmark paid on every statement. Unlike the pool, this handle does not
+//! replace a connection whose worker thread died; the sandbox then answers 500s until restarted.)
 //!
 //! What is *not* here matters as much: no card number and no access token ever reaches this file —
 //! card tokens keep last4/brand/expiry, access tokens are stored as their SHA-256.
@@ -357,6 +359,7 @@ impl Store {
              FROM card_tokens WHERE id = ?5 \
              ON CONFLICT (idempotency_key) DO NOTHING RETURNING {CHARGE_COLUMNS}"
         );
+        let mut conn = self.conn().await?;
         let inserted = sqlx::query(&sql)
             .bind(new_id("ch_"))
             .bind(new.idempotency_key)
@@ -367,12 +370,11 @@ impl Store {
             .bind(&new.metadata)
             .bind(decline_all)
             .bind(now_seconds())
-            .fetch_optional(&mut *self.conn().await?)
+            .fetch_optional(&mut *conn)
             .await?;
         if let Some(row) = inserted {
             return Ok(Outcome::Created(Charge::from_row(&row)));
         }
-        let mut conn = self.conn().await?;
         match charge_where(&mut conn, "idempotency_key", new.idempotency_key).await? {
             Some(existing)
                 if existing.amount == new.amount
@@ -418,8 +420,8 @@ impl Store {
     }
 
     /// Refunds `amount` (default: what is left) of `charge_id` under `idempotency_key`, or returns
-    /// the refund already made under that key. Same single-transaction scheme as
-    /// [`Store::create_charge`].
+    /// the refund already made under that key, in one transaction (the key, the charge's remaining
+    /// amount and the insert are read and written together).
     pub async fn create_refund(
         &self,
         idempotency_key: &str,

@@ -109,7 +109,7 @@ fn steal_cpu() -> f64 {
     cpu_line().1
 }
 
-/// From `/proc/stat`'s `cpu` line: busy seconds (everything but idle and iowait, steal included), and steal.
+/// From `/proc/stat`'s `cpu` line: busy seconds (steal included), and steal.
 fn cpu_line() -> (f64, f64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let first = stat.lines().next().unwrap_or_default();
@@ -121,7 +121,8 @@ fn cpu_line() -> (f64, f64) {
     let busy: f64 = v
         .iter()
         .enumerate()
-        .filter(|(i, _)| *i != 3 && *i != 4)
+        // Not idle (3), iowait (4), or guest time (8, 9: already counted in user and nice).
+        .filter(|(i, _)| ![3, 4, 8, 9].contains(i))
         .map(|(_, x)| x)
         .sum();
     (busy / 100.0, v.get(7).copied().unwrap_or(0.0) / 100.0)
@@ -439,6 +440,13 @@ fn pgbench_script(s: &Seeded, response: &str) -> String {
         .replace(':', "\\x3a");
     // Each booking picks one of the seeded flights, as the HTTP clients do.
     let f = format!("(ARRAY[{}]::uuid[])[:f]", s.flight_list());
+    // skybook's ids are UUIDv7 (time-ordered: new rows go to the right edge of the primary-key index); random
+    // ids here would scatter the inserts and cost pgbench more. `now()` is fixed within a transaction, so Tx 1's
+    // statements agree on the booking id; Tx 2 takes it from the row Tx 1 returned (`\gset`).
+    let v7 = |salt: &str| {
+        format!("(lpad(to_hex((extract(epoch from now()) * 1000)::bigint), 12, '0') || substr(md5({salt}), 1, 20))::uuid")
+    };
+    let (booking_id, outbox_id) = (v7(":client_id || ':' || :n"), v7(":client_id || 'o' || :n"));
     let count = s.flights.len();
     format!(
         r#"\set n random(1, 2000000000)
@@ -446,9 +454,9 @@ fn pgbench_script(s: &Seeded, response: &str) -> String {
 BEGIN;
 INSERT INTO idempotency_keys (tenant_id, key, request_fingerprint, locked_until, created_at, updated_at) VALUES ('{t}', 'pgb-' || :client_id || '-' || :n, md5(:n::text) || md5(:client_id::text), now() + interval '60 seconds', now(), now()) ON CONFLICT (tenant_id, key) DO NOTHING;
 SELECT id, tenant_id, number, origin, destination, departs_at, capacity, seats_sold, fare_minor, currency FROM flights WHERE tenant_id = '{t}' AND id = {f};
-WITH placed AS (INSERT INTO bookings (id, tenant_id, reference, flight_id, status, contact_email, passengers, seats, amount_minor, currency, card_last4, card_brand, card_fingerprint, entity_fingerprint, hold_expires_at, created_at, updated_at) VALUES (md5(:client_id || ':' || :n)::uuid, '{t}', upper(substr(md5(:n || 'r' || :client_id), 1, 16)), {f}, 'seat_held', 'bench@example.com', '[{{"given_name":"Bench","family_name":"Pgbench"}}]', 1, 9599, 'EUR', '4242', 'visa', md5('c') || md5('c'), md5(:n || 'e' || :client_id) || md5(:client_id || 'e' || :n), now() + interval '15 minutes', now(), now()) ON CONFLICT DO NOTHING RETURNING *), seated AS (UPDATE flights SET seats_sold = seats_sold + 1 WHERE tenant_id = '{t}' AND id = {f} AND seats_sold + 1 <= capacity AND EXISTS (SELECT 1 FROM placed) RETURNING id), attached AS (UPDATE idempotency_keys SET booking_id = md5(:client_id || ':' || :n)::uuid WHERE tenant_id = '{t}' AND key = 'pgb-' || :client_id || '-' || :n AND EXISTS (SELECT 1 FROM seated)) SELECT placed.*, EXISTS (SELECT 1 FROM seated) AS seated FROM placed;
+WITH placed AS (INSERT INTO bookings (id, tenant_id, reference, flight_id, status, contact_email, passengers, seats, amount_minor, currency, card_last4, card_brand, card_fingerprint, entity_fingerprint, hold_expires_at, created_at, updated_at) VALUES ({booking_id}, '{t}', upper(substr(md5(:n || 'r' || :client_id), 1, 16)), {f}, 'seat_held', 'bench@example.com', '[{{"given_name":"Bench","family_name":"Pgbench"}}]', 1, 9599, 'EUR', '4242', 'visa', md5('c') || md5('c'), md5(:n || 'e' || :client_id) || md5(:client_id || 'e' || :n), now() + interval '15 minutes', now(), now()) ON CONFLICT DO NOTHING RETURNING *), seated AS (UPDATE flights SET seats_sold = seats_sold + 1 WHERE tenant_id = '{t}' AND id = {f} AND seats_sold + 1 <= capacity AND EXISTS (SELECT 1 FROM placed) RETURNING id), attached AS (UPDATE idempotency_keys SET booking_id = {booking_id} WHERE tenant_id = '{t}' AND key = 'pgb-' || :client_id || '-' || :n AND EXISTS (SELECT 1 FROM seated)) SELECT placed.*, EXISTS (SELECT 1 FROM seated) AS seated FROM placed \gset placed_
 COMMIT;
-WITH changed AS (UPDATE bookings SET status = 'confirmed', charge_id = 'ch_' || md5(:client_id || 'ch' || :n), failure_reason = NULL, updated_at = now() WHERE tenant_id = '{t}' AND id = md5(:client_id || ':' || :n)::uuid AND status IN ('seat_held', 'payment_pending') RETURNING *), queued AS (INSERT INTO outbox_emails (id, tenant_id, booking_id, kind, recipient, message_id, created_at) SELECT md5(:client_id || 'o' || :n)::uuid, tenant_id, id, 'booking_confirmation', 'bench@example.com', '<' || :client_id || '-' || :n || '@bench>', now() FROM changed ON CONFLICT DO NOTHING), answered AS (UPDATE idempotency_keys SET response_status = 201, response_body = E'{response}', locked_until = NULL, updated_at = now() WHERE tenant_id = '{t}' AND key = 'pgb-' || :client_id || '-' || :n AND EXISTS (SELECT 1 FROM changed)) SELECT * FROM changed;
+WITH changed AS (UPDATE bookings SET status = 'confirmed', charge_id = 'ch_' || md5(:client_id || 'ch' || :n), failure_reason = NULL, updated_at = now() WHERE tenant_id = '{t}' AND id = :placed_id AND status IN ('seat_held', 'payment_pending') RETURNING *), queued AS (INSERT INTO outbox_emails (id, tenant_id, booking_id, kind, recipient, message_id, created_at) SELECT {outbox_id}, tenant_id, id, 'booking_confirmation', 'bench@example.com', '<' || :client_id || '-' || :n || '@bench>', now() FROM changed ON CONFLICT DO NOTHING), answered AS (UPDATE idempotency_keys SET response_status = 201, response_body = E'{response}', locked_until = NULL, updated_at = now() WHERE tenant_id = '{t}' AND key = 'pgb-' || :client_id || '-' || :n AND EXISTS (SELECT 1 FROM changed)) SELECT * FROM changed;
 "#
     )
 }

@@ -82,7 +82,7 @@ fn flight_by_id() -> String {
 
 impl Tx {
     /// The flight, read in the booking's claim transaction (no lock: seats are taken by one conditional update,
-    /// [`Tx::take_seats`]).
+    /// in [`Tx::place_booking`]).
     pub async fn flight(&mut self, tenant: TenantId, id: FlightId) -> Result<Option<Flight>> {
         let sql = flight_by_id();
         let row: Option<FlightRow> =

@@ -2,10 +2,13 @@
 //!
 //! One [`Store`] API over SQLite (embedded, the default) and PostgreSQL (the scale-out engine). Each query is
 //! written once and compiled for both engines (see `backend.rs`); the engines' differences live in
-//! `migrations/sqlite` and `migrations/postgres`. Every tenant-owned query takes the tenant id and filters by it.
+//! `migrations/sqlite` and `migrations/postgres`. The exceptions are the pipeline's two combined writes
+//! (`placing.rs`, `settlement.rs`): one statement each on PostgreSQL, where they save round trips, and the same
+//! usual statements one after another on SQLite. Every tenant-owned query takes the tenant id and filters by it.
 //!
-//! Reads go through [`Store`]; the booking pipeline's atomic phases each open a [`Tx`] and call the statement
-//! methods on it, so the pipeline decides *what* happens and this crate only knows *how* it is written down.
+//! Reads go through [`Store`]; the booking pipeline's atomic phases each open a [`Tx`] (or, for Tx 2's common
+//! case, call [`Store::settle`]), so the pipeline decides *what* happens and this crate only knows *how* it is
+//! written down.
 
 mod alerts;
 mod backend;

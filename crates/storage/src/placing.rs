@@ -84,6 +84,7 @@ impl Tx {
             Some(PlacedRow { booking, .. }) => PlaceBooking::SoldOut(Box::new(booking.try_into()?)),
             None => match self.insert_conflict(b).await? {
                 InsertBooking::Duplicate(existing) => PlaceBooking::Duplicate(existing),
+                // `insert_conflict` never answers `Inserted`; a new reference is the harmless reading.
                 InsertBooking::ReferenceTaken | InsertBooking::Inserted(_) => {
                     PlaceBooking::ReferenceTaken
                 }

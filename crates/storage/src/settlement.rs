@@ -42,6 +42,16 @@ impl Store {
     /// was no longer in one of the change's `from` statuses (another actor settled it first) and nothing was
     /// written.
     pub async fn settle(&self, s: &Settlement<'_>) -> Result<Option<BookingRecord>> {
+        debug_assert!(
+            s.change.from.iter().all(|f| f.can_become(s.change.to)),
+            "{:?} is not a transition of the booking state machine",
+            s.change
+        );
+        debug_assert!(
+            s.email
+                .is_none_or(|e| e.tenant_id == s.tenant && e.booking_id == s.booking),
+            "the email belongs to the settled booking"
+        );
         let Backend::Postgres(pool) = &self.backend else {
             return self.settle_in_transaction(s).await;
         };
