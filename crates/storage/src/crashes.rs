@@ -56,13 +56,17 @@ pub struct CrashReport {
 
 impl Store {
     /// Stores the report and counts it in its group. Returns the group's count, this crash included (1: a new
-    /// group).
+    /// group). The group's last request is the latest crash's by `now`, whatever order concurrent reports
+    /// commit in.
     pub async fn record_crash(&self, crash: &NewCrash, now: DateTime<Utc>) -> Result<i64> {
         let mut tx = self.begin().await?;
         let group = "INSERT INTO crash_groups (fingerprint, message, location, count, first_seen, last_seen, \
                      last_request_id) VALUES ($1, $2, $3, 1, $4, $4, $5) \
                      ON CONFLICT (fingerprint) DO UPDATE SET count = crash_groups.count + 1, \
-                     last_seen = excluded.last_seen, last_request_id = excluded.last_request_id \
+                     last_seen = CASE WHEN excluded.last_seen >= crash_groups.last_seen \
+                         THEN excluded.last_seen ELSE crash_groups.last_seen END, \
+                     last_request_id = CASE WHEN excluded.last_seen >= crash_groups.last_seen \
+                         THEN excluded.last_request_id ELSE crash_groups.last_request_id END \
                      RETURNING count";
         let count: i64 = on_tx!(tx, c => sqlx::query_scalar(group)
             .bind(&crash.fingerprint).bind(&crash.message).bind(&crash.location).bind(now)
