@@ -181,13 +181,7 @@ impl BookingService {
         // As PostgreSQL stores it (microseconds), so the booking rendered below is the one written.
         let now = Utc::now().trunc_subsecs(6);
         let id = view.booking.id;
-        let email = NewOutboxEmail {
-            tenant_id: tenant.id,
-            booking_id: id,
-            kind: skybook_domain::CONFIRMATION_EMAIL_KIND,
-            recipient: view.booking.contact_email.clone(),
-            message_id: skybook_domain::confirmation_message_id(id),
-        };
+        let email = NewOutboxEmail::confirmation(&view.booking);
         let mut confirmed = view.clone();
         confirmed.booking.status = BookingStatus::Confirmed;
         confirmed.booking.charge_id = Some(charge_id.to_owned());

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use skybook_domain::{
     BookingId, BookingReference, BookingStatus, CardFingerprint, Currency, Email,
-    EntityFingerprint, FailureReason, FlightId, Money, Passenger, TenantId,
+    EntityFingerprint, FailureReason, FlightId, IdempotencyKey, Money, Passenger, TenantId,
 };
 
 use crate::backend::{on_pool, on_tx};
@@ -113,20 +113,11 @@ pub enum InsertBooking {
     ReferenceTaken,
 }
 
-/// A new booking's row, as `seat_held`; parameters `$1`–`$15` as [`Tx::insert_booking`] binds them. A conflict on
+/// A new booking's row, as `seat_held`; parameters `$1`–`$15` as [`Tx::run_booking_insert`] binds them. A conflict on
 /// any unique index (the live-entity index, the reference) inserts nothing.
 pub(crate) const INSERT_BOOKING: &str = "INSERT INTO bookings (id, tenant_id, reference, flight_id, status, contact_email, passengers, seats,
     amount_minor, currency, card_last4, card_brand, card_fingerprint, entity_fingerprint, hold_expires_at, created_at, updated_at)
     VALUES ($1, $2, $3, $4, 'seat_held', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) ON CONFLICT DO NOTHING";
-
-/// The passengers as stored (JSON) and the seats they take.
-pub(crate) fn passengers_and_seats(b: &NewBookingRow) -> Result<(String, i32)> {
-    let passengers =
-        serde_json::to_string(&b.passengers).map_err(|e| StorageError::Corrupt(e.to_string()))?;
-    let seats = i32::try_from(b.passengers.len())
-        .map_err(|_| StorageError::Corrupt("too many passengers".into()))?;
-    Ok((passengers, seats))
-}
 
 /// A conditional status change: applied only while the booking is in one of `from`.
 #[derive(Debug, Clone)]
@@ -213,18 +204,43 @@ impl Tx {
     /// index decides, so two nodes racing on the same booking cannot both insert: the second waits for the
     /// first to commit, then sees the conflict.
     pub async fn insert_booking(&mut self, b: &NewBookingRow) -> Result<InsertBooking> {
-        let (passengers, seats) = passengers_and_seats(b)?;
         let sql = format!("{INSERT_BOOKING} RETURNING {BOOKING_COLUMNS}");
-        let inserted: Option<BookingRow> = on_tx!(self, c => sqlx::query_as(&sql)
-            .bind(b.id).bind(b.tenant_id).bind(&b.reference).bind(b.flight_id).bind(&b.contact_email)
-            .bind(&passengers).bind(seats).bind(b.amount.amount_minor).bind(&b.amount.currency)
-            .bind(&b.card_last4).bind(&b.card_brand).bind(&b.card_fingerprint).bind(&b.entity_fingerprint)
-            .bind(b.hold_expires_at).bind(b.now)
-            .fetch_optional(c).await)?;
+        let inserted: Option<BookingRow> = self.run_booking_insert(b, &sql, None).await?;
         match inserted {
             Some(row) => Ok(InsertBooking::Inserted(Box::new(row.try_into()?))),
             None => self.insert_conflict(b).await,
         }
+    }
+
+    /// Runs `sql`, a statement built on [`INSERT_BOOKING`], with the row as its first fifteen parameters and
+    /// `key` as `$16` when given; returns the row it returns, if any.
+    pub(crate) async fn run_booking_insert<T>(
+        &mut self,
+        b: &NewBookingRow,
+        sql: &str,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Option<T>>
+    where
+        T: Send
+            + Unpin
+            + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    {
+        let passengers = serde_json::to_string(&b.passengers)
+            .map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        let seats = i32::try_from(b.passengers.len())
+            .map_err(|_| StorageError::Corrupt("too many passengers".into()))?;
+        Ok(on_tx!(self, c => {
+            let q = sqlx::query_as(sql)
+                .bind(b.id).bind(b.tenant_id).bind(&b.reference).bind(b.flight_id).bind(&b.contact_email)
+                .bind(&passengers).bind(seats).bind(b.amount.amount_minor).bind(&b.amount.currency)
+                .bind(&b.card_last4).bind(&b.card_brand).bind(&b.card_fingerprint).bind(&b.entity_fingerprint)
+                .bind(b.hold_expires_at).bind(b.now);
+            match key {
+                Some(key) => q.bind(key).fetch_optional(c).await,
+                None => q.fetch_optional(c).await,
+            }
+        })?)
     }
 
     /// Why a booking insert did nothing: a live booking of the same entity, or else its reference was taken.

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use skybook_domain::{BookingId, Email, OutboxId, TenantId};
 
 use crate::backend::{on_pool, on_tx, on_writer};
+use crate::bookings::BookingRecord;
 use crate::error::Result;
 use crate::store::Store;
 use crate::tx::Tx;
@@ -17,6 +18,19 @@ pub struct NewOutboxEmail {
     pub recipient: Email,
     /// Deterministic per booking and kind, so a re-send is recognisably the same message.
     pub message_id: String,
+}
+
+impl NewOutboxEmail {
+    /// The booking's confirmation: to its contact, with the Message-ID every re-send of it shares.
+    pub fn confirmation(booking: &BookingRecord) -> Self {
+        Self {
+            tenant_id: booking.tenant_id,
+            booking_id: booking.id,
+            kind: skybook_domain::CONFIRMATION_EMAIL_KIND,
+            recipient: booking.contact_email.clone(),
+            message_id: skybook_domain::confirmation_message_id(booking.id),
+        }
+    }
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

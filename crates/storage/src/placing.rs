@@ -9,8 +9,7 @@
 use skybook_domain::IdempotencyKey;
 
 use crate::bookings::{
-    passengers_and_seats, BookingRecord, BookingRow, InsertBooking, NewBookingRow, BOOKING_COLUMNS,
-    INSERT_BOOKING,
+    BookingRecord, BookingRow, InsertBooking, NewBookingRow, BOOKING_COLUMNS, INSERT_BOOKING,
 };
 use crate::error::Result;
 use crate::tx::{Tx, TxInner};
@@ -44,10 +43,9 @@ impl Tx {
         b: &NewBookingRow,
         key: &IdempotencyKey,
     ) -> Result<PlaceBooking> {
-        let TxInner::Postgres(tx) = &mut self.inner else {
+        if !matches!(self.inner, TxInner::Postgres(_)) {
             return self.place_step_by_step(b, key).await;
-        };
-        let (passengers, seats) = passengers_and_seats(b)?;
+        }
         let sql = format!(
             "WITH placed AS ({INSERT_BOOKING} RETURNING {BOOKING_COLUMNS}),
              seated AS (UPDATE flights SET seats_sold = seats_sold + $7
@@ -57,25 +55,7 @@ impl Tx {
                  WHERE tenant_id = $2 AND key = $16 AND EXISTS (SELECT 1 FROM seated))
              SELECT placed.*, EXISTS (SELECT 1 FROM seated) AS seated FROM placed"
         );
-        let row: Option<PlacedRow> = sqlx::query_as(&sql)
-            .bind(b.id)
-            .bind(b.tenant_id)
-            .bind(&b.reference)
-            .bind(b.flight_id)
-            .bind(&b.contact_email)
-            .bind(&passengers)
-            .bind(seats)
-            .bind(b.amount.amount_minor)
-            .bind(&b.amount.currency)
-            .bind(&b.card_last4)
-            .bind(&b.card_brand)
-            .bind(&b.card_fingerprint)
-            .bind(&b.entity_fingerprint)
-            .bind(b.hold_expires_at)
-            .bind(b.now)
-            .bind(key)
-            .fetch_optional(&mut **tx)
-            .await?;
+        let row: Option<PlacedRow> = self.run_booking_insert(b, &sql, Some(key)).await?;
         Ok(match row {
             Some(PlacedRow {
                 booking,

@@ -8,7 +8,7 @@ use skybook_domain::{
 };
 use skybook_storage::{
     BookingRecord, FlightSearch, InsertBooking, NewBookingRow, NewFlight, NewOutboxEmail,
-    StatusChange, Store, Tenant,
+    Settlement, StatusChange, Store, Tenant,
 };
 
 /// Cards used across the suite; the final scan looks for every one of them.
@@ -159,27 +159,23 @@ pub async fn confirmed_booking(
         Utc::now() + Duration::minutes(15),
     )
     .await;
-    let mut tx = store.begin().await.unwrap();
-    let confirm = StatusChange {
-        from: &[BookingStatus::SeatHeld],
-        to: BookingStatus::Confirmed,
-        charge_id: Some(charge_id),
-        failure_reason: None,
-        untouched_before: None,
-    };
-    assert!(tx
-        .change_status(tenant.id, booking.id, &confirm, Utc::now())
+    let email = NewOutboxEmail::confirmation(&booking);
+    store
+        .settle(&Settlement {
+            tenant: tenant.id,
+            booking: booking.id,
+            change: StatusChange {
+                from: &[BookingStatus::SeatHeld],
+                to: BookingStatus::Confirmed,
+                charge_id: Some(charge_id),
+                failure_reason: None,
+                untouched_before: None,
+            },
+            email: Some(&email),
+            response: None,
+            now: Utc::now(),
+        })
         .await
         .unwrap()
-        .is_some());
-    let email = NewOutboxEmail {
-        tenant_id: tenant.id,
-        booking_id: booking.id,
-        kind: skybook_domain::CONFIRMATION_EMAIL_KIND,
-        recipient: booking.contact_email.clone(),
-        message_id: skybook_domain::confirmation_message_id(booking.id),
-    };
-    tx.insert_outbox_email(&email, Utc::now()).await.unwrap();
-    tx.commit().await.unwrap();
-    store.booking(tenant.id, booking.id).await.unwrap().unwrap()
+        .expect("a held booking confirms")
 }

@@ -9,16 +9,6 @@ use skybook_testkit::fixtures::{booking_row, held_booking, tenant_with_flight};
 
 const UNSETTLED: &[BookingStatus] = &[BookingStatus::SeatHeld, BookingStatus::PaymentPending];
 
-fn email_for(booking: &BookingRecord) -> NewOutboxEmail {
-    NewOutboxEmail {
-        tenant_id: booking.tenant_id,
-        booking_id: booking.id,
-        kind: CONFIRMATION_EMAIL_KIND,
-        recipient: booking.contact_email.clone(),
-        message_id: confirmation_message_id(booking.id),
-    }
-}
-
 fn confirm(charge_id: &str) -> StatusChange<'_> {
     StatusChange {
         from: UNSETTLED,
@@ -27,6 +17,32 @@ fn confirm(charge_id: &str) -> StatusChange<'_> {
         failure_reason: None,
         untouched_before: None,
     }
+}
+
+/// Settles `booking` as confirmed with its confirmation email and `body` stored on `key`.
+async fn settle_confirmed(
+    store: &Store,
+    booking: &BookingRecord,
+    key: &IdempotencyKey,
+    charge_id: &str,
+    body: &str,
+) -> Option<BookingRecord> {
+    let email = NewOutboxEmail::confirmation(booking);
+    store
+        .settle(&Settlement {
+            tenant: booking.tenant_id,
+            booking: booking.id,
+            change: confirm(charge_id),
+            email: Some(&email),
+            response: Some(FinalResponse {
+                key,
+                status: 201,
+                body,
+            }),
+            now: Utc::now(),
+        })
+        .await
+        .unwrap()
 }
 
 /// A key leased by a request, as Tx 1 leaves it.
@@ -55,22 +71,8 @@ async fn settling_writes_the_change_the_email_and_the_response(engine: Engine) {
     )
     .await;
     let key = leased_key(&store, tenant.id, "applies").await;
-    let email = email_for(&booking);
-    let settled = store
-        .settle(&Settlement {
-            tenant: tenant.id,
-            booking: booking.id,
-            change: confirm("ch_settled"),
-            email: Some(&email),
-            response: Some(FinalResponse {
-                key: &key,
-                status: 201,
-                body: "{\"booking\":{}}",
-            }),
-            now: Utc::now(),
-        })
+    let settled = settle_confirmed(&store, &booking, &key, "ch_settled", "{\"booking\":{}}")
         .await
-        .unwrap()
         .expect("an unsettled booking is settled");
     assert_eq!(
         (settled.status, settled.charge_id.as_deref()),
@@ -87,7 +89,7 @@ async fn settling_writes_the_change_the_email_and_the_response(engine: Engine) {
         .await
         .unwrap();
     assert_eq!(emails.len(), 1);
-    assert_eq!(emails[0].message_id, email.message_id);
+    assert_eq!(emails[0].message_id, confirmation_message_id(booking.id));
     let record = store
         .idempotency_key(tenant.id, &key)
         .await
@@ -109,38 +111,25 @@ async fn settling_a_booking_settled_since_writes_nothing(engine: Engine) {
     )
     .await;
     let key = leased_key(&store, tenant.id, "skips").await;
-    // The sentinel gave the booking up first.
-    let mut tx = store.begin().await.unwrap();
-    let failed = StatusChange {
-        from: UNSETTLED,
-        to: BookingStatus::Failed,
-        charge_id: None,
-        failure_reason: Some(FailureReason::HoldExpired),
-        untouched_before: None,
+    // The sentinel gave the booking up first (its settlements carry neither email nor response).
+    let failed = Settlement {
+        tenant: tenant.id,
+        booking: booking.id,
+        change: StatusChange {
+            from: UNSETTLED,
+            to: BookingStatus::Failed,
+            charge_id: None,
+            failure_reason: Some(FailureReason::HoldExpired),
+            untouched_before: None,
+        },
+        email: None,
+        response: None,
+        now: Utc::now(),
     };
-    assert!(tx
-        .change_status(tenant.id, booking.id, &failed, Utc::now())
-        .await
-        .unwrap()
-        .is_some());
-    tx.commit().await.unwrap();
+    let given_up = store.settle(&failed).await.unwrap().expect("applied");
+    assert_eq!(given_up.failure_reason.as_deref(), Some("hold_expired"));
 
-    let email = email_for(&booking);
-    let settled = store
-        .settle(&Settlement {
-            tenant: tenant.id,
-            booking: booking.id,
-            change: confirm("ch_late"),
-            email: Some(&email),
-            response: Some(FinalResponse {
-                key: &key,
-                status: 201,
-                body: "{}",
-            }),
-            now: Utc::now(),
-        })
-        .await
-        .unwrap();
+    let settled = settle_confirmed(&store, &booking, &key, "ch_late", "{}").await;
     assert!(settled.is_none(), "the change did not apply");
     let stored = store.booking(tenant.id, booking.id).await.unwrap().unwrap();
     assert_eq!(
