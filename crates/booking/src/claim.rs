@@ -27,12 +27,21 @@ pub(crate) struct ClaimInput<'a> {
 pub(crate) enum Claim {
     /// The request is answered without charging: replay, duplicate, sold out.
     Answered(Reply),
-    /// A booking holds seats and awaits its charge; `resumed` when an earlier request may already have sent it.
+    /// A booking holds seats and awaits its charge.
     Proceed {
         booking: Box<BookingRecord>,
         flight: Flight,
-        resumed: bool,
+        attempt: Attempt,
     },
+}
+
+/// Whether a charge may already exist for a claimed booking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Attempt {
+    /// This request placed the booking: nothing has been sent to the provider.
+    First,
+    /// An earlier request with the same key placed it and may have sent the charge before it died.
+    Resumed,
 }
 
 /// A fresh reference collides with odds of ~1 in 887 million per existing booking; a few draws always suffice.
@@ -88,7 +97,7 @@ impl BookingService {
             return Ok(Claim::Proceed {
                 booking: Box::new(booking),
                 flight,
-                resumed: true,
+                attempt: Attempt::Resumed,
             });
         }
         let amount = flight
@@ -119,7 +128,7 @@ impl BookingService {
                 Ok(Claim::Proceed {
                     booking,
                     flight,
-                    resumed: false,
+                    attempt: Attempt::First,
                 })
             }
             PlaceBooking::SoldOut(booking) => {
@@ -162,7 +171,7 @@ impl BookingService {
         for _ in 1..REFERENCE_ATTEMPTS {
             match tx.place_booking(&row, key).await? {
                 PlaceBooking::ReferenceTaken => {
-                    row.reference = BookingReference::generate(&mut rand::rng())
+                    row.reference = BookingReference::generate(&mut rand::rng());
                 }
                 placed => return Ok(placed),
             }
@@ -185,7 +194,7 @@ impl BookingService {
             Some(key) if outcome.is_final() => {
                 let rendered = &reply.rendered;
                 tx.finish_idempotency_key(tenant.id, key, rendered.status, &rendered.body, now)
-                    .await?
+                    .await?;
             }
             Some(key) => tx.lease_idempotency_key(tenant.id, key, None, now).await?,
             None => {}

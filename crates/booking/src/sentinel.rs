@@ -18,7 +18,7 @@
 //!    was queued is alerted (the outbox sender keeps retrying it).
 //!
 //! Alerts are rows (one per kind and subject, so a finding seen on every sweep is alerted once); delivering
-//! them is `skybook-ops`' job. Cron runs the sweep once per tick across all nodes, and every step is safe to
+//! them is `skybook-notify`' job. Cron runs the sweep once per tick across all nodes, and every step is safe to
 //! repeat, so a sweep that dies half-way is simply finished by the next.
 
 use std::time::Duration;
@@ -184,7 +184,7 @@ impl BookingService {
                 let now_status = store.booking(tenant.id, id).await?.map(|b| b.status);
                 match (expected, now_status) {
                     (BookingStatus::Confirmed, Some(BookingStatus::Confirmed)) => {
-                        report.confirmed += 1
+                        report.confirmed += 1;
                     }
                     (BookingStatus::Failed, Some(BookingStatus::Failed)) => report.failed += 1,
                     _ => {}

@@ -7,7 +7,7 @@ use chrono::Utc;
 use secrecy::SecretString;
 use skybook_clients::payments::{CardDetails, PaymentProvider};
 use skybook_domain::{
-    CardFingerprint, EntityFingerprint, IdempotencyKey, NewBooking, RequestFingerprint,
+    CardFingerprint, EntityFingerprint, ErrorChain, IdempotencyKey, NewBooking, RequestFingerprint,
     RetryPolicy, SecretKey,
 };
 use skybook_storage::{IdempotencyRecord, StorageError, Store, Tenant};
@@ -109,7 +109,7 @@ impl BookingService {
         let (service, tenant, key) = (self.clone(), tenant.clone(), key.clone());
         // The task keeps the request's crash context: a panic in it is reported as this request's.
         let task = tokio::spawn(
-            skybook_ops::crash::propagate(async move { service.run(&tenant, &key, request).await })
+            skybook_crash::propagate(async move { service.run(&tenant, &key, request).await })
                 .in_current_span(),
         );
         match task.await {
@@ -147,7 +147,7 @@ impl BookingService {
             entity_fingerprint: entity_fingerprint.clone(),
         };
         // Replays and in-progress answers come out of the claim too: its key insert is the check.
-        let (booking, flight, resumed) = match self
+        let (booking, flight, attempt) = match self
             .retry_transient("claim", || self.claim(input()))
             .await?
         {
@@ -155,13 +155,13 @@ impl BookingService {
             Claim::Proceed {
                 booking,
                 flight,
-                resumed,
-            } => (booking, flight, resumed),
+                attempt,
+            } => (booking, flight, attempt),
         };
         tracing::Span::current().record("booking.id", tracing::field::display(booking.id));
         let view = BookingView::new(*booking, flight);
         let reply = self
-            .charge_and_settle(tenant, Some(key), view, resumed, Some(&request))
+            .charge_and_settle(tenant, key, view, attempt, &request)
             .await?;
         tracing::Span::current().record("outcome", reply.label);
         Ok(reply)
@@ -186,7 +186,7 @@ impl BookingService {
             .when(BookingError::is_transient_storage)
             .notify(|e, delay| {
                 metrics::counter!("skybook_db_retries_total", "phase" => phase).increment(1);
-                tracing::warn!(phase, error = %e, retry_in_ms = delay.as_millis() as u64, "database unavailable; retrying the phase");
+                tracing::warn!(phase, error = %ErrorChain(e), retry_in_ms = delay.as_millis() as u64, "database unavailable; retrying the phase");
             })
             .await
     }

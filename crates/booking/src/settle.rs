@@ -7,6 +7,7 @@ use skybook_storage::{
     BookingRecord, FinalResponse, NewOutboxEmail, Settlement, StatusChange, Tenant,
 };
 
+use crate::claim::Attempt;
 use crate::outcome::{BookingView, Outcome, Reply};
 use crate::service::{card_details, BookingError, BookingService};
 
@@ -45,17 +46,17 @@ impl Charged {
 }
 
 impl BookingService {
-    /// Charges a claimed booking and settles it. `resumed`: an earlier request may have sent the charge, so the
-    /// provider is asked first (by the booking id, its idempotency key) instead of charging blindly.
-    /// `request` carries the card; without it (background settlement) only a lookup is possible.
-    #[tracing::instrument(name = "booking.charge_and_settle", skip_all, fields(booking.id = %view.booking.id, tenant = %tenant.slug, resumed))]
+    /// Charges a claimed booking and settles it. A resumed booking's charge may have been sent by the request
+    /// that died, so the provider is asked first (by the booking id, its idempotency key) instead of charging
+    /// blindly.
+    #[tracing::instrument(name = "booking.charge_and_settle", skip_all, fields(booking.id = %view.booking.id, tenant = %tenant.slug, attempt = ?attempt))]
     pub(crate) async fn charge_and_settle(
         &self,
         tenant: &Tenant,
-        key: Option<&IdempotencyKey>,
+        key: &IdempotencyKey,
         view: BookingView,
-        resumed: bool,
-        request: Option<&NewBooking>,
+        attempt: Attempt,
+        request: &NewBooking,
     ) -> Result<Reply, BookingError> {
         match view.booking.status {
             BookingStatus::Confirmed => {
@@ -68,23 +69,19 @@ impl BookingService {
             }
             BookingStatus::SeatHeld | BookingStatus::PaymentPending => {}
         }
-        let charged = match (resumed, request) {
-            (false, Some(request)) => self.charge(&view, request).await,
-            // Background settlement has no card: only the lookup below could settle it.
-            (false, None) => Charged::Unknown,
-            (true, request) => match (self.lookup_charge(&view).await, request) {
-                (Lookup::Found(charged), _) => charged,
+        let charged = match attempt {
+            Attempt::First => self.charge(&view, request).await,
+            Attempt::Resumed => match self.lookup_charge(&view).await {
+                Lookup::Found(charged) => charged,
                 // Never charge on a failed lookup: the first charge may exist, and a second attempt (with a
                 // fresh card token) would be refused as a reused key and read as "not charged".
-                (Lookup::Failed, _) | (Lookup::NoCharge, None) => Charged::Unknown,
+                Lookup::Failed => Charged::Unknown,
                 // The seats were held for a limited time, and the sentinel may be releasing them: past the hold,
                 // a resumed booking is given up rather than charged.
-                (Lookup::NoCharge, Some(_)) if view.booking.hold_expires_at <= Utc::now() => {
+                Lookup::NoCharge if view.booking.hold_expires_at <= Utc::now() => {
                     Charged::No(FailureReason::HoldExpired)
                 }
-                (Lookup::NoCharge, Some(request)) => {
-                    self.charge(&view, request).await.after_earlier_attempt()
-                }
+                Lookup::NoCharge => self.charge(&view, request).await.after_earlier_attempt(),
             },
         };
         // Each settlement is one transaction, retried as a whole through a database blip. Past the retry budget
@@ -93,13 +90,13 @@ impl BookingService {
         match charged {
             Charged::Yes { charge_id } => {
                 self.retry_transient("settle_confirmed", || {
-                    self.settle_confirmed(tenant, key, view.clone(), &charge_id)
+                    self.settle_confirmed(tenant, Some(key), view.clone(), &charge_id)
                 })
                 .await
             }
             Charged::No(reason) => {
                 self.retry_transient("settle_failed", || {
-                    self.settle_failed(tenant, key, view.clone(), reason, None)
+                    self.settle_failed(tenant, Some(key), view.clone(), reason, None)
                 })
                 .await
             }
@@ -192,13 +189,9 @@ impl BookingService {
         let settlement = Settlement {
             tenant: tenant.id,
             booking: id,
-            change: StatusChange {
-                from: UNSETTLED,
-                to: BookingStatus::Confirmed,
-                charge_id: Some(charge_id),
-                failure_reason: None,
-                untouched_before: None,
-            },
+            change: StatusChange::new(UNSETTLED, BookingStatus::Confirmed)
+                .expect("a transition of the state machine")
+                .with_charge(charge_id),
             email: Some(&email),
             response: key.map(|key| FinalResponse {
                 key,
@@ -247,22 +240,17 @@ impl BookingService {
     async fn mark_pending(
         &self,
         tenant: &Tenant,
-        key: Option<&IdempotencyKey>,
+        key: &IdempotencyKey,
         view: BookingView,
     ) -> Result<Reply, BookingError> {
         let mut tx = self.0.store.begin().await?;
-        let change = StatusChange {
-            from: &[BookingStatus::SeatHeld],
-            to: BookingStatus::PaymentPending,
-            charge_id: None,
-            failure_reason: None,
-            untouched_before: None,
-        };
+        let change = StatusChange::new(&[BookingStatus::SeatHeld], BookingStatus::PaymentPending)
+            .expect("a transition of the state machine");
         let changed = tx
             .change_status(tenant.id, view.booking.id, &change, Utc::now())
             .await?;
         let outcome = self.current_outcome(&mut tx, tenant, view, changed).await?;
-        let reply = self.finish(&mut tx, tenant, key, outcome).await?;
+        let reply = self.finish(&mut tx, tenant, Some(key), outcome).await?;
         tx.commit().await?;
         Ok(reply)
     }
@@ -272,7 +260,7 @@ impl BookingService {
     async fn abandon(
         &self,
         tenant: &Tenant,
-        key: Option<&IdempotencyKey>,
+        key: &IdempotencyKey,
         view: &BookingView,
     ) -> Result<(), BookingError> {
         let mut tx = self.0.store.begin().await?;
@@ -284,10 +272,8 @@ impl BookingService {
             None,
         )
         .await?;
-        if let Some(key) = key {
-            tx.delete_idempotency_key(tenant.id, key, view.booking.id)
-                .await?;
-        }
+        tx.delete_idempotency_key(tenant.id, key, view.booking.id)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -296,11 +282,11 @@ impl BookingService {
     async fn record_final(
         &self,
         tenant: &Tenant,
-        key: Option<&IdempotencyKey>,
+        key: &IdempotencyKey,
         outcome: Outcome,
     ) -> Result<Reply, BookingError> {
         let mut tx = self.0.store.begin().await?;
-        let reply = self.finish(&mut tx, tenant, key, outcome).await?;
+        let reply = self.finish(&mut tx, tenant, Some(key), outcome).await?;
         tx.commit().await?;
         Ok(reply)
     }
@@ -342,13 +328,10 @@ async fn fail_and_release(
     reason: FailureReason,
     untouched_before: Option<DateTime<Utc>>,
 ) -> Result<Option<BookingRecord>, BookingError> {
-    let change = StatusChange {
-        from: UNSETTLED,
-        to: BookingStatus::Failed,
-        charge_id: None,
-        failure_reason: Some(reason),
-        untouched_before,
-    };
+    let change = StatusChange::new(UNSETTLED, BookingStatus::Failed)
+        .expect("a transition of the state machine")
+        .with_failure(reason)
+        .untouched_before(untouched_before);
     let changed = tx
         .change_status(tenant.id, view.booking.id, &change, Utc::now())
         .await?;

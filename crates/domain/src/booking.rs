@@ -85,6 +85,14 @@ impl BookingStatus {
 
 crate::sqlx_string_newtype!(BookingStatus);
 
+/// A status change the booking state machine does not allow ([`BookingStatus::can_become`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a booking cannot go from {from} to {to}")]
+pub struct IllegalTransition {
+    pub from: BookingStatus,
+    pub to: BookingStatus,
+}
+
 impl fmt::Display for BookingStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

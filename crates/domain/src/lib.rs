@@ -18,11 +18,11 @@ mod sqlx_string;
 pub mod text;
 
 pub use booking::{
-    confirmation_message_id, BookingStatus, FailureReason, Flight, NewBooking,
+    confirmation_message_id, BookingStatus, FailureReason, Flight, IllegalTransition, NewBooking,
     CONFIRMATION_EMAIL_KIND,
 };
 pub use card::{Card, CardNumber, Cvc, Expiry};
-pub use error::{FieldErrors, ParseError};
+pub use error::{ErrorChain, FieldErrors, ParseError};
 pub use fingerprint::{CardFingerprint, EntityFingerprint, RequestFingerprint, SecretKey};
 pub use ids::{AlertId, BookingId, CrashId, FlightId, JobId, OutboxId, TenantId};
 pub use money::{Currency, Money};

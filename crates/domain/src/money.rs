@@ -68,8 +68,6 @@ mod tests {
         let fare = Money::new(9599, Currency::parse("eur").unwrap());
         assert_eq!(fare.to_string(), "95.99 EUR");
         assert_eq!(fare.times(3).unwrap().amount_minor, 28797);
-        assert!(Money::new(i64::MAX, fare.currency.clone())
-            .times(2)
-            .is_none());
+        assert!(Money::new(i64::MAX, fare.currency).times(2).is_none());
     }
 }

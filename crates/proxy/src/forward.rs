@@ -22,7 +22,7 @@ use crate::Proxy;
 
 /// What goes upstream: the client's body streamed as is, or a small one kept for a retry.
 pub(crate) type UpstreamBody = Either<Incoming, Full<Bytes>>;
-/// What goes back to the client: the upstream's body streamed as is, or one of ours (errors, ops endpoints).
+/// What goes back to the client: the upstream's body streamed as is, or one of ours (errors, probe endpoints).
 pub(crate) type ProxyBody = Either<Incoming, Body>;
 
 /// Request bodies up to this size (with a known length) are buffered when the request may be retried after
@@ -78,7 +78,7 @@ pub(crate) async fn forward(
     response
 }
 
-/// One of our own responses (an error, an ops endpoint) in the proxy's body type.
+/// One of our own responses (an error, a probe endpoint) in the proxy's body type.
 pub(crate) fn ours(response: Response<Body>) -> Response<ProxyBody> {
     response.map(Either::Right)
 }

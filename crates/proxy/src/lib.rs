@@ -15,7 +15,7 @@
 
 pub mod config;
 mod forward;
-mod ops;
+mod probes;
 mod route;
 mod upstream;
 
@@ -49,7 +49,7 @@ impl Proxy {
             .build()
             .expect("HTTP client for token endpoints");
         // The recorder first: the routes register their metric handles with it.
-        let metrics = ops::metrics_handle();
+        let metrics = probes::metrics_handle();
         let routes: Vec<Route> = config.routes.iter().map(|r| Route::new(r, &http)).collect();
         let clients = routes
             .iter()
@@ -93,12 +93,12 @@ impl Proxy {
         }
     }
 
-    /// The router of the proxy's own endpoints ([`OPS_PATHS`]); every other path is forwarded by prefix.
-    fn ops_router(self) -> Router {
+    /// The router of the proxy's own endpoints ([`PROBE_PATHS`]); every other path is forwarded by prefix.
+    fn probes_router(self) -> Router {
         Router::new()
-            .route("/health_check", get(ops::health_check))
-            .route("/ready", get(ops::ready))
-            .route("/metrics", get(ops::metrics))
+            .route("/health_check", get(probes::health_check))
+            .route("/ready", get(probes::ready))
+            .route("/metrics", get(probes::metrics))
             .with_state(self)
     }
 }
@@ -191,13 +191,13 @@ fn reuseport_listener(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListen
 ///
 /// HTTP/1.1 straight on hyper rather than through `axum::serve` and a router: every forwarded request skips
 /// the router, the body boxing and the protocol sniffing, which measurably costs CPU per request (see
-/// bench/README.md). The three ops endpoints still go to an axum [`Router`].
+/// bench/README.md). The three probe endpoints still go to an axum [`Router`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     proxy: Proxy,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let ops = proxy.clone().ops_router();
+    let probes = proxy.clone().probes_router();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let http = hyper::server::conn::http1::Builder::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -220,9 +220,9 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let (proxy, ops) = (proxy.clone(), ops.clone());
+        let (proxy, probes) = (proxy.clone(), probes.clone());
         let service = hyper::service::service_fn(move |request| {
-            handle(proxy.clone(), ops.clone(), peer, request)
+            handle(proxy.clone(), probes.clone(), peer, request)
         });
         let connection =
             graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
@@ -239,12 +239,12 @@ pub async fn serve(
 
 async fn handle(
     proxy: Proxy,
-    ops: Router,
+    probes: Router,
     peer: SocketAddr,
     request: hyper::Request<hyper::body::Incoming>,
 ) -> Result<hyper::Response<forward::ProxyBody>, std::convert::Infallible> {
-    if OPS_PATHS.contains(&request.uri().path()) {
-        let response = ops
+    if PROBE_PATHS.contains(&request.uri().path()) {
+        let response = probes
             .oneshot(request.map(axum::body::Body::new))
             .await
             .unwrap_or_else(|never| match never {});
@@ -253,4 +253,4 @@ async fn handle(
     Ok(forward::forward(&proxy, peer, request).await)
 }
 
-const OPS_PATHS: [&str; 3] = ["/health_check", "/ready", "/metrics"];
+const PROBE_PATHS: [&str; 3] = ["/health_check", "/ready", "/metrics"];

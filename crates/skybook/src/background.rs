@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use skybook_booking::{BookingService, SentinelConfig};
 use skybook_domain::RetryPolicy;
-use skybook_ops::{
+use skybook_notify::{
     AlertChannels, AlertDispatcher, AlertDispatcherConfig, FileMailer, Mailer, OutboxSender,
     OutboxSenderConfig, SmtpMailer,
 };
@@ -98,7 +98,7 @@ pub fn start(
 ) -> Result<Supervisor> {
     let mailer = mailer(&config)?;
     // A loop's panic is stored as a crash report before the supervisor restarts it.
-    skybook_ops::crash::record_background_panics(store.clone());
+    skybook_crash::record_background_panics(store.clone());
     let mut supervisor = Supervisor::new(RetryPolicy {
         initial_delay: Duration::from_secs(1),
         max_delay: Duration::from_secs(60),

@@ -70,6 +70,8 @@ pub struct DemoArgs {
     pub database_url: Option<String>,
     #[command(flatten)]
     pub background: BackgroundArgs,
+    #[command(flatten)]
+    pub faults: FaultInjectionArgs,
 }
 
 #[derive(Args)]
@@ -94,7 +96,14 @@ pub struct ServeArgs {
     pub no_workers: bool,
     #[command(flatten)]
     pub background: BackgroundArgs,
-    /// Mount `POST /debug/panic` for crash tests. Never in production.
+    #[command(flatten)]
+    pub faults: FaultInjectionArgs,
+}
+
+/// Crash-test hooks, the same for every command that serves HTTP or runs workers (CONTRACT.md).
+#[derive(Args)]
+pub struct FaultInjectionArgs {
+    /// `1`: mount `POST /debug/panic` and register the `debug.slow` job kind, for crash tests. Never in production.
     #[arg(long, env = "SKYBOOK_ENABLE_FAULT_INJECTION", hide = true)]
     pub enable_fault_injection: Option<String>,
 }
@@ -181,16 +190,15 @@ pub struct WorkerArgs {
     pub payments: PaymentsArgs,
     #[command(flatten)]
     pub background: BackgroundArgs,
-    /// Adds the `debug.slow` job kind for crash tests. Never in production.
-    #[arg(long, env = "SKYBOOK_ENABLE_FAULT_INJECTION", hide = true)]
-    pub enable_fault_injection: Option<String>,
+    #[command(flatten)]
+    pub faults: FaultInjectionArgs,
 }
 
 /// The background workers' settings: email, alerts, the sentinel.
 #[derive(Args)]
 pub struct BackgroundArgs {
     /// SMTP server for emails: smtp://host:port (plain), smtp://host:port?tls=required (STARTTLS),
-    /// smtps://host:port; user:password@ authenticates. `demo` without it writes .eml files to <data-dir>/mail.
+    /// smtps://host:port; user:password@ authenticates. `demo` without it writes .eml files to the data dir's mail folder.
     #[arg(long, env = "SKYBOOK_SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
     /// The From of every email.

@@ -203,6 +203,14 @@ pub fn flag(name: &str, raw: Option<&str>) -> Result<bool> {
     }
 }
 
+/// `SKYBOOK_ENABLE_FAULT_INJECTION`: the crash-test hooks, read the same way by every command.
+pub fn fault_injection(args: &crate::cli::FaultInjectionArgs) -> Result<bool> {
+    flag(
+        "SKYBOOK_ENABLE_FAULT_INJECTION",
+        args.enable_fault_injection.as_deref(),
+    )
+}
+
 /// How emails leave.
 pub enum MailTransport {
     Smtp(SecretString),
@@ -215,7 +223,7 @@ pub enum MailTransport {
 /// The background workers' settings.
 pub struct BackgroundConfig {
     pub mail: MailTransport,
-    pub mail_from: skybook_ops::Mailbox,
+    pub mail_from: skybook_notify::Mailbox,
     pub webhook: Option<Url>,
     pub ops_email: Option<Email>,
     pub sentinel_schedule: skybook_worker::Schedule,
@@ -241,7 +249,7 @@ pub fn background(
                 .ok()
                 .is_some_and(|u| matches!(u.scheme(), "smtp" | "smtps") && u.host().is_some());
             let url = SecretString::from(raw.to_owned());
-            if !ok || skybook_ops::mail::SmtpMailer::check_url(&url).is_err() {
+            if !ok || skybook_notify::mail::SmtpMailer::check_url(&url).is_err() {
                 bail!("invalid SKYBOOK_SMTP_URL (--smtp-url): expected smtp://HOST:PORT or smtps://HOST:PORT");
             }
             MailTransport::Smtp(url)
@@ -323,7 +331,7 @@ pub fn sentry(dsn: Option<&str>) -> Result<Option<sentry::ClientInitGuard>> {
         .map_err(|_| anyhow!("invalid SKYBOOK_SENTRY_DSN (--sentry-dsn): expected a DSN such as https://KEY@HOST/PROJECT"))?;
     Ok(Some(sentry::init(sentry::ClientOptions {
         dsn: Some(dsn),
-        release: Some(skybook_ops::crash::RELEASE.into()),
+        release: Some(skybook_crash::RELEASE.into()),
         ..sentry::ClientOptions::default()
     })))
 }

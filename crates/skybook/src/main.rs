@@ -19,7 +19,7 @@ async fn main() {
     let cli = cli::Cli::parse();
     logging::init(cli.log_format);
     // Every panic is logged and stored as a crash report; Sentry's hook, when configured, wraps ours.
-    skybook_ops::crash::install_panic_hook();
+    skybook_crash::install_panic_hook();
     let _sentry = match config::sentry(cli.sentry_dsn.as_deref()) {
         Ok(guard) => guard,
         Err(e) => {

@@ -81,7 +81,7 @@ pub fn app(
     options: WebOptions,
 ) -> Result<(axum::Router, BookingService)> {
     // Panics outside requests (the pipeline's own tasks) are stored too.
-    skybook_ops::crash::record_background_panics(store.clone());
+    skybook_crash::record_background_panics(store.clone());
     let state = AppState::new(store, payments, Arc::new(secret), pipeline, options);
     let bookings = state.bookings.clone();
     Ok((skybook_web::router(state)?, bookings))

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use skybook_domain::{
     BookingId, BookingReference, BookingStatus, CardFingerprint, Currency, Email,
-    EntityFingerprint, FailureReason, FlightId, IdempotencyKey, Money, Passenger, TenantId,
+    EntityFingerprint, FailureReason, FlightId, IllegalTransition, Money, Passenger, TenantId,
 };
 
 use crate::backend::{on_pool, on_tx};
@@ -113,22 +113,95 @@ pub enum InsertBooking {
     ReferenceTaken,
 }
 
-/// A new booking's row, as `seat_held`; parameters `$1`–`$15` as [`Tx::run_booking_insert`] binds them. A conflict on
+/// A new booking's row, as `seat_held`; parameters `$1`–`$15` as [`bind_booking_row!`] binds them. A conflict on
 /// any unique index (the live-entity index, the reference) inserts nothing.
 pub(crate) const INSERT_BOOKING: &str = "INSERT INTO bookings (id, tenant_id, reference, flight_id, status, contact_email, passengers, seats,
     amount_minor, currency, card_last4, card_brand, card_fingerprint, entity_fingerprint, hold_expires_at, created_at, updated_at)
     VALUES ($1, $2, $3, $4, 'seat_held', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) ON CONFLICT DO NOTHING";
 
+/// Binds a new booking's fifteen parameters of [`INSERT_BOOKING`] to the query `$q`, in order; `$passengers`
+/// and `$seats` come from [`booking_row_values`].
+macro_rules! bind_booking_row {
+    ($q:expr, $b:expr, $passengers:expr, $seats:expr) => {
+        $q.bind($b.id)
+            .bind($b.tenant_id)
+            .bind(&$b.reference)
+            .bind($b.flight_id)
+            .bind(&$b.contact_email)
+            .bind($passengers)
+            .bind($seats)
+            .bind($b.amount.amount_minor)
+            .bind(&$b.amount.currency)
+            .bind(&$b.card_last4)
+            .bind(&$b.card_brand)
+            .bind(&$b.card_fingerprint)
+            .bind(&$b.entity_fingerprint)
+            .bind($b.hold_expires_at)
+            .bind($b.now)
+    };
+}
+pub(crate) use bind_booking_row;
+
+/// The stored forms of a new booking's passengers (JSON text) and seat count.
+pub(crate) fn booking_row_values(b: &NewBookingRow) -> Result<(String, i32)> {
+    let passengers =
+        serde_json::to_string(&b.passengers).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+    let seats = i32::try_from(b.passengers.len())
+        .map_err(|_| StorageError::Corrupt("too many passengers".into()))?;
+    Ok((passengers, seats))
+}
+
 /// A conditional status change: applied only while the booking is in one of `from`.
+///
+/// Built only through [`StatusChange::new`], which refuses a transition the booking state machine forbids, so
+/// no build (release included) can apply one.
 #[derive(Debug, Clone)]
 pub struct StatusChange<'a> {
-    pub from: &'a [BookingStatus],
-    pub to: BookingStatus,
-    pub charge_id: Option<&'a str>,
-    pub failure_reason: Option<FailureReason>,
+    pub(crate) from: &'a [BookingStatus],
+    pub(crate) to: BookingStatus,
+    pub(crate) charge_id: Option<&'a str>,
+    pub(crate) failure_reason: Option<FailureReason>,
     /// Applied only if nobody has touched the booking since this instant (the sentinel's guard: a request that
     /// resumed the booking after the sentinel listed it owns it now).
-    pub untouched_before: Option<DateTime<Utc>>,
+    pub(crate) untouched_before: Option<DateTime<Utc>>,
+}
+
+impl<'a> StatusChange<'a> {
+    /// From any of `from` to `to`, if every one of those is a transition of the state machine.
+    pub fn new(from: &'a [BookingStatus], to: BookingStatus) -> Result<Self, IllegalTransition> {
+        if let Some(&bad) = from.iter().find(|f| !f.can_become(to)) {
+            return Err(IllegalTransition { from: bad, to });
+        }
+        Ok(Self {
+            from,
+            to,
+            charge_id: None,
+            failure_reason: None,
+            untouched_before: None,
+        })
+    }
+
+    /// Records the charge that paid for the booking.
+    pub fn with_charge(mut self, charge_id: &'a str) -> Self {
+        self.charge_id = Some(charge_id);
+        self
+    }
+
+    /// Records why the booking failed.
+    pub fn with_failure(mut self, reason: FailureReason) -> Self {
+        self.failure_reason = Some(reason);
+        self
+    }
+
+    /// Applies only if nothing has touched the booking since `instant`.
+    pub fn untouched_before(mut self, instant: Option<DateTime<Utc>>) -> Self {
+        self.untouched_before = instant;
+        self
+    }
+
+    pub fn to(&self) -> BookingStatus {
+        self.to
+    }
 }
 
 impl Store {
@@ -205,42 +278,26 @@ impl Tx {
     /// first to commit, then sees the conflict.
     pub async fn insert_booking(&mut self, b: &NewBookingRow) -> Result<InsertBooking> {
         let sql = format!("{INSERT_BOOKING} RETURNING {BOOKING_COLUMNS}");
-        let inserted: Option<BookingRow> = self.run_booking_insert(b, &sql, None).await?;
+        let inserted: Option<BookingRow> = self.run_booking_insert(b, &sql).await?;
         match inserted {
             Some(row) => Ok(InsertBooking::Inserted(Box::new(row.try_into()?))),
             None => self.insert_conflict(b).await,
         }
     }
 
-    /// Runs `sql`, a statement built on [`INSERT_BOOKING`], with the row as its first fifteen parameters and
-    /// `key` as `$16` when given; returns the row it returns, if any.
-    pub(crate) async fn run_booking_insert<T>(
-        &mut self,
-        b: &NewBookingRow,
-        sql: &str,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<Option<T>>
+    /// Runs `sql`, a statement built on [`INSERT_BOOKING`] with the row as its only parameters; returns the row
+    /// it returns, if any.
+    async fn run_booking_insert<T>(&mut self, b: &NewBookingRow, sql: &str) -> Result<Option<T>>
     where
         T: Send
             + Unpin
             + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
             + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
     {
-        let passengers = serde_json::to_string(&b.passengers)
-            .map_err(|e| StorageError::Corrupt(e.to_string()))?;
-        let seats = i32::try_from(b.passengers.len())
-            .map_err(|_| StorageError::Corrupt("too many passengers".into()))?;
-        Ok(on_tx!(self, c => {
-            let q = sqlx::query_as(sql)
-                .bind(b.id).bind(b.tenant_id).bind(&b.reference).bind(b.flight_id).bind(&b.contact_email)
-                .bind(&passengers).bind(seats).bind(b.amount.amount_minor).bind(&b.amount.currency)
-                .bind(&b.card_last4).bind(&b.card_brand).bind(&b.card_fingerprint).bind(&b.entity_fingerprint)
-                .bind(b.hold_expires_at).bind(b.now);
-            match key {
-                Some(key) => q.bind(key).fetch_optional(c).await,
-                None => q.fetch_optional(c).await,
-            }
-        })?)
+        let (passengers, seats) = booking_row_values(b)?;
+        Ok(
+            on_tx!(self, c => bind_booking_row!(sqlx::query_as(sql), b, &passengers, seats).fetch_optional(c).await)?,
+        )
     }
 
     /// Why a booking insert did nothing: a live booking of the same entity, or else its reference was taken.
@@ -312,10 +369,6 @@ impl Tx {
         change: &StatusChange<'_>,
         now: DateTime<Utc>,
     ) -> Result<Option<BookingRecord>> {
-        debug_assert!(
-            change.from.iter().all(|f| f.can_become(change.to)),
-            "{change:?} is not a transition of the booking state machine"
-        );
         let (sql, from) = status_change_sql(change);
         let row: Option<BookingRow> = on_tx!(self, c => {
             let mut q = sqlx::query_as(&sql)

@@ -76,7 +76,7 @@ impl TryFrom<FlightRow> for Flight {
 const FLIGHT_COLUMNS: &str =
     "id, tenant_id, number, origin, destination, departs_at, capacity, seats_sold, fare_minor, currency";
 
-fn flight_by_id() -> String {
+pub(crate) fn flight_by_id() -> String {
     format!("SELECT {FLIGHT_COLUMNS} FROM flights WHERE tenant_id = $1 AND id = $2")
 }
 

@@ -2,15 +2,18 @@
 
 /// A storage failure. `Transient` ones (connection lost, pool timeout, PostgreSQL serialization failure or
 /// deadlock, SQLite busy) may succeed when retried; the rest will not.
+///
+/// A message says what failed here; its cause is the `source`, never repeated in the message, so a log line
+/// prints the chain ([`skybook_domain::ErrorChain`]).
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    #[error("database unavailable: {0}")]
+    #[error("database unavailable")]
     Transient(#[source] sqlx::Error),
-    #[error("database error: {0}")]
+    #[error("database error")]
     Database(#[source] sqlx::Error),
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
-    #[error("migration failed: {0}")]
+    #[error("migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("invalid database URL {url:?}: {reason}")]
     Config { url: String, reason: String },

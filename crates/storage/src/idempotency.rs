@@ -64,8 +64,7 @@ impl Tx {
         locked_until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let sql = "INSERT INTO idempotency_keys (tenant_id, key, request_fingerprint, locked_until, created_at, updated_at)
-                   VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (tenant_id, key) DO NOTHING";
+        let sql = INSERT_IDEMPOTENCY_KEY;
         let n = on_tx!(self, c => sqlx::query(sql)
             .bind(tenant).bind(key).bind(fingerprint).bind(locked_until).bind(now).execute(c).await.map(|r| r.rows_affected()))?;
         Ok(n == 1)
@@ -138,3 +137,7 @@ impl Tx {
         Ok(())
     }
 }
+
+/// Claims a key: tenant, key, request fingerprint, lease end, now. Inserts nothing if the key exists.
+pub(crate) const INSERT_IDEMPOTENCY_KEY: &str = "INSERT INTO idempotency_keys (tenant_id, key, request_fingerprint, locked_until, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (tenant_id, key) DO NOTHING";

@@ -23,6 +23,7 @@ mod outbox;
 mod placing;
 mod sessions;
 mod settlement;
+pub mod statements;
 mod store;
 mod tx;
 mod wakeups;

@@ -8,8 +8,10 @@
 
 use skybook_domain::IdempotencyKey;
 
+use crate::backend::on_tx;
 use crate::bookings::{
-    BookingRecord, BookingRow, InsertBooking, NewBookingRow, BOOKING_COLUMNS, INSERT_BOOKING,
+    bind_booking_row, booking_row_values, BookingRecord, BookingRow, InsertBooking, NewBookingRow,
+    BOOKING_COLUMNS, INSERT_BOOKING,
 };
 use crate::error::Result;
 use crate::tx::{Tx, TxInner};
@@ -46,16 +48,10 @@ impl Tx {
         if !matches!(self.inner, TxInner::Postgres(_)) {
             return self.place_step_by_step(b, key).await;
         }
-        let sql = format!(
-            "WITH placed AS ({INSERT_BOOKING} RETURNING {BOOKING_COLUMNS}),
-             seated AS (UPDATE flights SET seats_sold = seats_sold + $7
-                 WHERE tenant_id = $2 AND id = $4 AND seats_sold + $7 <= capacity
-                   AND EXISTS (SELECT 1 FROM placed) RETURNING id),
-             attached AS (UPDATE idempotency_keys SET booking_id = $1
-                 WHERE tenant_id = $2 AND key = $16 AND EXISTS (SELECT 1 FROM seated))
-             SELECT placed.*, EXISTS (SELECT 1 FROM seated) AS seated FROM placed"
-        );
-        let row: Option<PlacedRow> = self.run_booking_insert(b, &sql, Some(key)).await?;
+        let sql = place_statement();
+        let (passengers, seats) = booking_row_values(b)?;
+        let row: Option<PlacedRow> = on_tx!(self, c => bind_booking_row!(sqlx::query_as(&sql), b, &passengers, seats)
+            .bind(key).fetch_optional(c).await)?;
         Ok(match row {
             Some(PlacedRow {
                 booking,
@@ -92,4 +88,17 @@ impl Tx {
             .await?;
         Ok(PlaceBooking::Held(booking))
     }
+}
+
+/// [`Tx::place_booking`]'s one statement on PostgreSQL: the row's fifteen parameters, then the key as `$16`.
+pub(crate) fn place_statement() -> String {
+    format!(
+        "WITH placed AS ({INSERT_BOOKING} RETURNING {BOOKING_COLUMNS}),
+         seated AS (UPDATE flights SET seats_sold = seats_sold + $7
+             WHERE tenant_id = $2 AND id = $4 AND seats_sold + $7 <= capacity
+               AND EXISTS (SELECT 1 FROM placed) RETURNING id),
+         attached AS (UPDATE idempotency_keys SET booking_id = $1
+             WHERE tenant_id = $2 AND key = $16 AND EXISTS (SELECT 1 FROM seated))
+         SELECT placed.*, EXISTS (SELECT 1 FROM seated) AS seated FROM placed"
+    )
 }

@@ -43,11 +43,6 @@ impl Store {
     /// written.
     pub async fn settle(&self, s: &Settlement<'_>) -> Result<Option<BookingRecord>> {
         debug_assert!(
-            s.change.from.iter().all(|f| f.can_become(s.change.to)),
-            "{:?} is not a transition of the booking state machine",
-            s.change
-        );
-        debug_assert!(
             s.email
                 .is_none_or(|e| e.tenant_id == s.tenant && e.booking_id == s.booking),
             "the email belongs to the settled booking"
@@ -56,31 +51,12 @@ impl Store {
             return self.settle_in_transaction(s).await;
         };
         let (changed, from) = status_change_sql(&s.change);
-        let mut n = 7 + from.len();
-        let mut next = || {
-            n += 1;
-            n
-        };
-        let mut sql = format!("WITH changed AS ({changed})");
-        if s.email.is_some() {
-            let p: Vec<usize> = (0..5).map(|_| next()).collect();
-            sql += &format!(
-                ", queued AS (INSERT INTO outbox_emails (id, tenant_id, booking_id, kind, recipient, message_id, created_at) \
-                 SELECT ${}, tenant_id, id, ${}, ${}, ${}, ${} FROM changed ON CONFLICT DO NOTHING)",
-                p[0], p[1], p[2], p[3], p[4]
-            );
-        }
-        if s.response.is_some() {
-            let p: Vec<usize> = (0..4).map(|_| next()).collect();
-            sql += &format!(
-                ", answered AS (UPDATE idempotency_keys SET response_status = ${}, response_body = ${}, \
-                 locked_until = NULL, updated_at = ${} \
-                 WHERE tenant_id = $1 AND key = ${} AND EXISTS (SELECT 1 FROM changed))",
-                p[0], p[1], p[2], p[3]
-            );
-        }
-        sql += " SELECT * FROM changed";
-
+        let sql = settle_statement(
+            &changed,
+            from.len(),
+            s.email.is_some(),
+            s.response.is_some(),
+        );
         let change = &s.change;
         let mut q = sqlx::query_as::<_, BookingRow>(&sql)
             .bind(s.tenant)
@@ -138,4 +114,39 @@ impl Store {
         tx.commit().await?;
         Ok(Some(changed))
     }
+}
+
+/// [`Store::settle`]'s one statement on PostgreSQL: `changed` (the status change, parameters `$1`–`$7` and
+/// `from_count` statuses after them) and, when asked for, the outbox email (five parameters) and the key's final
+/// response (four), numbered on from there.
+pub(crate) fn settle_statement(
+    changed: &str,
+    from_count: usize,
+    with_email: bool,
+    with_response: bool,
+) -> String {
+    let mut n = 7 + from_count;
+    let mut next = || {
+        n += 1;
+        n
+    };
+    let mut sql = format!("WITH changed AS ({changed})");
+    if with_email {
+        let p: Vec<usize> = (0..5).map(|_| next()).collect();
+        sql += &format!(
+            ", queued AS (INSERT INTO outbox_emails (id, tenant_id, booking_id, kind, recipient, message_id, created_at) \
+             SELECT ${}, tenant_id, id, ${}, ${}, ${}, ${} FROM changed ON CONFLICT DO NOTHING)",
+            p[0], p[1], p[2], p[3], p[4]
+        );
+    }
+    if with_response {
+        let p: Vec<usize> = (0..4).map(|_| next()).collect();
+        sql += &format!(
+            ", answered AS (UPDATE idempotency_keys SET response_status = ${}, response_body = ${}, \
+             locked_until = NULL, updated_at = ${} \
+             WHERE tenant_id = $1 AND key = ${} AND EXISTS (SELECT 1 FROM changed))",
+            p[0], p[1], p[2], p[3]
+        );
+    }
+    sql + " SELECT * FROM changed"
 }

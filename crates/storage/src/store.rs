@@ -119,6 +119,6 @@ impl Store {
     }
 
     pub async fn close(&self) {
-        self.backend.close().await
+        self.backend.close().await;
     }
 }

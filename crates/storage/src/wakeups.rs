@@ -63,7 +63,7 @@ impl OutboxAnnouncer {
                 Ok(connection) => connection,
                 Err(e) => {
                     pending.store(false, Ordering::Release);
-                    tracing::debug!(error = %e, "outbox announcement not sent (listeners will poll)");
+                    tracing::debug!(error = %skybook_domain::ErrorChain(&e), "outbox announcement not sent (listeners will poll)");
                     return;
                 }
             };
@@ -77,7 +77,7 @@ impl OutboxAnnouncer {
             .execute(&mut *connection)
             .await;
             if let Err(e) = sent {
-                tracing::debug!(error = %e, "outbox announcement not sent (listeners will poll)");
+                tracing::debug!(error = %skybook_domain::ErrorChain(&e), "outbox announcement not sent (listeners will poll)");
             }
         });
     }

@@ -164,13 +164,9 @@ pub async fn confirmed_booking(
         .settle(&Settlement {
             tenant: tenant.id,
             booking: booking.id,
-            change: StatusChange {
-                from: &[BookingStatus::SeatHeld],
-                to: BookingStatus::Confirmed,
-                charge_id: Some(charge_id),
-                failure_reason: None,
-                untouched_before: None,
-            },
+            change: StatusChange::new(&[BookingStatus::SeatHeld], BookingStatus::Confirmed)
+                .expect("a transition of the state machine")
+                .with_charge(charge_id),
             email: Some(&email),
             response: None,
             now: Utc::now(),
@@ -178,4 +174,14 @@ pub async fn confirmed_booking(
         .await
         .unwrap()
         .expect("a held booking confirms")
+}
+
+/// Seats still for sale on `flight`, as the store has it now.
+pub async fn seats_left(store: &Store, tenant: &Tenant, flight: &Flight) -> u32 {
+    store
+        .flight(tenant.id, flight.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .seats_left()
 }

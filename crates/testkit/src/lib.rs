@@ -17,6 +17,7 @@ use skybook_storage::{PoolSettings, Store};
 use sqlx::Connection;
 
 pub mod fixtures;
+pub mod payments;
 pub mod postgres;
 pub mod process;
 pub mod smtp;

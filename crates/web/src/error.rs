@@ -12,7 +12,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use skybook_booking::BookingError;
-use skybook_domain::FieldErrors;
+use skybook_domain::{ErrorChain, FieldErrors};
 use skybook_storage::StorageError;
 
 #[derive(Debug, thiserror::Error)]
@@ -47,10 +47,10 @@ impl From<StorageError> for ApiError {
         if e.is_transient() {
             Self::Unavailable {
                 what: "database",
-                cause: e.to_string(),
+                cause: ErrorChain(&e).to_string(),
             }
         } else {
-            Self::Internal(e.to_string())
+            Self::Internal(ErrorChain(&e).to_string())
         }
     }
 }

@@ -7,8 +7,8 @@ pub mod api;
 pub mod error;
 pub mod middleware;
 pub mod openapi;
-pub mod ops;
 pub mod parse;
+pub mod probes;
 pub mod render;
 pub mod site;
 
@@ -30,7 +30,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 pub use error::ApiError;
-pub use render::JsonRenderer;
+pub use render::{BookingAnswer, JsonRenderer};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -63,7 +63,7 @@ impl AppState {
             store,
             bookings,
             secret,
-            metrics: ops::metrics_handle(),
+            metrics: probes::metrics_handle(),
             options,
         }
     }
@@ -91,7 +91,7 @@ impl Default for WebOptions {
 
 /// The whole HTTP surface. Fails only if the session store cannot be set up on this database.
 pub fn router(state: AppState) -> Result<Router, skybook_storage::StorageError> {
-    skybook_ops::crash::install_panic_hook();
+    skybook_crash::install_panic_hook();
     let request_id = HeaderName::from_static(middleware::REQUEST_ID_HEADER);
     let mut app = Router::new()
         .route(
@@ -107,8 +107,8 @@ pub fn router(state: AppState) -> Result<Router, skybook_storage::StorageError> 
             get(api::bookings::show),
         )
         .route("/api/openapi.json", get(openapi::openapi_json))
-        .route("/ready", get(ops::ready))
-        .route("/metrics", get(ops::metrics))
+        .route("/ready", get(probes::ready))
+        .route("/metrics", get(probes::metrics))
         .merge(site::routes(&state)?)
         .fallback(site::not_found);
     if state.options.fault_injection {
@@ -136,6 +136,6 @@ pub fn router(state: AppState) -> Result<Router, skybook_storage::StorageError> 
         .with_state(state);
     // Outside the layers above: probes are not request-logged, timed out or counted.
     Ok(Router::new()
-        .route("/health_check", get(ops::health_check))
+        .route("/health_check", get(probes::health_check))
         .merge(app))
 }

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use futures::FutureExt;
-use skybook_ops::crash::{self, RequestContext};
+use skybook_crash::{self as crash, RequestContext};
 
 use crate::error::ServerErrorDetail;
 use crate::AppState;
@@ -89,7 +89,7 @@ pub async fn crash_context(
                 let store = state.store.clone();
                 tokio::spawn(async move {
                     if let Err(e) = crash::record(&store, &crash).await {
-                        tracing::error!(error = %e, request_id = %id, "could not store a crash report");
+                        tracing::error!(error = %skybook_domain::ErrorChain(&e), request_id = %id, "could not store a crash report");
                     }
                 });
             }

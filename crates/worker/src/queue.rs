@@ -176,7 +176,7 @@ impl QueueWorker {
                 tick.tick().await;
                 let until = Utc::now() + chrono::Duration::from_std(lease).unwrap_or_default();
                 if let Err(e) = store.renew_job_leases(&worker, until).await {
-                    tracing::warn!(error = %e, "job lease renewal failed");
+                    tracing::warn!(error = %skybook_domain::ErrorChain(&e), "job lease renewal failed");
                 }
             }
         })

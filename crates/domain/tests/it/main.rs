@@ -12,7 +12,7 @@ fn key(seed: &str) -> SecretKey {
 fn with_check_digit(body: &str) -> String {
     (0..10)
         .map(|d| format!("{body}{d}"))
-        .find(|n| skybook_domain::card::luhn_valid(n))
+        .find(|n| card::luhn_valid(n))
         .unwrap()
 }
 
@@ -36,7 +36,7 @@ proptest! {
         let printed = format!("{parsed:?}");
         prop_assert!(!printed.contains(&number));
         let pos = pos % number.len();
-        let mut bytes = number.clone().into_bytes();
+        let mut bytes = number.into_bytes();
         bytes[pos] = b'0' + (bytes[pos] - b'0' + bump) % 10;
         prop_assert!(CardNumber::parse(std::str::from_utf8(&bytes).unwrap()).is_err());
     }
@@ -105,7 +105,7 @@ fn request_fingerprint_sees_every_value() {
         },
     };
     let fp = RequestFingerprint::compute(&k, tenant, &base);
-    assert_eq!(fp, RequestFingerprint::compute(&k, tenant, &base.clone()));
+    assert_eq!(fp, RequestFingerprint::compute(&k, tenant, &base));
     let mut other = base.clone();
     other.contact_email = Email::parse("b@example.com").unwrap();
     assert_ne!(fp, RequestFingerprint::compute(&k, tenant, &other));

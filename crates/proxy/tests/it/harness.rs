@@ -61,7 +61,7 @@ impl Setup {
         tokio::spawn(async move {
             skybook_proxy::serve(listener, serving, std::future::pending())
                 .await
-                .unwrap()
+                .unwrap();
         });
         Self {
             sandbox,
@@ -81,7 +81,7 @@ impl Setup {
     }
 
     pub async fn faults(&self, faults: Value) {
-        skybook_testkit::process::sandbox_faults(&self.sandbox.url(), faults).await
+        skybook_testkit::process::sandbox_faults(&self.sandbox.url(), faults).await;
     }
 
     /// `GET <proxy>/payments<path>`; returns status and body.

@@ -46,11 +46,13 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         SecretKey::generate_hex,
     )?)
     .context("the secret key in the data dir is invalid")?;
-    let background = config::background(
+    let fault_injection = config::fault_injection(&args.faults)?;
+    let mut background = config::background(
         &args.background,
         Some(data_dir.join("mail")),
         "*/5 * * * * *",
     )?;
+    background.fault_injection = fault_injection;
     let admin_token_path = data_dir.join("admin-token");
     let admin_token = read_or_create(&admin_token_path, SecretKey::generate_hex)?;
 
@@ -84,6 +86,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
                 admin_token: Some(SecretString::from(admin_token)),
                 ..SiteOptions::default()
             },
+            fault_injection,
             ..WebOptions::default()
         },
     )?;

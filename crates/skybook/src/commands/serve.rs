@@ -19,10 +19,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let secret = config::secret_key(args.secret_key.as_deref())?;
     let payments = config::payments(&args.payments)?;
     let site = config::site(&args.site)?;
-    let fault_injection = config::flag(
-        "SKYBOOK_ENABLE_FAULT_INJECTION",
-        args.enable_fault_injection.as_deref(),
-    )?;
+    let fault_injection = config::fault_injection(&args.faults)?;
 
     let pipeline = PipelineConfig {
         seat_hold: config::duration("SKYBOOK_SEAT_HOLD (--seat-hold)", &args.seat_hold)?,

@@ -15,10 +15,7 @@ pub async fn run(args: WorkerArgs) -> Result<()> {
     let secret = config::secret_key(args.secret_key.as_deref())?;
     let payments = config::payments(&args.payments)?;
     let mut background = config::background(&args.background, None, "0 * * * * *")?;
-    background.fault_injection = config::flag(
-        "SKYBOOK_ENABLE_FAULT_INJECTION",
-        args.enable_fault_injection.as_deref(),
-    )?;
+    background.fault_injection = config::fault_injection(&args.faults)?;
     let pool = config::pool(args.database.database_max_connections.as_deref())?;
     let store = wiring::connect(&url, &pool, Schema::MigrateSqliteOnly).await?;
     let bookings =

@@ -84,7 +84,7 @@ impl Demo {
     }
 
     async fn faults(&self, faults: Value) {
-        skybook_testkit::process::sandbox_faults(&self.sandbox, faults).await
+        skybook_testkit::process::sandbox_faults(&self.sandbox, faults).await;
     }
 }
 

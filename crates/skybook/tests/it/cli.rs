@@ -135,18 +135,24 @@ async fn demo_runs_from_an_empty_data_dir(engine: Engine) {
         Engine::Sqlite => None,
         Engine::Postgres => Some(skybook_testkit::fresh_database_url(engine, "demo").await),
     };
-    let demo = || {
+    let demo = |fault_injection: &str| {
         let mut cmd = skybook();
         cmd.args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(&data);
+            .arg(&data)
+            .env("SKYBOOK_ENABLE_FAULT_INJECTION", fault_injection);
         if let Some(url) = &database_url {
             cmd.arg("--database-url").arg(url);
         }
         cmd
     };
     let reference = {
-        let server = Running::start(demo(), &dir, "demo-1");
+        let server = Running::start(demo("1"), &dir, "demo-1");
         let site = site_url(&server);
+        assert_eq!(
+            debug_panic(&site).await,
+            500,
+            "SKYBOOK_ENABLE_FAULT_INJECTION=1 mounts /debug/panic in the demo too"
+        );
         let flights = dub_to_lhr(&site).await;
         assert!(
             flights.len() >= 58,
@@ -212,8 +218,13 @@ async fn demo_runs_from_an_empty_data_dir(engine: Engine) {
         64
     );
 
-    let server = Running::start(demo(), &dir, "demo-2");
+    let server = Running::start(demo("0"), &dir, "demo-2");
     let site = site_url(&server);
+    assert_eq!(
+        debug_panic(&site).await,
+        404,
+        "without fault injection there is no /debug/panic"
+    );
     let shown = reqwest::get(format!("{site}/api/v1/tenants/demo/bookings/{reference}"))
         .await
         .unwrap();
@@ -230,6 +241,16 @@ async fn dub_to_lhr(site: &str) -> Vec<Value> {
     let url = format!("{site}/api/v1/tenants/demo/flights?origin=DUB&destination=LHR");
     let flights: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
     flights["flights"].as_array().unwrap().clone()
+}
+
+/// The status `POST /debug/panic` answers.
+async fn debug_panic(site: &str) -> u16 {
+    let response = reqwest::Client::new()
+        .post(format!("{site}/debug/panic"))
+        .send()
+        .await
+        .unwrap();
+    response.status().as_u16()
 }
 
 fn site_url(server: &Running) -> String {

@@ -57,7 +57,7 @@ impl Cluster {
     }
 
     async fn charges(&self) -> i64 {
-        skybook_testkit::process::sandbox_charges(&self.sandbox).await
+        process::sandbox_charges(&self.sandbox).await
     }
 }
 

@@ -159,13 +159,9 @@ async fn one_live_booking_per_entity_under_concurrency(engine: Engine) {
         unreachable!()
     };
     let mut tx = store.begin().await.unwrap();
-    let change = StatusChange {
-        from: &[BookingStatus::SeatHeld],
-        to: BookingStatus::Failed,
-        charge_id: None,
-        failure_reason: Some(FailureReason::CardDeclined),
-        untouched_before: None,
-    };
+    let change = StatusChange::new(&[BookingStatus::SeatHeld], BookingStatus::Failed)
+        .expect("a transition of the state machine")
+        .with_failure(FailureReason::CardDeclined);
     let changed = tx
         .change_status(tenant.id, live.id, &change, Utc::now())
         .await
@@ -207,13 +203,13 @@ async fn a_guarded_status_change_skips_a_booking_touched_since(engine: Engine) {
         .unwrap();
     tx.commit().await.unwrap();
 
-    let change = StatusChange {
-        from: &[BookingStatus::SeatHeld, BookingStatus::PaymentPending],
-        to: BookingStatus::Failed,
-        charge_id: None,
-        failure_reason: Some(FailureReason::HoldExpired),
-        untouched_before: Some(listed_at),
-    };
+    let change = StatusChange::new(
+        &[BookingStatus::SeatHeld, BookingStatus::PaymentPending],
+        BookingStatus::Failed,
+    )
+    .expect("a transition of the state machine")
+    .with_failure(FailureReason::HoldExpired)
+    .untouched_before(Some(listed_at));
     let mut tx = store.begin().await.unwrap();
     let touched = tx
         .change_status(tenant.id, resumed.id, &change, Utc::now())
@@ -324,3 +320,55 @@ backend_tests!(
     a_guarded_status_change_skips_a_booking_touched_since,
     idempotency_keys_insert_once_and_finish,
 );
+
+#[test]
+fn the_default_pool_is_the_size_the_benchmark_measures() {
+    // `serve`'s help, the docs and scripts/bench-bookings all say DEFAULT_MAX_CONNECTIONS; a default that
+    // differs would run production with a pool nobody measured.
+    assert_eq!(
+        PoolSettings::default().max_connections,
+        PoolSettings::DEFAULT_MAX_CONNECTIONS
+    );
+}
+
+#[test]
+fn only_transitions_of_the_state_machine_can_be_built() {
+    use BookingStatus::*;
+    for from in BookingStatus::ALL {
+        for to in BookingStatus::ALL {
+            let sources = [from];
+            let built = StatusChange::new(&sources, to);
+            assert_eq!(
+                built.is_ok(),
+                from.can_become(to),
+                "{from} -> {to}: {built:?}"
+            );
+        }
+    }
+    // One illegal source among legal ones spoils the change: it names the culprit.
+    let err = StatusChange::new(&[SeatHeld, Confirmed], Failed).unwrap_err();
+    assert_eq!(
+        err,
+        IllegalTransition {
+            from: Confirmed,
+            to: Failed
+        }
+    );
+}
+
+#[test]
+fn a_storage_error_names_its_cause_once() {
+    let e = StorageError::from(sqlx::Error::PoolTimedOut);
+    assert!(e.is_transient());
+    let chain = ErrorChain(&e).to_string();
+    let cause = sqlx::Error::PoolTimedOut.to_string();
+    assert_eq!(
+        chain.matches(&cause).count(),
+        1,
+        "the cause appears once in {chain:?}"
+    );
+    assert!(
+        std::error::Error::source(&e).is_some(),
+        "the cause stays the source"
+    );
+}

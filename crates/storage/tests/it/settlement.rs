@@ -10,13 +10,9 @@ use skybook_testkit::fixtures::{booking_row, held_booking, tenant_with_flight};
 const UNSETTLED: &[BookingStatus] = &[BookingStatus::SeatHeld, BookingStatus::PaymentPending];
 
 fn confirm(charge_id: &str) -> StatusChange<'_> {
-    StatusChange {
-        from: UNSETTLED,
-        to: BookingStatus::Confirmed,
-        charge_id: Some(charge_id),
-        failure_reason: None,
-        untouched_before: None,
-    }
+    StatusChange::new(UNSETTLED, BookingStatus::Confirmed)
+        .expect("a transition of the state machine")
+        .with_charge(charge_id)
 }
 
 /// Settles `booking` as confirmed with its confirmation email and `body` stored on `key`.
@@ -115,13 +111,9 @@ async fn settling_a_booking_settled_since_writes_nothing(engine: Engine) {
     let failed = Settlement {
         tenant: tenant.id,
         booking: booking.id,
-        change: StatusChange {
-            from: UNSETTLED,
-            to: BookingStatus::Failed,
-            charge_id: None,
-            failure_reason: Some(FailureReason::HoldExpired),
-            untouched_before: None,
-        },
+        change: StatusChange::new(UNSETTLED, BookingStatus::Failed)
+            .expect("a transition of the state machine")
+            .with_failure(FailureReason::HoldExpired),
         email: None,
         response: None,
         now: Utc::now(),

@@ -7,7 +7,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use serde_json::Value;
 use skybook_booking::{BookingError, Rendered};
 use skybook_domain::{FieldErrors, Flight, FlightId, IdempotencyKey, MAX_PASSENGERS};
 use skybook_storage::Tenant;
@@ -19,6 +18,7 @@ use super::views::{
 };
 use super::{see_other, site_tenant, PageError};
 use crate::error::ApiError;
+use crate::render::BookingAnswer;
 use crate::AppState;
 
 /// `GET /book/{flight}?passengers=N`: the form, refilled from the session's draft for this flight.
@@ -171,13 +171,10 @@ async fn answer(
     draft: &mut Draft,
     rendered: &Rendered,
 ) -> Result<Response, PageError> {
-    let body: Value = serde_json::from_str(&rendered.body)
-        .map_err(|e| ApiError::Internal(format!("stored booking response is not JSON: {e}")))?;
-    let reference = |v: &Value| v.as_str().map(str::to_owned);
-    match (rendered.status, body["error"].as_str()) {
-        (201 | 202, _) => {
-            let reference = reference(&body["booking"]["reference"])
-                .ok_or_else(|| ApiError::Internal("booking response without a reference".into()))?;
+    let answer = BookingAnswer::read(rendered).map_err(|e| ApiError::Internal(e.to_string()))?;
+    match answer {
+        BookingAnswer::Confirmed(booking) | BookingAnswer::Pending(booking) => {
+            let reference = booking.reference;
             visit.allow_booking(&reference).await?;
             if draft.booked_reference.is_none() {
                 draft.booked_reference = Some(reference.clone());
@@ -185,22 +182,18 @@ async fn answer(
             }
             Ok(see_other(&format!("/bookings/{reference}")))
         }
-        (409, Some("duplicate_booking")) => {
-            let existing = reference(&body["existing"]["reference"]).unwrap_or_default();
-            if visit.may_see_booking(&existing).await? {
-                return Ok(see_other(&format!("/bookings/{existing}")));
+        BookingAnswer::Duplicate(existing) => {
+            if visit.may_see_booking(&existing.reference).await? {
+                return Ok(see_other(&format!("/bookings/{}", existing.reference)));
             }
-            tracing::info!(tenant = %tenant.slug, existing = %existing, "site: duplicate booking refused, no charge");
+            tracing::info!(tenant = %tenant.slug, existing = %existing.reference, "site: duplicate booking refused, no charge");
             let page = DuplicatePage {
-                reference: existing,
-                status: body["existing"]["status"]
-                    .as_str()
-                    .unwrap_or("confirmed")
-                    .replace('_', " "),
+                reference: existing.reference,
+                status: existing.status.replace('_', " "),
             };
             Ok((StatusCode::CONFLICT, page).into_response())
         }
-        (409, Some("sold_out")) => {
+        BookingAnswer::SoldOut => {
             let page = MessagePage::new(
                 "Not enough seats left",
                 "This flight no longer has seats for everyone in your party. Nothing was charged. Please pick another flight.",
@@ -208,23 +201,24 @@ async fn answer(
             );
             Ok((StatusCode::CONFLICT, page).into_response())
         }
-        (402, _) | (502, _) => {
+        BookingAnswer::Declined(_) | BookingAnswer::PaymentFailed(_) => {
             // The key is spent on a failed attempt: the next try is a new booking request with a new key.
             draft.key = visit.mint_key().await?;
             draft.booked_reference = None;
             visit.save_draft(draft).await?;
-            let notice = if rendered.status == 402 {
-                "Your card was declined and nothing was charged. Please try another card."
-            } else {
-                "The payment could not be completed and nothing was charged. Please try again or use another card."
+            let (status, notice) = match answer {
+                BookingAnswer::Declined(_) => (
+                    StatusCode::PAYMENT_REQUIRED,
+                    "Your card was declined and nothing was charged. Please try another card.",
+                ),
+                _ => (
+                    StatusCode::BAD_GATEWAY,
+                    "The payment could not be completed and nothing was charged. Please try again or use another card.",
+                ),
             };
             let page = form_page(visit, flight, draft, &FieldErrors::new(), Some(notice)).await?;
-            let status = StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::BAD_GATEWAY);
             Ok((status, page).into_response())
         }
-        (status, error) => Err(PageError(ApiError::Internal(format!(
-            "unexpected booking response {status} {error:?}"
-        )))),
     }
 }
 

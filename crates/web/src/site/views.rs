@@ -422,8 +422,7 @@ pub struct CrashRow {
 
 impl From<&skybook_storage::CrashGroup> for CrashRow {
     fn from(g: &skybook_storage::CrashGroup) -> Self {
-        let time =
-            |t: &chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+        let time = |t: &DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
         Self {
             message: g.message.clone(),
             location: g.location.clone(),

@@ -1,18 +1,13 @@
 //! A running skybook (router + store) wired to a real sandbox, and helpers to talk to both.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use serde_json::Value;
 use skybook_booking::PipelineConfig;
-use skybook_clients::{
-    ClientCredentials, HttpPaymentProvider, HttpPaymentProviderConfig, TokenManager,
-    TokenManagerConfig, TokenSource,
-};
-use skybook_domain::{Flight, RetryPolicy, SecretKey};
+use skybook_domain::{Flight, SecretKey};
 use skybook_sandbox::RunningSandbox;
 use skybook_storage::{Engine, Store, Tenant};
 use skybook_testkit::fixtures;
@@ -22,54 +17,13 @@ use tower::ServiceExt;
 
 pub struct TestApp {
     pub router: Router,
-    /// The pipeline behind `router` (for the sentinel).
-    pub bookings: skybook_booking::BookingService,
     pub store: Store,
     pub sandbox: RunningSandbox,
     pub tenant: Tenant,
     pub flight: Flight,
 }
 
-/// Quick retries so fault tests stay fast; the same shape as production's policy.
-pub fn test_retry() -> RetryPolicy {
-    RetryPolicy {
-        initial_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(50),
-        max_retries: 4,
-        max_elapsed: Duration::from_secs(5),
-    }
-}
-
-/// A payment provider client for `sandbox`, fetching its own tokens like `serve` with credentials does.
-pub fn payments_for(sandbox: &RunningSandbox) -> Arc<HttpPaymentProvider> {
-    let http = reqwest::Client::new();
-    let auth = TokenManager::new(
-        http.clone(),
-        TokenManagerConfig {
-            name: "payments".into(),
-            source: TokenSource::ClientCredentials(ClientCredentials {
-                token_url: format!("{}/oauth/token", sandbox.url()).parse().unwrap(),
-                client_id: "skybook".into(),
-                client_secret: skybook_testkit::sandbox_client_secret(),
-                scope: None,
-                audience: None,
-                extra_params: vec![],
-            }),
-            default_ttl: Duration::from_secs(300),
-            retry: test_retry(),
-        },
-    );
-    Arc::new(HttpPaymentProvider::new(
-        http,
-        HttpPaymentProviderConfig {
-            base_url: sandbox.url().parse().unwrap(),
-            auth: Some(auth),
-            retry: test_retry(),
-            connect_timeout: Duration::from_secs(2),
-            request_timeout: Duration::from_secs(5),
-        },
-    ))
-}
+pub use skybook_testkit::payments::payments_for;
 
 impl TestApp {
     /// Tenant `air` with one flight of `capacity` seats; the website sells for `air`.
@@ -115,7 +69,7 @@ impl TestApp {
             },
             ..WebOptions::default()
         };
-        let (router, bookings) = node(
+        let router = node(
             &store,
             &sandbox,
             options,
@@ -124,7 +78,6 @@ impl TestApp {
         );
         Self {
             router,
-            bookings,
             store,
             sandbox,
             tenant,
@@ -155,7 +108,6 @@ impl TestApp {
             secret,
             PipelineConfig::default(),
         )
-        .0
     }
 
     /// Serves the router on an ephemeral loopback port; returns its base URL.
@@ -214,21 +166,16 @@ impl TestApp {
     }
 
     pub async fn sandbox_faults(&self, faults: Value) {
-        skybook_testkit::process::sandbox_faults(&self.sandbox.url(), faults).await
+        skybook_testkit::process::sandbox_faults(&self.sandbox.url(), faults).await;
     }
 
     /// Successful charges at the provider.
     pub async fn charges(&self) -> i64 {
-        self.sandbox_stats().await["charges"].as_i64().unwrap()
+        skybook_testkit::process::sandbox_charges(&self.sandbox.url()).await
     }
 
     pub async fn seats_left(&self) -> u32 {
-        self.store
-            .flight(self.tenant.id, self.flight.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .seats_left()
+        fixtures::seats_left(&self.store, &self.tenant, &self.flight).await
     }
 
     pub fn body(&self, given: &str, family: &str, card: &str) -> Value {
@@ -244,7 +191,7 @@ fn node(
     options: WebOptions,
     secret: SecretKey,
     pipeline: PipelineConfig,
-) -> (Router, skybook_booking::BookingService) {
+) -> Router {
     let state = AppState::new(
         store.clone(),
         payments_for(sandbox),
@@ -252,8 +199,7 @@ fn node(
         pipeline,
         options,
     );
-    let bookings = state.bookings.clone();
-    (skybook_web::router(state).expect("router"), bookings)
+    skybook_web::router(state).expect("router")
 }
 
 /// A fresh idempotency key.

@@ -5,7 +5,7 @@ mod api;
 mod crashes;
 mod harness;
 mod ops;
-mod sentinel;
 mod site;
+mod site_sessions;
 mod storms;
 mod visitor;

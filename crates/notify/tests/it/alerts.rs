@@ -10,7 +10,7 @@ use axum::routing::post;
 use axum::Json;
 use chrono::Utc;
 use skybook_domain::{Email, RetryPolicy};
-use skybook_ops::{AlertChannels, AlertDispatcher, AlertDispatcherConfig, SmtpMailer};
+use skybook_notify::{AlertChannels, AlertDispatcher, AlertDispatcherConfig, SmtpMailer};
 use skybook_storage::{Engine, NewAlert};
 use skybook_testkit::backend_tests;
 use skybook_testkit::smtp::SmtpSink;

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use skybook_ops::crash;
+use skybook_crash as crash;
 use skybook_storage::Engine;
 
 /// One test per binary may own the process-wide recorder; this is it.
@@ -33,7 +33,7 @@ async fn a_panic_in_a_spawned_task_is_recorded_and_alerted() {
         report.task.is_some() && report.route.is_none(),
         "{report:?}"
     );
-    assert!(report.location.contains("crash.rs"), "{report:?}");
+    assert!(report.location.contains("tests/it/main.rs"), "{report:?}");
     let alerts = store.recent_alerts(10).await.unwrap();
     assert_eq!((alerts.len(), alerts[0].kind.as_str()), (1, "crash"));
 }

@@ -1,17 +1,15 @@
-//! skybook-ops: what skybook tells people, and what it keeps of its own failures.
+//! skybook-notify: what skybook tells people.
 //!
 //! - [`mail`]: the [`Mailer`] trait, SMTP through lettre and `.eml` files for the demo.
 //! - [`confirmation`]: the booking confirmation email (plain text and HTML).
 //! - [`outbox`]: the [`OutboxSender`] loop that sends the outbox rows the pipeline writes in Tx 2.
 //! - [`alerts`]: the [`AlertDispatcher`] loop that delivers alert rows to a webhook and the ops address.
-//! - [`crash`]: the panic hook and crash reports grouped by fingerprint.
 //!
 //! The loops are run by the binary under `skybook-worker`'s supervisor. They read and write only through
 //! `skybook-storage`.
 
 pub mod alerts;
 pub mod confirmation;
-pub mod crash;
 pub mod mail;
 pub mod outbox;
 

@@ -20,7 +20,7 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
         Ok(Ok(())) => (StatusCode::OK, "ready"),
         Ok(Err(e)) => {
-            tracing::warn!(error = %e, "not ready: database does not answer");
+            tracing::warn!(error = %skybook_domain::ErrorChain(&e), "not ready: database does not answer");
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
         }
         Err(_) => {

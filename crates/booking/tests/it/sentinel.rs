@@ -11,7 +11,8 @@ use skybook_storage::{BookingRecord, Engine};
 use skybook_testkit::backend_tests;
 use skybook_testkit::fixtures::{held_booking, CARD_OK};
 
-use crate::harness::{key, payments_for, TestApp};
+use crate::harness::{key, Pipeline};
+use skybook_testkit::payments::payments_for;
 
 /// Every threshold at zero: whatever is unsettled now is the sentinel's.
 fn eager() -> SentinelConfig {
@@ -25,7 +26,7 @@ fn eager() -> SentinelConfig {
 
 /// A booking as Tx 1 leaves it (`seat_held`, seat taken), its hold ending at `hold_expires_at`.
 async fn held(
-    app: &TestApp,
+    app: &Pipeline,
     family: &str,
     hold_expires_at: chrono::DateTime<Utc>,
 ) -> BookingRecord {
@@ -40,7 +41,7 @@ async fn held(
 }
 
 /// Charges `booking` at the sandbox as the pipeline would, but under `idempotency_key`.
-async fn charge(app: &TestApp, booking: &BookingRecord, idempotency_key: &str) -> String {
+async fn charge(app: &Pipeline, booking: &BookingRecord, idempotency_key: &str) -> String {
     let payments = payments_for(&app.sandbox);
     let token = payments
         .tokenize(&CardDetails {
@@ -60,7 +61,7 @@ async fn charge(app: &TestApp, booking: &BookingRecord, idempotency_key: &str) -
     }
 }
 
-async fn status(app: &TestApp, booking: &BookingRecord) -> BookingRecord {
+async fn status(app: &Pipeline, booking: &BookingRecord) -> BookingRecord {
     app.store
         .booking(app.tenant.id, booking.id)
         .await
@@ -69,7 +70,7 @@ async fn status(app: &TestApp, booking: &BookingRecord) -> BookingRecord {
 }
 
 async fn a_booking_charged_before_a_crash_is_confirmed_with_its_email(engine: Engine) {
-    let app = TestApp::start(engine, "sentinel_resume", 5).await;
+    let app = Pipeline::start(engine, "sentinel_resume", 5).await;
     let booking = held(&app, "Crash", Utc::now() + chrono::Duration::minutes(15)).await;
     // The process died after the provider charged and before Tx 2: the charge exists under the booking id.
     let charge_id = charge(&app, &booking, &booking.id.to_string()).await;
@@ -109,7 +110,7 @@ async fn a_booking_charged_before_a_crash_is_confirmed_with_its_email(engine: En
 async fn an_uncharged_booking_is_failed_and_its_seats_released_once_its_hold_expires(
     engine: Engine,
 ) {
-    let app = TestApp::start(engine, "sentinel_hold", 5).await;
+    let app = Pipeline::start(engine, "sentinel_hold", 5).await;
     let expired = held(&app, "Expired", Utc::now() - chrono::Duration::seconds(1)).await;
     let holding = held(&app, "Holding", Utc::now() + chrono::Duration::minutes(15)).await;
     assert_eq!(app.seats_left().await, 3);
@@ -138,12 +139,15 @@ async fn an_uncharged_booking_is_failed_and_its_seats_released_once_its_hold_exp
 }
 
 async fn a_planted_duplicate_charge_is_refunded_once_and_alerted(engine: Engine) {
-    let app = TestApp::start(engine, "sentinel_duplicate", 5).await;
-    let (status_code, body) = app
-        .book(&key("dup", 0), &app.body("Ann", "Twice", CARD_OK))
-        .await;
-    assert_eq!(status_code, 201, "{body}");
-    let reference = body["booking"]["reference"].as_str().unwrap().to_owned();
+    let app = Pipeline::start(engine, "sentinel_duplicate", 5).await;
+    let answer = app
+        .book(&key("dup", 0), app.request("Ann", "Twice", CARD_OK))
+        .await
+        .unwrap();
+    let skybook_web::BookingAnswer::Confirmed(booked) = answer.answer else {
+        panic!("{}", answer.body)
+    };
+    let reference = booked.reference;
     let booking = app
         .store
         .booking_by_reference(
@@ -207,7 +211,7 @@ async fn a_planted_duplicate_charge_is_refunded_once_and_alerted(engine: Engine)
 }
 
 async fn a_charge_for_a_failed_booking_is_refunded_as_an_orphan(engine: Engine) {
-    let app = TestApp::start(engine, "sentinel_orphan", 5).await;
+    let app = Pipeline::start(engine, "sentinel_orphan", 5).await;
     let booking = held(&app, "Late", Utc::now() - chrono::Duration::seconds(1)).await;
     app.bookings.sentinel_sweep(&eager()).await.unwrap();
     assert_eq!(status(&app, &booking).await.status, BookingStatus::Failed);
@@ -238,11 +242,12 @@ async fn a_charge_for_a_failed_booking_is_refunded_as_an_orphan(engine: Engine) 
 }
 
 async fn an_email_not_handed_off_is_alerted_once(engine: Engine) {
-    let app = TestApp::start(engine, "sentinel_email", 5).await;
-    let (code, body) = app
-        .book(&key("mail", 0), &app.body("Ann", "Mail", CARD_OK))
-        .await;
-    assert_eq!(code, 201, "{body}");
+    let app = Pipeline::start(engine, "sentinel_email", 5).await;
+    let answer = app
+        .book(&key("mail", 0), app.request("Ann", "Mail", CARD_OK))
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 201, "{}", answer.body);
     // No outbox sender runs in this test: the email stays unsent.
     let first = app.bookings.sentinel_sweep(&eager()).await.unwrap();
     let second = app.bookings.sentinel_sweep(&eager()).await.unwrap();
@@ -254,7 +259,7 @@ async fn an_email_not_handed_off_is_alerted_once(engine: Engine) {
 }
 
 async fn a_charge_for_an_unsettled_booking_is_left_until_it_settles(engine: Engine) {
-    let app = TestApp::start(engine, "sentinel_unsettled", 5).await;
+    let app = Pipeline::start(engine, "sentinel_unsettled", 5).await;
     let booking = held(&app, "Waiting", Utc::now() + chrono::Duration::minutes(15)).await;
     // A charge for this booking under another key, while the booking is still held (however it got there):
     // never refunded while the booking could still settle with it.
@@ -266,26 +271,10 @@ async fn a_charge_for_an_unsettled_booking_is_left_until_it_settles(engine: Engi
 }
 
 async fn a_booking_the_provider_cannot_account_for_is_kept_and_alerted(engine: Engine) {
-    let app = TestApp::start(engine, "sentinel_stuck", 5).await;
+    let app = Pipeline::start(engine, "sentinel_stuck", 5).await;
     // Past its hold, but nobody can say whether it was charged: it must not be failed (it may have been).
     let booking = held(&app, "Unknown", Utc::now() - chrono::Duration::seconds(1)).await;
-    let unreachable = std::sync::Arc::new(skybook_clients::HttpPaymentProvider::new(
-        reqwest::Client::new(),
-        skybook_clients::HttpPaymentProviderConfig {
-            base_url: "http://127.0.0.1:9".parse().unwrap(),
-            auth: None,
-            retry: crate::harness::test_retry(),
-            connect_timeout: Duration::from_millis(200),
-            request_timeout: Duration::from_millis(500),
-        },
-    ));
-    let blind = skybook_booking::BookingService::new(
-        app.store.clone(),
-        unreachable,
-        std::sync::Arc::new(skybook_testkit::secret_key()),
-        std::sync::Arc::new(skybook_web::JsonRenderer),
-        skybook_booking::PipelineConfig::default(),
-    );
+    let blind = app.with_unreachable_provider();
     let report = blind.sentinel_sweep(&eager()).await.unwrap();
     assert_eq!(
         (report.unresolved, report.failed, report.alerts_raised),

@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use chrono::Utc;
 use skybook_domain::RetryPolicy;
-use skybook_ops::{FileMailer, Mailer, OutboxSender, OutboxSenderConfig, SmtpMailer};
+use skybook_notify::{FileMailer, Mailer, OutboxSender, OutboxSenderConfig, SmtpMailer};
 use skybook_storage::Engine;
 use skybook_testkit::backend_tests;
 use skybook_testkit::fixtures::{confirmed_booking, tenant_with_flight, CARD_OK};
 use skybook_testkit::smtp::{decode_quoted_printable, SmtpSink};
 
-pub fn from() -> skybook_ops::Mailbox {
+pub fn from() -> skybook_notify::Mailbox {
     "skybook <bookings@skybook.test>".parse().unwrap()
 }
 
@@ -187,7 +187,7 @@ fn the_confirmation_reads_well() {
         created_at: row.now,
         updated_at: row.now,
     };
-    let email = skybook_ops::confirmation::compose(&tenant, &booking, &flight).unwrap();
+    let email = skybook_notify::confirmation::compose(&tenant, &booking, &flight).unwrap();
     assert_eq!(email.message_id, confirmation_message_id(booking.id));
     insta::assert_snapshot!("confirmation_subject", email.subject);
     insta::assert_snapshot!("confirmation_text", email.text);

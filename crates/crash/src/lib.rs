@@ -147,7 +147,7 @@ pub fn record_background_panics(store: Store) {
     tokio::spawn(async move {
         while let Some(crash) = rx.recv().await {
             if let Err(e) = record(&store, &crash).await {
-                tracing::error!(error = %e, "could not store a crash report");
+                tracing::error!(error = %skybook_domain::ErrorChain(&e), "could not store a crash report");
             }
         }
     });
