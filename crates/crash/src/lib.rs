@@ -51,6 +51,16 @@ static BACKGROUND: OnceLock<mpsc::UnboundedSender<NewCrash>> = OnceLock::new();
 /// The build that crashed, stored with every report.
 pub const RELEASE: &str = concat!("skybook ", env!("CARGO_PKG_VERSION"));
 
+/// The most of a panic message a report keeps, in bytes. A message can carry a whole value's `Debug`; the
+/// first 2 KB say what went wrong.
+pub const MAX_MESSAGE_BYTES: usize = 2 * 1024;
+/// The most of a backtrace a report keeps, in bytes. A full one ran to about 77 KB, mostly the runtime's
+/// frames at the bottom; the top 16 KB hold the panic and the frames of the code that called it.
+pub const MAX_BACKTRACE_BYTES: usize = 16 * 1024;
+/// How long crash reports are kept (the binary's housekeeping prunes older ones). A group's count outlives
+/// them.
+pub const REPORT_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(30);
+
 /// Runs `future` as a request: a panic inside it is reported with `context`.
 pub async fn in_request<F: Future>(context: RequestContext, future: F) -> F::Output {
     REQUEST.scope(context, future).await
@@ -91,6 +101,7 @@ fn on_panic(info: &std::panic::PanicHookInfo<'_>) {
     let request = REQUEST.try_with(Clone::clone).ok();
     let thread = std::thread::current();
     let crash = NewCrash {
+        // Of the whole message, so a cut does not merge two bugs that differ only past it.
         fingerprint: fingerprint(&message, &location),
         task: match request {
             Some(_) => None,
@@ -100,9 +111,9 @@ fn on_panic(info: &std::panic::PanicHookInfo<'_>) {
         method: request.as_ref().and_then(|r| r.method.clone()),
         tenant: request.as_ref().and_then(|r| r.tenant.clone()),
         request_id: request.as_ref().and_then(|r| r.request_id.clone()),
-        message,
+        message: truncated(message, MAX_MESSAGE_BYTES),
         location,
-        backtrace,
+        backtrace: truncated(backtrace, MAX_BACKTRACE_BYTES),
         release: RELEASE.to_owned(),
     };
     tracing::error!(
@@ -194,6 +205,24 @@ pub async fn record(store: &Store, crash: &NewCrash) -> Result<(), skybook_stora
     Ok(())
 }
 
+/// `text` cut to at most `max` bytes on a character boundary, ending with a marker that says how much was
+/// cut (so a reader knows the report is partial); unchanged when it fits.
+fn truncated(mut text: String, max: usize) -> String {
+    /// Room kept for the marker: its text and a byte count of up to 20 digits.
+    const MARKER_ROOM: usize = 48;
+    if text.len() <= max {
+        return text;
+    }
+    let mut keep = max.saturating_sub(MARKER_ROOM);
+    while !text.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    let cut = text.len() - keep;
+    text.truncate(keep);
+    text.push_str(&format!("\n[... {cut} more bytes cut]"));
+    text
+}
+
 fn is_power_of_ten(mut n: i64) -> bool {
     while n >= 10 && n % 10 == 0 {
         n /= 10;
@@ -238,6 +267,32 @@ mod tests {
         );
         assert_ne!(a, fingerprint("something else", "src/a.rs:1:1"));
         assert_eq!(a.len(), 16);
+    }
+
+    #[test]
+    fn long_messages_and_backtraces_are_cut_on_a_character_boundary() {
+        assert_eq!(truncated("short".to_owned(), 10), "short");
+        let exact = "x".repeat(MAX_MESSAGE_BYTES);
+        assert_eq!(truncated(exact.clone(), MAX_MESSAGE_BYTES), exact);
+
+        // 3-byte characters, so most cut points fall inside one.
+        let backtrace = "€".repeat(80 * 1024 / 3);
+        let kept = truncated(backtrace.clone(), MAX_BACKTRACE_BYTES);
+        assert!(kept.len() <= MAX_BACKTRACE_BYTES, "{} bytes", kept.len());
+        assert!(
+            kept.len() > MAX_BACKTRACE_BYTES - 64,
+            "{} bytes",
+            kept.len()
+        );
+        let (head, marker) = kept.rsplit_once('\n').unwrap();
+        assert!(backtrace.starts_with(head), "the top is kept");
+        assert_eq!(
+            marker,
+            format!("[... {} more bytes cut]", backtrace.len() - head.len())
+        );
+
+        let message = format!("bad value {}", "é".repeat(5000));
+        assert!(truncated(message, MAX_MESSAGE_BYTES).len() <= MAX_MESSAGE_BYTES);
     }
 
     #[test]

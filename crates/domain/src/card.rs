@@ -101,14 +101,16 @@ pub struct Expiry {
 
 impl Expiry {
     /// `year` may be given as 2 or 4 digits. `today` decides whether it has passed (the domain reads no clock).
-    /// The error says which part is wrong; an expired card is reported against the year.
+    /// The errors say which parts are wrong — both, when both are — and an expired card is reported against
+    /// the year.
     pub fn parse(
         month: i64,
         year: i64,
         today: NaiveDate,
-    ) -> Result<Self, (ExpiryPart, ParseError)> {
+    ) -> Result<Self, Vec<(ExpiryPart, ParseError)>> {
+        let mut errors = Vec::new();
         if !(1..=12).contains(&month) {
-            return Err((ExpiryPart::Month, ParseError::new("must be 1 to 12")));
+            errors.push((ExpiryPart::Month, ParseError::new("must be 1 to 12")));
         }
         let year = if (0..100).contains(&year) {
             2000 + year
@@ -116,14 +118,20 @@ impl Expiry {
             year
         };
         if !(2000..=2100).contains(&year) {
-            return Err((
+            errors.push((
                 ExpiryPart::Year,
                 ParseError::new("must be a year such as 2030"),
             ));
         }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
         let (month, year) = (month as u8, year as u16);
         if (i32::from(year), u32::from(month)) < (today.year(), today.month()) {
-            return Err((ExpiryPart::Year, ParseError::new("the card has expired")));
+            return Err(vec![(
+                ExpiryPart::Year,
+                ParseError::new("the card has expired"),
+            )]);
         }
         Ok(Self { month, year })
     }
@@ -200,5 +208,12 @@ mod tests {
         assert!(Expiry::parse(10, 2026, today).is_err());
         assert_eq!(Expiry::parse(1, 30, today).unwrap().year(), 2030);
         assert!(Expiry::parse(13, 2030, today).is_err());
+        let both = Expiry::parse(13, 1800, today).unwrap_err();
+        let parts: Vec<ExpiryPart> = both.iter().map(|(part, _)| *part).collect();
+        assert_eq!(
+            parts,
+            [ExpiryPart::Month, ExpiryPart::Year],
+            "both halves reported"
+        );
     }
 }

@@ -14,6 +14,7 @@ mod panic;
 pub mod passenger;
 pub mod reference;
 pub mod retry;
+pub mod search;
 mod sqlx_string;
 pub mod text;
 
@@ -30,4 +31,5 @@ pub use panic::panic_message;
 pub use passenger::{Passenger, PersonName, MAX_PASSENGERS};
 pub use reference::BookingReference;
 pub use retry::RetryPolicy;
+pub use search::SearchDate;
 pub use text::{AirportCode, Email, FlightNumber, IdempotencyKey, TenantSlug};

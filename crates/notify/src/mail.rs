@@ -23,11 +23,24 @@ pub struct OutgoingEmail {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
-    #[error("invalid email: {0}")]
+    /// A mailer configuration that cannot work (an SMTP URL lettre refuses).
+    #[error("invalid mailer configuration: {0}")]
     Invalid(String),
-    /// The server refused it or could not be reached; the outbox tries again later.
+    /// This email can never be delivered as it is: lettre refuses to build it (a recipient its parser
+    /// refuses), or the server refused it for good (a permanent 5xx answer). Sending it again could only fail
+    /// again; the outbox fails it and alerts at once.
+    #[error("mail undeliverable: {0}")]
+    Undeliverable(String),
+    /// The server refused it for now (4xx) or could not be reached; the outbox tries again later.
     #[error("mail not accepted: {0}")]
     NotAccepted(String),
+}
+
+impl MailError {
+    /// Whether sending this email again could only fail again.
+    pub fn is_undeliverable(&self) -> bool {
+        matches!(self, Self::Undeliverable(_))
+    }
 }
 
 /// Hands an email on. `Ok` means the next hop (the SMTP server, the mail directory) has it.
@@ -37,7 +50,7 @@ pub trait Mailer: Send + Sync + 'static {
 }
 
 fn message(from: &Mailbox, email: &OutgoingEmail) -> Result<Message, MailError> {
-    let invalid = |e: &dyn std::fmt::Display| MailError::Invalid(e.to_string());
+    let invalid = |e: &dyn std::fmt::Display| MailError::Undeliverable(e.to_string());
     let to: Mailbox = email.to.as_str().parse().map_err(|e| invalid(&e))?;
     Message::builder()
         .message_id(Some(email.message_id.clone()))
@@ -81,12 +94,25 @@ impl SmtpMailer {
 impl Mailer for SmtpMailer {
     async fn send(&self, email: &OutgoingEmail) -> Result<(), MailError> {
         let message = message(&self.from, email)?;
-        self.transport
-            .send(message)
-            .await
-            .map(drop)
-            .map_err(|e| MailError::NotAccepted(format!("SMTP: {e}")))
+        self.transport.send(message).await.map(drop).map_err(|e| {
+            if refused_for_good(&e) {
+                MailError::Undeliverable(format!("SMTP: {e}"))
+            } else {
+                MailError::NotAccepted(format!("SMTP: {e}"))
+            }
+        })
     }
+}
+
+/// Whether the server's answer says this email can never be delivered: a permanent (5xx) reply, except the
+/// authentication ones (530, 534, 535, 538). Those refuse *us*, whatever we send, until the operator fixes the
+/// credentials; failing every email for good meanwhile would lose them all, so they wait (retried, and
+/// alerted by the sentinel while unsent).
+fn refused_for_good(e: &lettre::transport::smtp::Error) -> bool {
+    e.is_permanent()
+        && !e
+            .status()
+            .is_some_and(|code| matches!(u16::from(code), 530 | 534 | 535 | 538))
 }
 
 /// Writes each email as `<dir>/<message id>.eml` (written aside and renamed, so a reader never sees half a

@@ -4,7 +4,10 @@
 //! Delivery is at least once. A sender that dies between the SMTP server's "250 OK" and our record of it
 //! leaves the row leased; once the lease lapses another sender sends it again, with the same Message-ID.
 //! A failed attempt is retried with the shared [`RetryPolicy`]'s jittered backoff, indefinitely: the
-//! sentinel alerts on an email that stays unsent past its threshold.
+//! sentinel alerts on an email that stays unsent past its threshold. An email that can never be delivered
+//! ([`MailError::Undeliverable`]: a permanent 5xx answer, or a recipient the mailer refuses) is not retried: it
+//! is failed for good and alerted (`email_undeliverable`) at once, since the customer has paid and will not
+//! hear from us, and only a person can reach them now.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,11 +15,15 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::Utc;
 use futures::future::join_all;
-use skybook_domain::{RetryPolicy, CONFIRMATION_EMAIL_KIND};
-use skybook_storage::{OutboxEmail, Store};
+use serde_json::json;
+use skybook_domain::{Email, RetryPolicy, CONFIRMATION_EMAIL_KIND};
+use skybook_storage::{NewAlert, OutboxEmail, Store};
 use tokio_util::sync::CancellationToken;
 
-use crate::mail::{Mailer, OutgoingEmail};
+use crate::mail::{MailError, Mailer, OutgoingEmail};
+
+/// The alert raised for an email failed for good; its subject is the outbox email's id.
+pub const EMAIL_UNDELIVERABLE_ALERT: &str = "email_undeliverable";
 
 #[derive(Debug, Clone)]
 pub struct OutboxSenderConfig {
@@ -129,6 +136,12 @@ impl OutboxSender {
                     );
                 }
             }
+            Err(e)
+                if e.downcast_ref::<MailError>()
+                    .is_some_and(MailError::is_undeliverable) =>
+            {
+                self.fail_for_good(email, &e).await?;
+            }
             Err(e) => {
                 let error = format!("{e:#}");
                 let delay = self
@@ -146,8 +159,60 @@ impl OutboxSender {
         Ok(())
     }
 
+    /// Fails the email for good and alerts on it. The alert comes first: raising it again is a no-op (one per
+    /// kind and subject), so a sender that dies in between leaves an email that is claimed, refused and failed
+    /// again, never one failed without an alert.
+    async fn fail_for_good(
+        &self,
+        email: &OutboxEmail,
+        error: &anyhow::Error,
+    ) -> anyhow::Result<()> {
+        let domain = email.recipient.rsplit_once('@').map_or("", |(_, d)| d);
+        // Servers quote the address in their refusal; the alert travels to a webhook and an inbox, so it names
+        // the domain only.
+        let reason = without_address(&format!("{error:#}"), &email.recipient);
+        let alert = NewAlert {
+            kind: EMAIL_UNDELIVERABLE_ALERT,
+            subject: email.id.to_string(),
+            tenant_id: Some(email.tenant_id),
+            message: format!(
+                "the {} email for booking {} can never be delivered to its address at {domain}: {reason}",
+                email.kind, email.booking_id
+            ),
+            details: json!({
+                "booking_id": email.booking_id,
+                "message_id": email.message_id,
+                "recipient_domain": domain,
+                "reason": reason,
+                "attempts": email.attempts,
+            }),
+        };
+        if self.store.raise_alert(&alert, Utc::now()).await? {
+            metrics::counter!("skybook_alerts_total", "kind" => alert.kind).increment(1);
+        }
+        let failed = self
+            .store
+            .mark_outbox_failed(email.id, &self.worker_id, &reason, Utc::now())
+            .await?;
+        metrics::counter!("skybook_emails_total", "outcome" => "undeliverable").increment(1);
+        tracing::warn!(
+            %reason,
+            recipient.domain = domain,
+            marked = failed,
+            "email undeliverable; not retried, alerted"
+        );
+        Ok(())
+    }
+
     /// The email as it goes out, from the booking as it is now (reads scoped by the row's tenant).
     async fn compose(&self, email: &OutboxEmail) -> anyhow::Result<OutgoingEmail> {
+        // Before anything else: a recipient queued under looser rules than today's is refused here, for good,
+        // whatever else about the booking could be read.
+        let to = Email::parse(&email.recipient).map_err(|e| {
+            MailError::Undeliverable(format!(
+                "the recipient is not an address we can send to ({e})"
+            ))
+        })?;
         let store = &self.store;
         let tenant = store
             .tenant(email.tenant_id)
@@ -165,11 +230,42 @@ impl OutboxSender {
             CONFIRMATION_EMAIL_KIND => {
                 let mut outgoing = crate::confirmation::compose(&tenant, &booking, &flight)?;
                 // The row is the record of what was promised: its recipient and Message-ID win.
-                outgoing.to = email.recipient.clone();
+                outgoing.to = to;
                 outgoing.message_id = email.message_id.clone();
                 Ok(outgoing)
             }
             other => anyhow::bail!("no composer for outbox emails of kind {other:?}"),
         }
+    }
+}
+
+/// `text` with every occurrence of `address` (in any letter case) replaced by `<recipient>`.
+fn without_address(text: &str, address: &str) -> String {
+    if address.is_empty() {
+        return text.to_owned();
+    }
+    // ASCII lower-casing keeps byte offsets, so positions found in the lower-cased copy hold in `text`.
+    let (haystack, needle) = (text.to_ascii_lowercase(), address.to_ascii_lowercase());
+    let mut out = String::with_capacity(text.len());
+    let mut rest = 0;
+    for (at, _) in haystack.match_indices(&needle) {
+        out.push_str(&text[rest..at]);
+        out.push_str("<recipient>");
+        rest = at + needle.len();
+    }
+    out.push_str(&text[rest..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn refusals_name_no_address() {
+        let reason =
+            "SMTP: permanent error (550): 5.1.1 <Reject.Ann@Example.com>: mailbox unavailable";
+        assert_eq!(
+            super::without_address(reason, "reject.ann@example.com"),
+            "SMTP: permanent error (550): 5.1.1 <<recipient>>: mailbox unavailable"
+        );
     }
 }

@@ -214,7 +214,16 @@ pub fn start(
                 .prune_cron_ticks(before)
                 .await
                 .context("pruning cron ticks")?;
-            tracing::debug!(jobs, ticks, "finished jobs and old cron ticks pruned");
+            let crashes = store
+                .prune_crash_reports(chrono::Utc::now() - skybook_crash::REPORT_RETENTION)
+                .await
+                .context("pruning crash reports")?;
+            tracing::debug!(
+                jobs,
+                ticks,
+                crashes,
+                "finished jobs, old cron ticks and old crash reports pruned"
+            );
             Ok(())
         }),
     );

@@ -94,6 +94,20 @@ pub struct ServeArgs {
     /// Run the web server only, without background workers.
     #[arg(long)]
     pub no_workers: bool,
+    /// Serve `/metrics` on this address instead of the main listener (bind it where only the scraper
+    /// reaches, e.g. a port the public Service does not expose).
+    #[arg(long, env = "SKYBOOK_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// Booking lookups (API reads, "find my booking") one client may make per minute (and at once).
+    #[arg(long, env = "SKYBOOK_LOOKUPS_PER_MINUTE", default_value = "30")]
+    pub lookups_per_minute: String,
+    /// Admin token presentations (sign-in form, `Bearer`) one client may make per minute (and at once).
+    #[arg(long, env = "SKYBOOK_ADMIN_ATTEMPTS_PER_MINUTE", default_value = "30")]
+    pub admin_attempts_per_minute: String,
+    /// `/metrics` on the main listener answers only `Authorization: Bearer <token>` (16+ characters).
+    /// Without this or --metrics-listen, the admin token guards it; without that, it is closed.
+    #[arg(long, env = "SKYBOOK_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     #[command(flatten)]
     pub background: BackgroundArgs,
     #[command(flatten)]

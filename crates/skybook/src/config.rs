@@ -9,7 +9,9 @@ use secrecy::SecretString;
 use skybook_booking::SentinelConfig;
 use skybook_clients::ClientCredentials;
 use skybook_domain::{Email, SecretKey, TenantSlug};
+use skybook_web::probes::MetricsAccess;
 use skybook_web::site::{SessionOptions, SiteOptions};
+use skybook_web::throttle::{Limit, ThrottleOptions};
 use url::Url;
 
 use crate::cli::{BackgroundArgs, PaymentsArgs, SiteArgs};
@@ -209,6 +211,52 @@ pub fn fault_injection(args: &crate::cli::FaultInjectionArgs) -> Result<bool> {
         "SKYBOOK_ENABLE_FAULT_INJECTION",
         args.enable_fault_injection.as_deref(),
     )
+}
+
+/// Who may read `/metrics` on the main listener: nobody when it has its own listener; else the bearer of the
+/// metrics token, or of the admin token; closed when neither is set.
+pub fn metrics_access(
+    own_listener: bool,
+    token: Option<&str>,
+    admin_token: Option<&SecretString>,
+) -> Result<MetricsAccess> {
+    if own_listener {
+        return Ok(MetricsAccess::Elsewhere);
+    }
+    match token.map(str::trim).filter(|t| !t.is_empty()) {
+        Some(t) if t.chars().count() < 16 => Err(invalid(
+            "SKYBOOK_METRICS_TOKEN (--metrics-token)",
+            "(hidden)",
+            "must be at least 16 characters",
+        )),
+        Some(t) => Ok(MetricsAccess::Bearer(SecretString::from(t.to_owned()))),
+        None => Ok(admin_token.map_or(MetricsAccess::Elsewhere, |t| {
+            MetricsAccess::Bearer(t.clone())
+        })),
+    }
+}
+
+/// The per-client throttles: `lookups` and `admin` attempts per minute (each also the burst), 1 to 100000.
+pub fn throttle(lookups: &str, admin: &str) -> Result<ThrottleOptions> {
+    let per_minute = |name: &str, raw: &str| match raw.trim().parse::<u32>() {
+        Ok(n) if (1..=100_000).contains(&n) => Ok(Limit {
+            per_minute: n,
+            burst: n,
+        }),
+        _ => Err(invalid(
+            name,
+            raw,
+            "expected a whole number from 1 to 100000",
+        )),
+    };
+    Ok(ThrottleOptions {
+        booking_lookup: per_minute("SKYBOOK_LOOKUPS_PER_MINUTE (--lookups-per-minute)", lookups)?,
+        admin_sign_in: per_minute(
+            "SKYBOOK_ADMIN_ATTEMPTS_PER_MINUTE (--admin-attempts-per-minute)",
+            admin,
+        )?,
+        ..ThrottleOptions::default()
+    })
 }
 
 /// How emails leave.

@@ -109,11 +109,60 @@ pub async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener> {
 }
 
 /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish.
+/// A connection that has not sent a complete request head this long after it opened or after its last
+/// answer (a slow-header client, or an idle keep-alive connection) is closed.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `router` until the shutdown signal, then finishes the requests in flight.
+///
+/// An HTTP/1.1 accept loop on hyper (as behind any ingress) rather than `axum::serve`, for what that one does not offer:
+/// [`HEADER_READ_TIMEOUT`] (a client sending one header line every few seconds held a connection open for
+/// minutes), and the peer address on every request (`ConnectInfo`, which the throttles key on).
 pub async fn serve(listener: TcpListener, router: axum::Router) -> Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::server::graceful::GracefulShutdown;
+    use tower::ServiceExt;
+
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let graceful = GracefulShutdown::new();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let router = router.clone();
+        let service = hyper::service::service_fn(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                router.clone().oneshot(request.map(axum::body::Body::new))
+            },
+        );
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            // Errors here are a client's (reset, timed out, malformed): nothing to act on.
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 pub async fn shutdown_signal() {

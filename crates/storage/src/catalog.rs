@@ -1,6 +1,6 @@
 //! Tenants and flights: what can be booked.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Utc};
 use skybook_domain::{
     AirportCode, Currency, Flight, FlightId, FlightNumber, Money, TenantId, TenantSlug,
 };
@@ -177,18 +177,9 @@ impl Store {
         tenant: TenantId,
         search: &FlightSearch,
     ) -> Result<Vec<Flight>> {
-        let (from, to) = match search.date {
-            Some(day) => {
-                let start = day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
-                (start, start + chrono::Duration::days(1))
-            }
-            // Bounds every engine can store and that sort correctly as SQLite text.
-            None => (
-                DateTime::UNIX_EPOCH,
-                "9999-12-31T00:00:00Z".parse().expect("valid time"),
-            ),
+        let Some((from, to)) = departures_searched(search) else {
+            return Ok(Vec::new());
         };
-        let from = search.after.map_or(from, |after| from.max(after));
         let sql = format!(
             "SELECT {FLIGHT_COLUMNS} FROM flights
              WHERE tenant_id = $1
@@ -209,5 +200,77 @@ impl Store {
             .fetch_all(c)
             .await)?;
         rows.into_iter().map(Flight::try_from).collect()
+    }
+}
+
+/// The departure times `[from, to)` that `search` lists, or `None` when no stored flight can match.
+///
+/// Every step is checked or clamped, so no search panics here whatever its date (the web layer only passes
+/// days near today, but the store does not rely on it: `+262142-12-31` has no next midnight in chrono, and
+/// once panicked here). The times are kept within `[1970, 9999-12-31)`: bounds both engines store and that
+/// sort correctly as SQLite text, where `+262142-…` would sort before `2026-…` and match every flight. A day
+/// outside that range gets `None`, an empty result rather than an error: it is a valid day on which no
+/// searchable flight departs, and an error here would reach the client as a 500.
+fn departures_searched(search: &FlightSearch) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let floor = DateTime::UNIX_EPOCH;
+    let ceiling = NaiveDate::from_ymd_opt(9999, 12, 31)
+        .expect("a valid date")
+        .and_time(NaiveTime::MIN)
+        .and_utc();
+    let (from, to) = match search.date {
+        Some(day) => {
+            let start = day.and_time(NaiveTime::MIN).and_utc();
+            let end = start
+                .checked_add_signed(TimeDelta::days(1))
+                .unwrap_or(ceiling);
+            (start.max(floor), end.min(ceiling))
+        }
+        None => (floor, ceiling),
+    };
+    let from = search.after.map_or(from, |after| from.max(after));
+    (from < to).then_some((from, to))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn on(day: NaiveDate) -> FlightSearch {
+        FlightSearch {
+            date: Some(day),
+            ..FlightSearch::default()
+        }
+    }
+
+    #[test]
+    fn a_day_is_searched_from_midnight_to_midnight() {
+        let day = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
+        let (from, to) = departures_searched(&on(day)).unwrap();
+        assert_eq!(from.to_rfc3339(), "2026-11-30T00:00:00+00:00");
+        assert_eq!(to.to_rfc3339(), "2026-12-01T00:00:00+00:00");
+        let later = Utc::now();
+        let leaving = FlightSearch {
+            after: Some(later),
+            ..on(later.date_naive())
+        };
+        assert_eq!(departures_searched(&leaving).unwrap().0, later);
+    }
+
+    #[test]
+    fn days_outside_the_stored_range_find_nothing_rather_than_panic() {
+        let far = [
+            NaiveDate::MAX,
+            NaiveDate::MIN,
+            NaiveDate::from_ymd_opt(9999, 12, 31).unwrap(),
+            NaiveDate::from_ymd_opt(1900, 1, 1).unwrap(),
+        ];
+        for day in far {
+            assert_eq!(departures_searched(&on(day)), None, "{day}");
+        }
+        let after_everything = FlightSearch {
+            after: Some(DateTime::<Utc>::MAX_UTC),
+            ..FlightSearch::default()
+        };
+        assert_eq!(departures_searched(&after_everything), None);
     }
 }

@@ -39,11 +39,17 @@ pub struct OutboxEmail {
     pub tenant_id: TenantId,
     pub booking_id: BookingId,
     pub kind: String,
-    pub recipient: Email,
+    /// Text, not an [`Email`]: a row queued under looser rules than today's must still be readable, so the
+    /// sender can fail it for good, instead of one undecodable row failing every claim (and every email behind
+    /// it). The sender parses it before sending.
+    pub recipient: String,
     pub message_id: String,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
     pub attempts: i32,
+    /// Set when the email can never be delivered (see [`Store::mark_outbox_failed`]); with `failure`, why.
+    pub failed_at: Option<DateTime<Utc>>,
+    pub failure: Option<String>,
 }
 
 impl Tx {
@@ -80,14 +86,14 @@ impl Store {
 }
 
 const OUTBOX_COLUMNS: &str =
-    "id, tenant_id, booking_id, kind, recipient, message_id, created_at, sent_at, attempts";
+    "id, tenant_id, booking_id, kind, recipient, message_id, created_at, sent_at, attempts, failed_at, failure";
 
 /// The outbox sender's statements. They span every tenant on purpose: the sender is the operator's, and each
 /// row carries its tenant id, which scopes everything read for it afterwards.
 impl Store {
-    /// Leases up to `limit` unsent emails that are due to `worker` until `now + lease`, oldest first, and counts
-    /// the attempt. A lease that lapsed (its sender died mid-send) makes the row claimable again: the email may
-    /// then go out twice, with the same Message-ID, which receivers use to drop the copy.
+    /// Leases up to `limit` due emails, neither sent nor failed, to `worker` until `now + lease`, oldest first,
+    /// and counts the attempt. A lease that lapsed (its sender died mid-send) makes the row claimable again: the
+    /// email may then go out twice, with the same Message-ID, which receivers use to drop the copy.
     pub async fn claim_outbox_emails(
         &self,
         worker: &str,
@@ -98,7 +104,7 @@ impl Store {
         let skip_locked = self.skip_locked();
         let sql = format!(
             "UPDATE outbox_emails SET locked_by = $1, locked_until = $2, attempts = attempts + 1 \
-             WHERE id IN (SELECT id FROM outbox_emails WHERE sent_at IS NULL \
+             WHERE id IN (SELECT id FROM outbox_emails WHERE sent_at IS NULL AND failed_at IS NULL \
                  AND (next_attempt_at IS NULL OR next_attempt_at <= $3) \
                  AND (locked_until IS NULL OR locked_until < $3) \
                  ORDER BY created_at LIMIT $4{skip_locked}) \
@@ -117,7 +123,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let sql = "UPDATE outbox_emails SET sent_at = $1, locked_by = NULL, locked_until = NULL, last_error = NULL \
-                   WHERE id = $2 AND locked_by = $3 AND sent_at IS NULL";
+                   WHERE id = $2 AND locked_by = $3 AND sent_at IS NULL AND failed_at IS NULL";
         Ok(
             on_writer!(&self.backend, c => sqlx::query(sql).bind(now).bind(id).bind(worker)
             .execute(c).await.map(|r| r.rows_affected()))?
@@ -135,7 +141,7 @@ impl Store {
     ) -> Result<bool> {
         let sql =
             "UPDATE outbox_emails SET next_attempt_at = $1, last_error = $2, locked_by = NULL, \
-                   locked_until = NULL WHERE id = $3 AND locked_by = $4 AND sent_at IS NULL";
+                   locked_until = NULL WHERE id = $3 AND locked_by = $4 AND sent_at IS NULL AND failed_at IS NULL";
         Ok(
             on_writer!(&self.backend, c => sqlx::query(sql).bind(retry_at).bind(error).bind(id).bind(worker)
             .execute(c).await.map(|r| r.rows_affected()))?
@@ -143,16 +149,37 @@ impl Store {
         )
     }
 
-    /// Emails created before `before` and still not handed to the SMTP server (for the sentinel).
+    /// Records that the email can never be delivered (the server refused it for good, or it cannot be built):
+    /// it is never claimed or listed as unsent again. `false`: this worker no longer held it.
+    pub async fn mark_outbox_failed(
+        &self,
+        id: OutboxId,
+        worker: &str,
+        failure: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let sql = "UPDATE outbox_emails SET failed_at = $1, failure = $2, locked_by = NULL, \
+                   locked_until = NULL WHERE id = $3 AND locked_by = $4 AND sent_at IS NULL AND failed_at IS NULL";
+        Ok(
+            on_writer!(&self.backend, c => sqlx::query(sql).bind(now).bind(failure).bind(id).bind(worker)
+            .execute(c).await.map(|r| r.rows_affected()))?
+                == 1,
+        )
+    }
+
+    /// Emails created before `before` and still not handed to the SMTP server (for the sentinel). Failed ones
+    /// are not listed: the sender alerted on each when it failed it.
     pub async fn unsent_outbox_emails(
         &self,
         before: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<UnsentEmail>> {
-        let sql = "SELECT id, tenant_id, booking_id, kind, recipient, message_id, created_at, sent_at, attempts, \
-                   last_error FROM outbox_emails WHERE sent_at IS NULL AND created_at < $1 ORDER BY created_at LIMIT $2";
+        let sql = format!(
+            "SELECT {OUTBOX_COLUMNS}, last_error FROM outbox_emails \
+             WHERE sent_at IS NULL AND failed_at IS NULL AND created_at < $1 ORDER BY created_at LIMIT $2"
+        );
         Ok(
-            on_pool!(&self.backend, c => sqlx::query_as(sql).bind(before).bind(limit).fetch_all(c).await)?,
+            on_pool!(&self.backend, c => sqlx::query_as(&sql).bind(before).bind(limit).fetch_all(c).await)?,
         )
     }
 }

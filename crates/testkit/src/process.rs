@@ -184,6 +184,8 @@ pub fn start_serve(
 
 /// The secret key of the deployments tests start as processes.
 pub const DEPLOYMENT_SECRET: &str = "shared-secret-of-this-deployment-0123456789";
+/// What a deployment's scraper presents for `/metrics` (`SKYBOOK_METRICS_TOKEN`).
+pub const METRICS_TOKEN: &str = "metrics-token-of-this-deployment";
 
 /// `skybook <command>` (`serve` or `worker`) as a node of one deployment: its database, the shared secret, and
 /// the sandbox at `sandbox_url` as payment provider (fetching its own tokens). Add flags and start it.
@@ -198,7 +200,10 @@ pub fn deployment(exe: &str, command: &str, database_url: &str, sandbox_url: &st
             format!("{sandbox_url}/oauth/token"),
         )
         .env("SKYBOOK_PAYMENTS_CLIENT_ID", "skybook")
-        .env("SKYBOOK_PAYMENTS_CLIENT_SECRET", "sandbox-secret");
+        .env("SKYBOOK_PAYMENTS_CLIENT_SECRET", "sandbox-secret")
+        .env("SKYBOOK_METRICS_TOKEN", METRICS_TOKEN)
+        // The tests read back every booking they made, from one address: more than a client may look up.
+        .env("SKYBOOK_LOOKUPS_PER_MINUTE", "100000");
     cmd
 }
 
@@ -252,12 +257,14 @@ pub async fn post_booking(
 }
 
 /// Waits (bounded, 60 s) until booking `reference` at `base` is settled — `confirmed` or `failed` — and returns
-/// that status. Panics if the API does not know the booking (an acknowledged booking was lost).
+/// that status. Panics if the API does not know the booking (an acknowledged booking was lost). `email` is the
+/// booking's contact email, the proof a read needs.
 pub async fn settled_status(
     client: &reqwest::Client,
     base: &str,
     tenant: &str,
     reference: &str,
+    email: &str,
 ) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -265,6 +272,7 @@ pub async fn settled_status(
             .get(format!(
                 "{base}/api/v1/tenants/{tenant}/bookings/{reference}"
             ))
+            .query(&[("email", email)])
             .send()
             .await
             .expect("GET booking");

@@ -1,5 +1,7 @@
 //! A real SMTP server for the email tests: Python's aiosmtpd (Debian's `python3-aiosmtpd`, installed by
-//! `scripts/test-deps`), storing every accepted message in a Maildir we can read back.
+//! `scripts/test-deps`), storing every accepted message in a Maildir we can read back. Like a real server it
+//! refuses some recipients: any whose local part starts with `reject` for good (`550 5.1.1`, quoting the
+//! address as Postfix does), any starting with `defer` for now (`451 4.7.1`, as greylisting does).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -9,6 +11,30 @@ use std::time::{Duration, Instant};
 fn python() -> String {
     std::env::var("SKYBOOK_TEST_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into())
 }
+
+/// aiosmtpd's command line with its Maildir handler, taught to refuse [`REFUSED_PREFIX`] and [`DEFERRED_PREFIX`]
+/// recipients. `python3 -c` runs this as `__main__`, which is where `-c __main__.RefusingMailbox` finds it.
+const SERVER: &str = r#"
+import sys
+from aiosmtpd.handlers import Mailbox
+from aiosmtpd.main import main
+
+class RefusingMailbox(Mailbox):
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.split("@")[0].lower().startswith("reject"):
+            return "550 5.1.1 <%s>: Recipient address rejected: mailbox unavailable" % address
+        if address.split("@")[0].lower().startswith("defer"):
+            return "451 4.7.1 <%s>: Recipient address rejected: greylisted, try again later" % address
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+main(sys.argv[1:])
+"#;
+
+/// How the local part of a recipient the server refuses for good begins, e.g. `reject.ann@example.com`.
+pub const REFUSED_PREFIX: &str = "reject";
+/// How the local part of a recipient the server refuses for now begins, e.g. `defer.ann@example.com`.
+pub const DEFERRED_PREFIX: &str = "defer";
 
 /// An aiosmtpd process on a loopback port; killed when dropped.
 pub struct SmtpSink {
@@ -35,8 +61,8 @@ impl SmtpSink {
         let log = dir.join(format!("smtp-{port}.log"));
         let out = std::fs::File::create(&log).expect("smtp log");
         let child = Command::new(python())
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .args(["-c", SERVER, "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(["-c", "__main__.RefusingMailbox"])
             .arg(&maildir)
             .stdout(Stdio::from(out.try_clone().unwrap()))
             .stderr(Stdio::from(out))

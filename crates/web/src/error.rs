@@ -23,6 +23,13 @@ pub enum ApiError {
     Invalid(FieldErrors),
     #[error("idempotency key required")]
     IdempotencyKeyRequired,
+    #[error("more than one idempotency key")]
+    IdempotencyKeyTwice,
+    #[error("the body must be application/json")]
+    UnsupportedMediaType,
+    /// Too many attempts from one client; retry after this many seconds.
+    #[error("too many requests")]
+    TooManyRequests { retry_after_secs: u64 },
     #[error("request in progress")]
     RequestInProgress,
     #[error("idempotency key reused")]
@@ -92,7 +99,9 @@ impl ApiError {
         match self {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Invalid(_) | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::IdempotencyKeyRequired => StatusCode::BAD_REQUEST,
+            Self::IdempotencyKeyRequired | Self::IdempotencyKeyTwice => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::RequestInProgress => StatusCode::CONFLICT,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -107,6 +116,11 @@ impl ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+        }
+        if let Self::TooManyRequests { retry_after_secs } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         }
         if self.status().is_server_error() {
             response
@@ -123,6 +137,12 @@ impl IntoResponse for ApiError {
             Self::Invalid(fields) => json!({"error": "invalid", "fields": fields}),
             Self::IdempotencyKeyRequired => json!({"error": "idempotency_key_required",
                 "message": "send an Idempotency-Key header of 16 to 255 visible ASCII characters"}),
+            Self::IdempotencyKeyTwice => json!({"error": "idempotency_key_required",
+                "message": "send exactly one Idempotency-Key header"}),
+            Self::UnsupportedMediaType => json!({"error": "unsupported_media_type",
+                "message": "send the body as application/json"}),
+            Self::TooManyRequests { retry_after_secs } => json!({"error": "too_many_requests",
+                "retry_after": retry_after_secs}),
             Self::RequestInProgress => json!({"error": "request_in_progress"}),
             Self::IdempotencyKeyReused => json!({"error": "idempotency_key_reused"}),
             Self::Unauthorized => json!({"error": "unauthorized"}),

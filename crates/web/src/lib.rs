@@ -5,12 +5,15 @@
 
 pub mod api;
 pub mod error;
+pub mod hardening;
 pub mod middleware;
 pub mod openapi;
 pub mod parse;
 pub mod probes;
 pub mod render;
+mod routes;
 pub mod site;
+pub mod throttle;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +43,7 @@ pub struct AppState {
     /// Keys the session cookie (the same secret keys the card HMAC; each use derives its own key).
     pub secret: Arc<SecretKey>,
     pub metrics: PrometheusHandle,
+    pub throttles: throttle::Throttles,
     pub options: WebOptions,
 }
 
@@ -64,6 +68,7 @@ impl AppState {
             bookings,
             secret,
             metrics: probes::metrics_handle(),
+            throttles: throttle::Throttles::new(&options.throttle),
             options,
         }
     }
@@ -77,6 +82,10 @@ pub struct WebOptions {
     pub request_timeout: Duration,
     /// The website: which tenant it sells for, sessions, admin sign-in.
     pub site: site::SiteOptions,
+    /// Per-client limits on admin sign-in and booking lookups.
+    pub throttle: throttle::ThrottleOptions,
+    /// Who may read `/metrics` here.
+    pub metrics: probes::MetricsAccess,
 }
 
 impl Default for WebOptions {
@@ -85,15 +94,25 @@ impl Default for WebOptions {
             fault_injection: false,
             request_timeout: Duration::from_secs(30),
             site: site::SiteOptions::default(),
+            throttle: throttle::ThrottleOptions::default(),
+            metrics: probes::MetricsAccess::Open,
         }
     }
 }
 
 /// The whole HTTP surface. Fails only if the session store cannot be set up on this database.
 pub fn router(state: AppState) -> Result<Router, skybook_storage::StorageError> {
+    Ok(router_with_paths(state)?.0)
+}
+
+/// [`router`], and the path template of every route on it (for tests that check each one).
+pub fn router_with_paths(
+    state: AppState,
+) -> Result<(Router, Vec<&'static str>), skybook_storage::StorageError> {
     skybook_crash::install_panic_hook();
+    state.throttles.spawn_housekeeping();
     let request_id = HeaderName::from_static(middleware::REQUEST_ID_HEADER);
-    let mut app = Router::new()
+    let mut routes = routes::Routes::default()
         .route(
             "/api/v1/tenants/{tenant}/flights",
             get(api::flights::search),
@@ -107,19 +126,25 @@ pub fn router(state: AppState) -> Result<Router, skybook_storage::StorageError> 
             get(api::bookings::show),
         )
         .route("/api/openapi.json", get(openapi::openapi_json))
-        .route("/ready", get(probes::ready))
-        .route("/metrics", get(probes::metrics))
-        .merge(site::routes(&state)?)
-        .fallback(site::not_found);
+        .merge(site::routes(&state)?);
     if state.options.fault_injection {
-        app = app.route("/debug/panic", post(middleware::debug_panic));
+        routes = routes.route("/debug/panic", post(middleware::debug_panic));
     }
-    let app = app
+    let probes = routes::Routes::default()
+        .route("/health_check", get(probes::health_check))
+        .route("/ready", get(probes::ready))
+        .route("/metrics", get(probes::metrics));
+    let paths: Vec<&'static str> = probes.paths.iter().chain(&routes.paths).copied().collect();
+    let app = routes
+        .router
+        .fallback(site::not_found)
+        .method_not_allowed_fallback(hardening::method_not_allowed)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::crash_context,
         ))
         .route_layer(axum::middleware::from_fn(middleware::record_metrics))
+        .layer(axum::middleware::from_fn(hardening::bounded_body))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(axum::middleware::from_fn(middleware::report_server_errors))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, state.options.request_timeout))
@@ -130,12 +155,20 @@ pub fn router(state: AppState) -> Result<Router, skybook_storage::StorageError> 
                     tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
                 })
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
-        )
+        );
+    // Probes answer outside the request log (a probe every few seconds would be most of it), the timeout
+    // and the request metrics; they still get a request id and the security headers.
+    let hsts = state.options.site.sessions.secure_cookies;
+    let router = probes
+        .router
+        .merge(app)
+        .with_state(state)
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .with_state(state);
-    // Outside the layers above: probes are not request-logged, timed out or counted.
-    Ok(Router::new()
-        .route("/health_check", get(probes::health_check))
-        .merge(app))
+        .layer(axum::middleware::from_fn(hardening::trusted_request_id))
+        .layer(axum::middleware::from_fn_with_state(
+            hsts,
+            hardening::security_headers,
+        ));
+    Ok((router, paths))
 }

@@ -114,7 +114,23 @@ fn passengers(value: &Value, errors: &mut FieldErrors) -> Option<Vec<Passenger>>
             });
         }
     }
-    (parsed.len() == list.len()).then_some(parsed)
+    if parsed.len() != list.len() {
+        return None;
+    }
+    // One traveller holds one seat: the same person twice (by their names' machine-readable form) would be
+    // charged two seats for one passenger.
+    let forms: Vec<String> = parsed.iter().map(Passenger::normalized).collect();
+    let mut twice = false;
+    for (j, form) in forms.iter().enumerate() {
+        if let Some(i) = forms[..j].iter().position(|f| f == form) {
+            errors.add(
+                format!("passengers[{j}]"),
+                format!("is the same traveller as passengers[{i}]"),
+            );
+            twice = true;
+        }
+    }
+    (!twice).then_some(parsed)
 }
 
 /// A whole number given as a JSON number or a numeric string (form posts send strings).
@@ -155,12 +171,14 @@ fn card(value: &Value, today: NaiveDate, errors: &mut FieldErrors) -> Option<Car
     let expiry = match (month, year) {
         (Some(m), Some(y)) => match Expiry::parse(m, y, today) {
             Ok(expiry) => Some(expiry),
-            Err((part, e)) => {
-                let field = match part {
-                    ExpiryPart::Month => "card.exp_month",
-                    ExpiryPart::Year => "card.exp_year",
-                };
-                errors.add(field, e.message());
+            Err(wrong) => {
+                for (part, e) in wrong {
+                    let field = match part {
+                        ExpiryPart::Month => "card.exp_month",
+                        ExpiryPart::Year => "card.exp_year",
+                    };
+                    errors.add(field, e.message());
+                }
                 None
             }
         },

@@ -3,11 +3,12 @@
 use std::sync::OnceLock;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use secrecy::{ExposeSecret, SecretString};
 
-use crate::AppState;
+use crate::{ApiError, AppState};
 
 /// `200 ok` while the process serves. Mounted outside the request log so probes do not flood it.
 pub async fn health_check() -> &'static str {
@@ -32,12 +33,57 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
 
 const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Prometheus text format.
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    state.metrics.run_upkeep();
+/// Who may read `/metrics` on the main listener. Metrics say how busy the business is and which routes fail:
+/// they are for the operator's scraper, not the public.
+#[derive(Debug, Clone, Default)]
+pub enum MetricsAccess {
+    /// Anyone (the demo, on loopback).
+    #[default]
+    Open,
+    /// With `Authorization: Bearer <token>`.
+    Bearer(SecretString),
+    /// Not here: served on a listener of its own ([`metrics_router`]) that only the cluster reaches, or not at all.
+    Elsewhere,
+}
+
+/// Prometheus text format, to whom [`MetricsAccess`] allows.
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match &state.options.metrics {
+        MetricsAccess::Open => {}
+        MetricsAccess::Bearer(token) => {
+            let presented = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, token)| token.trim());
+            let allowed = presented.is_some_and(|p| {
+                crate::site::constant_time_eq(p.as_bytes(), token.expose_secret().as_bytes())
+            });
+            if !allowed {
+                return ApiError::Unauthorized.into_response();
+            }
+        }
+        MetricsAccess::Elsewhere => return ApiError::NotFound("route").into_response(),
+    }
+    render(&state.metrics)
+}
+
+fn render(handle: &PrometheusHandle) -> Response {
+    handle.run_upkeep();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
+        handle.render(),
+    )
+        .into_response()
+}
+
+/// `/metrics` alone, open, for a listener of its own (`--metrics-listen`): bind it where only the scraper
+/// reaches (a port the public Service does not expose).
+pub fn metrics_router() -> axum::Router {
+    axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(|| async { render(&metrics_handle()) }),
     )
 }
 

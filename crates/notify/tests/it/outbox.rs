@@ -4,12 +4,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use skybook_domain::RetryPolicy;
+use skybook_domain::{BookingStatus, Email, Flight, RetryPolicy};
+use skybook_notify::outbox::EMAIL_UNDELIVERABLE_ALERT;
 use skybook_notify::{FileMailer, Mailer, OutboxSender, OutboxSenderConfig, SmtpMailer};
-use skybook_storage::Engine;
+use skybook_storage::{
+    BookingRecord, Engine, NewOutboxEmail, OutboxEmail, Settlement, StatusChange, Store, Tenant,
+};
 use skybook_testkit::backend_tests;
-use skybook_testkit::fixtures::{confirmed_booking, tenant_with_flight, CARD_OK};
-use skybook_testkit::smtp::{decode_quoted_printable, SmtpSink};
+use skybook_testkit::fixtures::{confirmed_booking, held_booking, tenant_with_flight, CARD_OK};
+use skybook_testkit::smtp::{decode_quoted_printable, SmtpSink, DEFERRED_PREFIX, REFUSED_PREFIX};
 
 pub fn from() -> skybook_notify::Mailbox {
     "skybook <bookings@skybook.test>".parse().unwrap()
@@ -118,9 +121,153 @@ async fn an_unreachable_smtp_server_means_a_retry_not_a_loss(engine: Engine) {
     assert_eq!((sent[0].sent_at.is_some(), sent[0].attempts), (true, 2));
 }
 
+/// A booking confirmed as Tx 2 leaves it, its confirmation queued to `recipient` (the outbox row's recipient
+/// is the one the sender uses).
+async fn confirmed_booking_to(
+    store: &Store,
+    tenant: &Tenant,
+    flight: &Flight,
+    recipient: &str,
+) -> BookingRecord {
+    let hold_ends = Utc::now() + chrono::Duration::minutes(15);
+    let booking = held_booking(store, tenant, flight, "Reid", hold_ends).await;
+    let email = NewOutboxEmail {
+        recipient: Email::parse(recipient).unwrap(),
+        ..NewOutboxEmail::confirmation(&booking)
+    };
+    store
+        .settle(&Settlement {
+            tenant: tenant.id,
+            booking: booking.id,
+            change: StatusChange::new(&[BookingStatus::SeatHeld], BookingStatus::Confirmed)
+                .unwrap()
+                .with_charge("ch_refused"),
+            email: Some(&email),
+            response: None,
+            now: Utc::now(),
+        })
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn outbox_row(store: &Store, booking: &BookingRecord) -> OutboxEmail {
+    let rows = store
+        .outbox_for_booking(booking.tenant_id, booking.id)
+        .await
+        .unwrap();
+    rows.into_iter().next().unwrap()
+}
+
+async fn undeliverable_alerts(store: &Store) -> Vec<skybook_storage::Alert> {
+    let alerts = store.recent_alerts(50).await.unwrap();
+    alerts
+        .into_iter()
+        .filter(|a| a.kind == EMAIL_UNDELIVERABLE_ALERT)
+        .collect()
+}
+
+/// Issue 12, defect 5: a `550` used to be retried forever while nobody heard of it.
+async fn an_email_refused_for_good_is_failed_and_alerted_once_not_retried(engine: Engine) {
+    let store = skybook_testkit::store(engine, "outbox_refused").await;
+    let (tenant, flight) = tenant_with_flight(&store, "air", 5).await;
+    let address = format!("{REFUSED_PREFIX}.ann@example.com");
+    let refused = confirmed_booking_to(&store, &tenant, &flight, &address).await;
+    let fine = confirmed_booking(&store, &tenant, &flight, "Lee", "ch_1").await;
+    let sink = SmtpSink::start(&skybook_testkit::test_dir("outbox-refused"));
+    let sender = OutboxSender::new(store.clone(), smtp(&sink.url()), config());
+
+    assert_eq!(sender.run_once().await.unwrap(), 2);
+    let messages = sink.wait_for_messages(1, Duration::from_secs(10));
+    assert_eq!(messages.len(), 1, "the other email still goes");
+    assert!(
+        messages[0].contains("To: ann@example.com"),
+        "{}",
+        messages[0]
+    );
+    assert!(outbox_row(&store, &fine).await.sent_at.is_some());
+
+    let row = outbox_row(&store, &refused).await;
+    assert_eq!(
+        (row.sent_at, row.failed_at.is_some(), row.attempts),
+        (None, true, 1)
+    );
+    assert!(row.failure.as_deref().unwrap().contains("550"), "{row:?}");
+
+    let alerts = undeliverable_alerts(&store).await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let alert = &alerts[0];
+    assert_eq!(alert.subject, row.id.to_string());
+    assert_eq!(alert.tenant_id, Some(tenant.id));
+    let details: serde_json::Value = serde_json::from_str(&alert.details).unwrap();
+    assert_eq!(details["booking_id"], refused.id.to_string());
+    assert_eq!(details["recipient_domain"], "example.com");
+    let reason = details["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("550") && reason.contains("5.1.1"),
+        "{reason}"
+    );
+    assert!(alert.message.contains(reason), "{}", alert.message);
+    for text in [&alert.message, &alert.details] {
+        assert!(
+            !text.contains(&address),
+            "names the domain, not the address: {text}"
+        );
+    }
+
+    // The next rounds, even long after any backoff, leave it alone: one attempt, one alert, one message.
+    for _ in 0..2 {
+        assert_eq!(sender.run_once().await.unwrap(), 0);
+    }
+    assert_eq!(outbox_row(&store, &refused).await.attempts, 1);
+    assert_eq!(undeliverable_alerts(&store).await.len(), 1);
+    assert_eq!(sink.messages().len(), 1);
+    let later = Utc::now() + chrono::Duration::days(1);
+    assert!(
+        store
+            .unsent_outbox_emails(later, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing left for the sentinel to call unsent"
+    );
+}
+
+/// A temporary refusal (4xx) keeps today's retries: not failed, not alerted, claimed again when due.
+async fn a_temporary_refusal_is_retried_not_failed(engine: Engine) {
+    let store = skybook_testkit::store(engine, "outbox_deferred").await;
+    let (tenant, flight) = tenant_with_flight(&store, "air", 5).await;
+    let booking = confirmed_booking_to(
+        &store,
+        &tenant,
+        &flight,
+        &format!("{DEFERRED_PREFIX}.ann@example.com"),
+    )
+    .await;
+    let sink = SmtpSink::start(&skybook_testkit::test_dir("outbox-deferred"));
+    let sender = OutboxSender::new(store.clone(), smtp(&sink.url()), config());
+
+    assert_eq!(sender.run_once().await.unwrap(), 1);
+    let row = outbox_row(&store, &booking).await;
+    assert_eq!((row.sent_at, row.failed_at), (None, None));
+    assert!(undeliverable_alerts(&store).await.is_empty());
+    let unsent = store
+        .unsent_outbox_emails(Utc::now() + chrono::Duration::seconds(1), 10)
+        .await
+        .unwrap();
+    assert!(
+        unsent[0].last_error.as_deref().unwrap().contains("451"),
+        "{unsent:?}"
+    );
+    assert_eq!(sender.run_once().await.unwrap(), 1, "claimed again");
+    assert_eq!(outbox_row(&store, &booking).await.attempts, 2);
+}
+
 backend_tests!(
     confirmation_is_handed_to_the_smtp_server_once,
     an_unreachable_smtp_server_means_a_retry_not_a_loss,
+    an_email_refused_for_good_is_failed_and_alerted_once_not_retried,
+    a_temporary_refusal_is_retried_not_failed,
 );
 
 #[tokio::test]

@@ -19,6 +19,16 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let secret = config::secret_key(args.secret_key.as_deref())?;
     let payments = config::payments(&args.payments)?;
     let site = config::site(&args.site)?;
+    let metrics_listen = args
+        .metrics_listen
+        .as_deref()
+        .map(|raw| config::socket_addr("SKYBOOK_METRICS_LISTEN (--metrics-listen)", raw))
+        .transpose()?;
+    let metrics = config::metrics_access(
+        metrics_listen.is_some(),
+        args.metrics_token.as_deref(),
+        site.admin_token.as_ref(),
+    )?;
     let fault_injection = config::fault_injection(&args.faults)?;
 
     let pipeline = PipelineConfig {
@@ -32,6 +42,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let options = WebOptions {
         fault_injection,
         site,
+        metrics,
+        throttle: config::throttle(&args.lookups_per_minute, &args.admin_attempts_per_minute)?,
         ..WebOptions::default()
     };
     let (router, bookings) = wiring::app(
@@ -42,6 +54,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         options,
     )?;
     let listener = wiring::bind(listen, "site and API").await?;
+    if let Some(addr) = metrics_listen {
+        let metrics = wiring::bind(addr, "metrics").await?;
+        tracing::info!(addr = %metrics.local_addr()?, "metrics served on their own listener");
+        tokio::spawn(wiring::serve(
+            metrics,
+            skybook_web::probes::metrics_router(),
+        ));
+    }
     tracing::info!(addr = %listener.local_addr()?, database = %skybook_storage::redact(&url), "skybook serving");
     let workers = match args.no_workers {
         true => None,

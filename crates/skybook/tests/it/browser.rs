@@ -205,7 +205,7 @@ async fn a_traveller_searches_selects_pays_and_sees_the_confirmation() {
     chrome.screenshot(&browser, "find").await;
     assert_eq!(demo.charges().await, 1);
     let shown: Value = reqwest::get(format!(
-        "{}/api/v1/tenants/demo/bookings/{reference}",
+        "{}/api/v1/tenants/demo/bookings/{reference}?family_name=Hunt",
         demo.site
     ))
     .await

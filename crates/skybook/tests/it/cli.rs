@@ -225,9 +225,11 @@ async fn demo_runs_from_an_empty_data_dir(engine: Engine) {
         404,
         "without fault injection there is no /debug/panic"
     );
-    let shown = reqwest::get(format!("{site}/api/v1/tenants/demo/bookings/{reference}"))
-        .await
-        .unwrap();
+    let shown = reqwest::get(format!(
+        "{site}/api/v1/tenants/demo/bookings/{reference}?email=demo@example.com"
+    ))
+    .await
+    .unwrap();
     assert_eq!(shown.status(), 200, "the booking survives a restart");
     assert!(
         dub_to_lhr(&site).await.len() <= 60,

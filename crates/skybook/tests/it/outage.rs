@@ -169,6 +169,7 @@ async fn bookings_survive_five_seconds_without_postgres() {
     // The outage reached the pipeline: phases were retried inside the server (and perhaps by clients).
     let metrics = client
         .get(format!("{base}/metrics"))
+        .bearer_auth(skybook_testkit::process::METRICS_TOKEN)
         .send()
         .await
         .unwrap()
@@ -190,7 +191,7 @@ async fn bookings_survive_five_seconds_without_postgres() {
     // Every acknowledged booking ends confirmed (pending ones are settled by the sentinel).
     for (_, reference, _) in &acknowledged {
         assert_eq!(
-            settled_status(&client, &base, "air", reference).await,
+            settled_status(&client, &base, "air", reference, "ann@example.com").await,
             "confirmed",
             "{reference}"
         );

@@ -138,7 +138,7 @@ async fn every_booking_ends_confirmed_once_or_failed_and_released(engine: Engine
     for (name, reference) in &references {
         outcomes.insert(
             *name,
-            settled_status(&client, &base, "air", reference).await,
+            settled_status(&client, &base, "air", reference, "ann@example.com").await,
         );
     }
     let expected: BTreeMap<&str, String> = [

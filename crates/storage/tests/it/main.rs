@@ -1,7 +1,9 @@
 //! The storage contract, run against SQLite and PostgreSQL alike.
 
+mod crashes;
 mod jobs;
 mod operations;
+mod outbox;
 mod sessions;
 mod settlement;
 
@@ -329,6 +331,8 @@ fn the_default_pool_is_the_size_the_benchmark_measures() {
         PoolSettings::default().max_connections,
         PoolSettings::DEFAULT_MAX_CONNECTIONS
     );
+    // The number the CLI help and docs print.
+    assert_eq!(PoolSettings::DEFAULT_MAX_CONNECTIONS, 8);
 }
 
 #[test]
@@ -358,17 +362,33 @@ fn only_transitions_of_the_state_machine_can_be_built() {
 
 #[test]
 fn a_storage_error_names_its_cause_once() {
-    let e = StorageError::from(sqlx::Error::PoolTimedOut);
-    assert!(e.is_transient());
-    let chain = ErrorChain(&e).to_string();
-    let cause = sqlx::Error::PoolTimedOut.to_string();
-    assert_eq!(
-        chain.matches(&cause).count(),
-        1,
-        "the cause appears once in {chain:?}"
-    );
-    assert!(
-        std::error::Error::source(&e).is_some(),
-        "the cause stays the source"
-    );
+    let refused = || {
+        sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "connection refused by the test",
+        ))
+    };
+    for (e, cause) in [
+        (
+            StorageError::from(sqlx::Error::PoolTimedOut),
+            "pool timed out",
+        ),
+        (
+            StorageError::from(refused()),
+            "connection refused by the test",
+        ),
+    ] {
+        assert!(e.is_transient());
+        let chain = ErrorChain(&e).to_string();
+        assert_eq!(
+            chain.matches(cause).count(),
+            1,
+            "the cause appears once in {chain:?}"
+        );
+        assert!(chain.starts_with("database unavailable: "), "{chain:?}");
+        assert!(
+            std::error::Error::source(&e).is_some(),
+            "the cause stays the source"
+        );
+    }
 }

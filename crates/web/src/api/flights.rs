@@ -4,8 +4,7 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use chrono::NaiveDate;
-use skybook_domain::{AirportCode, FieldErrors, ParseError};
+use skybook_domain::{AirportCode, FieldErrors, SearchDate};
 use skybook_storage::FlightSearch;
 
 use crate::error::ApiError;
@@ -20,7 +19,10 @@ use crate::AppState;
         ("tenant" = String, Path, description = "Tenant slug"),
         ("origin" = Option<String>, Query, description = "IATA code, e.g. DUB"),
         ("destination" = Option<String>, Query, description = "IATA code, e.g. LHR"),
-        ("date" = Option<String>, Query, description = "Departure day (UTC), YYYY-MM-DD"),
+        // Typed as a date so the document says `format: date`; the handler still reads it as text, so that a bad
+        // date is named in the 422 with the others rather than refused alone by the extractor.
+        ("date" = Option<chrono::NaiveDate>, Query,
+            description = "Departure day (UTC), YYYY-MM-DD, from yesterday to two years from today"),
     ),
     responses(
         (status = 200, description = "Matching flights, earliest first", body = FlightsJson),
@@ -44,24 +46,21 @@ pub async fn search(
 
 /// The search filters; shared with the website's search form.
 pub fn parse_search(query: &HashMap<String, String>) -> Result<FlightSearch, FieldErrors> {
+    let now = chrono::Utc::now();
     let mut errors = FieldErrors::new();
     let given = |name: &str| query.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
     let origin = given("origin").and_then(|v| errors.check("origin", AirportCode::parse(v)));
     let destination =
         given("destination").and_then(|v| errors.check("destination", AirportCode::parse(v)));
-    let date = given("date").and_then(|v| {
-        errors.check(
-            "date",
-            NaiveDate::parse_from_str(v, "%Y-%m-%d")
-                .map_err(|_| ParseError::new("must be a date as YYYY-MM-DD")),
-        )
-    });
+    let date = given("date")
+        .and_then(|v| errors.check("date", SearchDate::parse(v, now.date_naive())))
+        .map(SearchDate::day);
     errors.into_result()?;
     Ok(FlightSearch {
         origin,
         destination,
         date,
-        after: Some(chrono::Utc::now()),
+        after: Some(now),
         limit: 100,
     })
 }

@@ -9,11 +9,13 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use skybook_domain::FieldErrors;
+use skybook_storage::NewAlert;
 
 use super::forms::CsrfForm;
 use super::session::{constant_time_eq, Visit};
 use super::views::{summary, AdminLoginPage, AdminPage, AlertRow, CrashRow};
 use super::{see_other, PageError};
+use crate::throttle::Client;
 use crate::{ApiError, AppState};
 
 pub async fn login_form(visit: Visit) -> Result<Response, PageError> {
@@ -35,14 +37,16 @@ pub struct LoginForm {
 
 pub async fn login(
     State(state): State<AppState>,
+    client: Client,
     CsrfForm(visit, form): CsrfForm<LoginForm>,
 ) -> Result<Response, PageError> {
+    state.throttles.admin_sign_in.attempt(client)?;
     if is_admin_token(&state, &form.token) {
         visit.log_in_admin().await?;
-        tracing::info!("admin signed in");
+        tracing::info!(client = %client.0, "admin signed in");
         return Ok(see_other("/admin"));
     }
-    tracing::warn!("admin sign-in refused");
+    refused(&state, client).await;
     let mut errors = FieldErrors::new();
     errors.add("token", "is not the admin token");
     let page = AdminLoginPage {
@@ -69,23 +73,56 @@ pub async fn logout(
     Ok(see_other("/"))
 }
 
-/// The admin token is accepted as a signed-in session or, for scripts, as `Authorization: Bearer <token>`.
-async fn is_admin(state: &AppState, headers: &HeaderMap, visit: &Visit) -> Result<bool, ApiError> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|token| is_admin_token(state, token));
-    Ok(bearer || visit.is_admin().await?)
+/// A refused admin token: logged, and past the failure rate an alert for the operators (once per client).
+async fn refused(state: &AppState, client: Client) {
+    tracing::warn!(client = %client.0, "admin sign-in refused");
+    if state.throttles.admin_failures.attempt(client).is_err() {
+        let alert = NewAlert {
+            tenant_id: None,
+            kind: "admin_sign_in_failures",
+            subject: client.0.to_string(),
+            message: format!("repeated wrong admin tokens from {}", client.0),
+            details: json!({ "client": client.0.to_string() }),
+        };
+        if let Err(e) = state.store.raise_alert(&alert, chrono::Utc::now()).await {
+            tracing::error!(error = %skybook_domain::ErrorChain(&e), "could not raise the sign-in alert");
+        }
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header (the scheme in any case, as RFC 7235 has it).
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The admin token is accepted as a signed-in session or, for scripts, as `Authorization: Bearer <token>`
+/// (each bearer presentation counts against the client's sign-in throttle).
+async fn is_admin(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: Client,
+    visit: &Visit,
+) -> Result<bool, ApiError> {
+    if let Some(token) = bearer_token(headers) {
+        state.throttles.admin_sign_in.attempt(client)?;
+        if is_admin_token(state, token) {
+            return Ok(true);
+        }
+        refused(state, client).await;
+    }
+    visit.is_admin().await
 }
 
 /// The admin API's gate: a 401 (JSON) rather than the pages' redirect to the sign-in form.
 async fn require_admin(
     state: &AppState,
     headers: &HeaderMap,
+    client: Client,
     visit: &Visit,
 ) -> Result<(), ApiError> {
-    match is_admin(state, headers, visit).await? {
+    match is_admin(state, headers, client, visit).await? {
         true => Ok(()),
         false => Err(ApiError::Unauthorized),
     }
@@ -98,9 +135,10 @@ const LISTED: i64 = 50;
 pub async fn dashboard(
     State(state): State<AppState>,
     headers: HeaderMap,
+    client: Client,
     visit: Visit,
 ) -> Result<Response, PageError> {
-    if !is_admin(&state, &headers, &visit).await? {
+    if !is_admin(&state, &headers, client, &visit).await? {
         return Ok(see_other("/admin/login"));
     }
     let alerts = state
@@ -125,9 +163,10 @@ pub async fn dashboard(
 pub async fn crashes_api(
     State(state): State<AppState>,
     headers: HeaderMap,
+    client: Client,
     visit: Visit,
 ) -> Result<Json<Value>, ApiError> {
-    require_admin(&state, &headers, &visit).await?;
+    require_admin(&state, &headers, client, &visit).await?;
     let mut crashes = Vec::new();
     for group in state.store.crash_groups(LISTED).await? {
         let latest = state
@@ -163,9 +202,10 @@ pub async fn crashes_api(
 pub async fn alerts_api(
     State(state): State<AppState>,
     headers: HeaderMap,
+    client: Client,
     visit: Visit,
 ) -> Result<Json<Value>, ApiError> {
-    require_admin(&state, &headers, &visit).await?;
+    require_admin(&state, &headers, client, &visit).await?;
     let alerts: Vec<Value> = state
         .store
         .recent_alerts(LISTED)

@@ -14,6 +14,7 @@ use super::session::Visit;
 use super::views::{summary, BookingPage, BookingSummary, FindPage};
 use super::{see_other, site_tenant, PageError};
 use crate::error::ApiError;
+use crate::throttle::Client;
 use crate::AppState;
 
 /// A booking, shown only to the session that made it or proved its contact email; others are sent to "find".
@@ -93,8 +94,10 @@ pub struct FindForm {
 /// Reference + contact email → the booking's page. A wrong pair gets the same answer whichever half was wrong.
 pub async fn find(
     State(state): State<AppState>,
+    client: Client,
     CsrfForm(visit, form): CsrfForm<FindForm>,
 ) -> Result<Response, PageError> {
+    state.throttles.booking_lookup.attempt(client)?;
     let tenant = site_tenant(&state).await?;
     let mut errors = FieldErrors::new();
     let reference = errors.check(

@@ -67,15 +67,33 @@ impl BookingForm {
             .unwrap_or("")
     }
 
-    /// How many travellers the form has fields for (at least one, at most the booking limit).
+    /// How many travellers the form has fields for (at least one, at most the booking limit): what the form
+    /// page shows again.
     fn passenger_count(&self) -> usize {
+        self.posted_passengers().min(MAX_PASSENGERS)
+    }
+
+    /// How many travellers were posted, up to one past the limit: a forged form with more than the limit is
+    /// refused by the booking parser (never cut down to the limit and charged), and a huge index costs nothing.
+    fn posted_passengers(&self) -> usize {
         let highest = self
             .pairs
             .iter()
             .filter_map(|(k, _)| k.strip_prefix("passengers[")?.split_once(']'))
             .filter_map(|(i, _)| i.parse::<usize>().ok())
             .max();
-        highest.map_or(1, |i| i + 1).min(MAX_PASSENGERS)
+        highest
+            .map_or(1, |i| i.saturating_add(1))
+            .min(MAX_PASSENGERS + 1)
+    }
+
+    fn passengers(&self, count: usize) -> Vec<DraftPassenger> {
+        (0..count)
+            .map(|i| DraftPassenger {
+                given_name: self.get(&format!("passengers[{i}].given_name")).to_owned(),
+                family_name: self.get(&format!("passengers[{i}].family_name")).to_owned(),
+            })
+            .collect()
     }
 
     /// The non-card fields, as kept in the session.
@@ -84,12 +102,7 @@ impl BookingForm {
             flight_id: flight_id.to_owned(),
             key: key.to_owned(),
             contact_email: self.get("contact_email").to_owned(),
-            passengers: (0..self.passenger_count())
-                .map(|i| DraftPassenger {
-                    given_name: self.get(&format!("passengers[{i}].given_name")).to_owned(),
-                    family_name: self.get(&format!("passengers[{i}].family_name")).to_owned(),
-                })
-                .collect(),
+            passengers: self.passengers(self.passenger_count()),
             booked_reference: None,
         }
     }
@@ -97,7 +110,7 @@ impl BookingForm {
     /// The API's request body for this form, so the site and the API parse bookings with the same code and
     /// report errors under the same field paths.
     pub fn to_json(&self, flight_id: &str) -> Vec<u8> {
-        let draft = self.draft(flight_id, "");
+        let passengers = self.passengers(self.posted_passengers());
         let number_or_text = |name: &str| {
             let raw = self.get(name).trim();
             raw.parse::<u64>()
@@ -114,8 +127,8 @@ impl BookingForm {
         card.insert("cvc".into(), Value::from(self.get("card.cvc").trim()));
         json!({
             "flight_id": flight_id,
-            "contact_email": draft.contact_email.trim(),
-            "passengers": draft.passengers.iter().map(|p| json!({
+            "contact_email": self.get("contact_email").trim(),
+            "passengers": passengers.iter().map(|p| json!({
                 "given_name": p.given_name, "family_name": p.family_name
             })).collect::<Vec<_>>(),
             "card": card,

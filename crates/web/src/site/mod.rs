@@ -20,16 +20,17 @@ pub mod views;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use secrecy::SecretString;
 use skybook_booking::BookingError;
 use skybook_domain::TenantSlug;
 use skybook_storage::{StorageError, Tenant};
 
 pub use forms::CsrfForm;
+pub(crate) use session::constant_time_eq;
 pub use session::SessionOptions;
 
 use crate::error::ApiError;
+use crate::routes::Routes;
 use crate::AppState;
 use views::MessagePage;
 
@@ -54,14 +55,14 @@ impl Default for SiteOptions {
 }
 
 /// The site's routes, with the session layer they need (the JSON API has no sessions).
-pub fn routes(state: &AppState) -> Result<Router<AppState>, StorageError> {
+pub(crate) fn routes(state: &AppState) -> Result<Routes, StorageError> {
     let options = &state.options.site;
     let sessions = session::layer(
         state.store.session_store()?,
         &state.secret,
         &options.sessions,
     );
-    Ok(Router::new()
+    Ok(Routes::default()
         .route("/", get(search::home))
         .route("/book/{flight}", get(book::form).post(book::submit))
         .route("/book/{flight}/draft", post(book::save_draft))
@@ -74,8 +75,11 @@ pub fn routes(state: &AppState) -> Result<Router<AppState>, StorageError> {
         .route("/admin/api/crashes", get(admin::crashes_api))
         .route("/admin/api/alerts", get(admin::alerts_api))
         .layer(axum::middleware::from_fn_with_state(
-            options.sessions.absolute_timeout,
-            session::enforce_absolute_timeout,
+            (
+                options.sessions.clone(),
+                session::CsrfSigner::new(state.secret.clone()),
+            ),
+            session::lifetimes,
         ))
         .layer(sessions)
         .route("/static/site.css", get(stylesheet))
@@ -168,8 +172,15 @@ impl IntoResponse for PageError {
                 "Part of our service is unavailable for a moment. If you were paying, your payment is being completed or undone, and you are never charged twice: send the same form again shortly, or find your booking later with its reference.",
                 "warn",
             ),
+            ApiError::TooManyRequests { .. } => MessagePage::new(
+                "Too many attempts",
+                "There have been too many attempts from your connection. Please wait a minute and try again.",
+                "warn",
+            ),
             ApiError::Invalid(_)
             | ApiError::IdempotencyKeyRequired
+            | ApiError::IdempotencyKeyTwice
+            | ApiError::UnsupportedMediaType
             | ApiError::IdempotencyKeyReused
             | ApiError::RequestInProgress => MessagePage::new(
                 "We could not accept that request",

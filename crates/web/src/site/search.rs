@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use skybook_domain::{FieldErrors, MAX_PASSENGERS};
+use skybook_domain::MAX_PASSENGERS;
 
 use super::session::{LastSearch, Visit};
 use super::views::{summary, FlightView, SearchForm, SearchPage};
@@ -56,10 +56,9 @@ pub async fn home(
         date: given("date"),
         passengers: 1,
     };
-    let mut errors = match parse_search(&query) {
-        Ok(_) => FieldErrors::new(),
-        Err(errors) => errors,
-    };
+    // Parsed once: a date read twice could fall either side of midnight, and out of the window the second time.
+    let parsed = parse_search(&query);
+    let mut errors = parsed.as_ref().err().cloned().unwrap_or_default();
     for (field, value) in [
         ("origin", &form.origin),
         ("destination", &form.destination),
@@ -92,7 +91,7 @@ pub async fn home(
             passengers: form.passengers,
         })
         .await?;
-    let search = parse_search(&query).map_err(crate::error::ApiError::Invalid)?;
+    let search = parsed.map_err(crate::error::ApiError::Invalid)?;
     let flights = state.store.search_flights(tenant.id, &search).await?;
     let flights = flights
         .iter()

@@ -3,10 +3,18 @@
 //! Sessions live in the database (see `skybook_storage::SessionStore`), so a restart, a deploy or the next
 //! request landing on another node sees the same visit; nothing here is held in process memory. The cookie is
 //! signed with a key derived from `SKYBOOK_SECRET_KEY`, which every node of a deployment shares.
+//!
+//! A session is stored only once there is something to keep (a search, a draft, a booking it may show, an
+//! admin sign-in): a visitor who only looks costs no row. The forms' CSRF token is therefore not kept in the
+//! session but in a cookie of its own (the signed double-submit pattern: a form must carry the value of a
+//! `SameSite=Strict`, `HttpOnly` cookie that another site can neither read nor set, and the value is a nonce
+//! with its HMAC under the deployment's secret, so only this deployment's tokens are accepted).
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 use rand::RngCore;
@@ -20,6 +28,8 @@ use tower_sessions::{Expiry, Session, SessionManagerLayer};
 use crate::error::ApiError;
 
 pub const COOKIE_NAME: &str = "skybook_session";
+/// The forms' CSRF token (see the module doc).
+pub const CSRF_COOKIE_NAME: &str = "skybook_csrf";
 
 /// How many booking-form keys a session remembers: enough for a few tabs and a back button.
 const KEYS_KEPT: usize = 10;
@@ -65,33 +75,103 @@ pub fn layer(
     let mut key = [0u8; 64];
     key[..32].copy_from_slice(&secret.derive("session-cookie-signing"));
     key[32..].copy_from_slice(&secret.derive("session-cookie-encryption"));
-    let idle = time::Duration::try_from(options.idle_timeout).unwrap_or(time::Duration::days(30));
     SessionManagerLayer::new(store)
         .with_name(COOKIE_NAME)
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(options.secure_cookies)
-        .with_expiry(Expiry::OnInactivity(idle))
-        // Every visit counts as activity, not only visits that change something.
-        .with_always_save(true)
+        .with_expiry(Expiry::OnInactivity(idle(options)))
         .with_signed(Key::from(&key))
 }
 
-/// Ends sessions past their absolute lifetime (the idle timeout alone would let a busy session live forever).
-pub async fn enforce_absolute_timeout(
-    State(limit): State<Duration>,
+fn idle(options: &SessionOptions) -> time::Duration {
+    time::Duration::try_from(options.idle_timeout).unwrap_or(time::Duration::days(30))
+}
+
+/// A session's lifetimes and the CSRF cookie, around every site request: ends sessions past their absolute
+/// lifetime (the idle timeout alone would let a busy session live forever), counts a visit to a session that
+/// holds something as activity (an empty one is never stored), and sets the CSRF cookie a page minted.
+pub async fn lifetimes(
+    State((options, signer)): State<(SessionOptions, CsrfSigner)>,
     session: Session,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     if let Ok(Some(created)) = session.get::<i64>(CREATED_AT).await {
         let age = chrono::Utc::now().timestamp().saturating_sub(created);
-        if age >= limit.as_secs() as i64 {
+        if age >= options.absolute_timeout.as_secs() as i64 {
             // A fresh, empty session takes its place for this request.
             let _ = session.flush().await;
         }
     }
-    next.run(request).await
+    let minted = MintedCsrf::default();
+    request.extensions_mut().insert(minted.clone());
+    request.extensions_mut().insert(signer);
+    let mut response = next.run(request).await;
+    if !session.is_empty().await {
+        session.set_expiry(Some(Expiry::OnInactivity(idle(&options))));
+    }
+    if let Some(token) = minted.0.lock().expect("not poisoned").take() {
+        let secure = if options.secure_cookies {
+            "; Secure"
+        } else {
+            ""
+        };
+        let cookie = format!(
+            "{CSRF_COOKIE_NAME}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+            options.idle_timeout.as_secs()
+        );
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    response
+}
+
+/// A CSRF token a page minted during this request, for [`lifetimes`] to set as a cookie.
+#[derive(Clone, Default)]
+struct MintedCsrf(Arc<Mutex<Option<String>>>);
+
+/// Mints and checks CSRF tokens: a random nonce and its MAC under the deployment's secret.
+#[derive(Clone)]
+pub struct CsrfSigner(Arc<SecretKey>);
+
+impl CsrfSigner {
+    pub fn new(secret: Arc<SecretKey>) -> Self {
+        Self(secret)
+    }
+
+    fn sign(&self, nonce: &str) -> String {
+        format!(
+            "{nonce}{}",
+            hex::encode(self.0.derive(&format!("csrf-cookie/{nonce}")))
+        )
+    }
+
+    fn mint(&self) -> String {
+        self.sign(&random_hex(16))
+    }
+
+    /// `token` if this deployment minted it.
+    fn verified(&self, token: &str) -> Option<String> {
+        let nonce = token.get(..32)?;
+        (token.len() == 96
+            && token.bytes().all(|b| b.is_ascii_hexdigit())
+            && constant_time_eq(self.sign(nonce).as_bytes(), token.as_bytes()))
+        .then(|| token.to_owned())
+    }
+}
+
+/// The CSRF cookie the request carried.
+fn presented_csrf_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == CSRF_COOKIE_NAME)
+        .map(|(_, value)| value)
 }
 
 /// The last flight search, prefilled on the search page.
@@ -121,9 +201,15 @@ pub struct DraftPassenger {
     pub family_name: String,
 }
 
-/// A visitor's session, typed.
+/// A visitor's session, typed, with the request's CSRF cookie.
 #[derive(Clone)]
-pub struct Visit(pub Session);
+pub struct Visit {
+    session: Session,
+    /// The CSRF cookie the request came with, if this deployment minted it.
+    csrf_cookie: Option<String>,
+    minted: MintedCsrf,
+    signer: CsrfSigner,
+}
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Visit {
     type Rejection = ApiError;
@@ -132,10 +218,24 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Visit {
         parts: &mut axum::http::request::Parts,
         state: &S,
     ) -> Result<Self, Self::Rejection> {
-        Session::from_request_parts(parts, state)
+        let session = Session::from_request_parts(parts, state)
             .await
-            .map(Visit)
-            .map_err(|(_, why)| ApiError::Internal(format!("session layer missing: {why}")))
+            .map_err(|(_, why)| ApiError::Internal(format!("session layer missing: {why}")))?;
+        let signer = parts
+            .extensions
+            .get::<CsrfSigner>()
+            .cloned()
+            .ok_or_else(|| ApiError::Internal("session lifetimes layer missing".into()))?;
+        Ok(Self {
+            session,
+            csrf_cookie: presented_csrf_cookie(&parts.headers).and_then(|t| signer.verified(t)),
+            minted: parts
+                .extensions
+                .get::<MintedCsrf>()
+                .cloned()
+                .unwrap_or_default(),
+            signer,
+        })
     }
 }
 
@@ -153,7 +253,7 @@ fn session_error(e: tower_sessions::session::Error) -> ApiError {
 impl Visit {
     async fn get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, ApiError> {
         // Data that no longer decodes (an older layout) is treated as absent rather than failing the page.
-        match self.0.get::<T>(key).await {
+        match self.session.get::<T>(key).await {
             Ok(v) => Ok(v),
             Err(tower_sessions::session::Error::SerdeJson(_)) => Ok(None),
             Err(e) => Err(session_error(e)),
@@ -163,10 +263,13 @@ impl Visit {
     /// The one write path: it also starts the absolute-lifetime clock at the session's first write, whatever
     /// that write is.
     async fn set<T: Serialize>(&self, key: &str, value: T) -> Result<(), ApiError> {
-        self.0.insert(key, value).await.map_err(session_error)?;
+        self.session
+            .insert(key, value)
+            .await
+            .map_err(session_error)?;
         if self.get::<i64>(CREATED_AT).await?.is_none() {
             let now = chrono::Utc::now().timestamp();
-            self.0
+            self.session
                 .insert(CREATED_AT, now)
                 .await
                 .map_err(session_error)?;
@@ -174,18 +277,33 @@ impl Visit {
         Ok(())
     }
 
-    /// This session's CSRF token, minted on first use.
+    /// The CSRF token for this visitor's forms: the one its cookie holds, or a new one (set as the cookie with
+    /// the response).
     pub async fn csrf_token(&self) -> Result<String, ApiError> {
-        if let Some(token) = self.get::<String>(CSRF).await? {
-            return Ok(token);
+        let mut minted = self.minted.0.lock().expect("not poisoned");
+        if let Some(token) = minted.as_ref().or(self.csrf_cookie.as_ref()) {
+            return Ok(token.clone());
         }
-        let token = random_hex(32);
-        self.set(CSRF, &token).await?;
+        let token = self.signer.mint();
+        *minted = Some(token.clone());
         Ok(token)
     }
 
-    /// Whether `presented` is this session's CSRF token (compared in constant time).
+    /// A new CSRF token from now on (at a change of privilege: admin sign-in), replacing the cookie's.
+    fn rotate_csrf_token(&self) {
+        *self.minted.0.lock().expect("not poisoned") = Some(self.signer.mint());
+    }
+
+    /// Whether `presented` (a form's `csrf` field) is this visitor's CSRF token, compared in constant time.
+    /// Sessions from before the token moved to its cookie still hold it, and are accepted too.
     pub async fn csrf_matches(&self, presented: &str) -> Result<bool, ApiError> {
+        let cookie = self
+            .csrf_cookie
+            .as_ref()
+            .is_some_and(|expected| constant_time_eq(expected.as_bytes(), presented.as_bytes()));
+        if cookie {
+            return Ok(true);
+        }
         Ok(match self.get::<String>(CSRF).await? {
             Some(expected) => constant_time_eq(expected.as_bytes(), presented.as_bytes()),
             None => false,
@@ -282,14 +400,24 @@ impl Visit {
     }
 
     /// Marks the session as an admin's, under a new session id (so an id seen before login is worthless).
+    /// A new session id and a new CSRF token: whatever an attacker planted or saw before the sign-in is
+    /// worth nothing after it.
     pub async fn log_in_admin(&self) -> Result<(), ApiError> {
-        self.0.cycle_id().await.map_err(session_error)?;
+        self.session.cycle_id().await.map_err(session_error)?;
+        self.rotate_csrf_token();
+        self.session
+            .remove::<String>(CSRF)
+            .await
+            .map_err(session_error)?;
         self.set(ADMIN, true).await
     }
 
     pub async fn log_out_admin(&self) -> Result<(), ApiError> {
-        self.0.remove::<bool>(ADMIN).await.map_err(session_error)?;
-        self.0.cycle_id().await.map_err(session_error)
+        self.session
+            .remove::<bool>(ADMIN)
+            .await
+            .map_err(session_error)?;
+        self.session.cycle_id().await.map_err(session_error)
     }
 }
 

@@ -31,13 +31,15 @@ async fn a_booking_is_confirmed_and_readable(engine: Engine) {
     assert_eq!(reference.len(), 6);
 
     let (status, shown) = app
-        .get(&format!("/api/v1/tenants/air/bookings/{reference}"))
+        .get(&format!(
+            "/api/v1/tenants/air/bookings/{reference}?email=ann@example.com"
+        ))
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(shown, body, "GET shows what POST answered");
     let (status, _) = app
         .get(&format!(
-            "/api/v1/tenants/air/bookings/{}",
+            "/api/v1/tenants/air/bookings/{}?family_name=LEE",
             reference.to_lowercase()
         ))
         .await;
@@ -98,6 +100,7 @@ async fn every_invalid_field_is_named_at_once(engine: Engine) {
     // Bytes that are not JSON at all.
     let request = axum::http::Request::post("/api/v1/tenants/air/bookings")
         .header("idempotency-key", key("invalid", 2))
+        .header("content-type", "application/json")
         .body(axum::body::Body::from("{not json"))
         .unwrap();
     let (status, _, body) = app.request(request).await;
@@ -197,10 +200,14 @@ async fn another_tenants_booking_is_not_found(engine: Engine) {
     let reference = body["booking"]["reference"].as_str().unwrap();
     skybook_testkit::fixtures::tenant_with_flight(&app.store, "rival", 5).await;
     let (status, _) = app
-        .get(&format!("/api/v1/tenants/rival/bookings/{reference}"))
+        .get(&format!(
+            "/api/v1/tenants/rival/bookings/{reference}?family_name=Lee"
+        ))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = app.get("/api/v1/tenants/air/bookings/ZZZZZZ").await;
+    let (status, _) = app
+        .get("/api/v1/tenants/air/bookings/ZZZZZZ?family_name=Lee")
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 

@@ -110,6 +110,22 @@ impl TestApp {
         )
     }
 
+    /// The path template of every route the router has (as this test's router was built).
+    pub fn route_paths(&self) -> Vec<&'static str> {
+        let options = WebOptions {
+            fault_injection: true,
+            ..WebOptions::default()
+        };
+        let state = AppState::new(
+            self.store.clone(),
+            payments_for(&self.sandbox),
+            Arc::new(skybook_testkit::secret_key()),
+            PipelineConfig::default(),
+            options,
+        );
+        skybook_web::router_with_paths(state).expect("router").1
+    }
+
     /// Serves the router on an ephemeral loopback port; returns its base URL.
     pub async fn serve(&self) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -199,7 +215,7 @@ fn node(
         pipeline,
         options,
     );
-    skybook_web::router(state).expect("router")
+    skybook_web::router_with_paths(state).expect("router").0
 }
 
 /// A fresh idempotency key.

@@ -4,8 +4,12 @@
 mod api;
 mod crashes;
 mod harness;
-mod ops;
+mod headers;
+mod hostile;
+mod probes;
+mod search;
 mod site;
+mod site_hostile;
 mod site_sessions;
 mod storms;
 mod visitor;

@@ -15,6 +15,7 @@ macro_rules! assert_page_snapshot {
         insta::with_settings!({filters => vec![
             (r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "[uuid]"),
             (r"site-[0-9a-f]{32}", "[form-key]"),
+            (r"[0-9a-f]{96}", "[csrf]"),
             (r"[0-9a-f]{64}", "[csrf]"),
             (r"\w{3} \d{1,2} \w{3} \d{4}, \d\d:\d\d UTC", "[departure]"),
             (r"\d{4}-\d\d-\d\d", "[date]"),
@@ -207,6 +208,7 @@ async fn a_double_submit_makes_one_booking(engine: Engine) {
     // Two clicks: the same form posted twice at once from the same browser.
     let mut second = Visitor::new(app.router.clone());
     second.cookie = cookie;
+    second.csrf_cookie = visitor.csrf_cookie.clone();
     let fields_a = borrowed(&fields);
     let (a, b) = tokio::join!(
         visitor.post(&path, &fields_a),

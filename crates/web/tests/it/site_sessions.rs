@@ -3,6 +3,7 @@
 use axum::http::StatusCode;
 use skybook_storage::Engine;
 use skybook_testkit::backend_tests;
+use skybook_testkit::fixtures::CARD_OK;
 use skybook_web::site::SessionOptions;
 
 use crate::harness::{TestApp, ADMIN_TOKEN};
@@ -11,7 +12,8 @@ use crate::visitor::Visitor;
 async fn session_cookie_is_signed_http_only_and_lax(engine: Engine) {
     let app = TestApp::start(engine, "site_cookie", 5).await;
     let mut visitor = Visitor::new(app.router.clone());
-    visitor.get("/find").await;
+    // The booking form has something to keep (its key): a session is stored.
+    visitor.get(&format!("/book/{}", app.flight.id)).await;
     let set = visitor.last_set_cookie.clone().expect("a session cookie");
     assert!(set.contains("HttpOnly"), "{set}");
     assert!(set.contains("SameSite=Lax"), "{set}");
@@ -30,9 +32,9 @@ async fn session_cookie_is_signed_http_only_and_lax(engine: Engine) {
         "idle timeout 30 days: {set}"
     );
 
-    // The cookie is signed with the deployment's secret: a node of this deployment accepts it (the CSRF
-    // check passes and the form is judged), while a node with another secret on the same database refuses it,
-    // though the session id inside names a row it could read.
+    // The cookies are signed with the deployment's secret: a node of this deployment accepts them (the CSRF
+    // check passes and the form is judged), while a node with another secret on the same database refuses
+    // them, though the session id inside names a row it could read.
     let form = visitor.get("/find").await;
     let find = [
         ("csrf", form.csrf()),
@@ -42,6 +44,7 @@ async fn session_cookie_is_signed_http_only_and_lax(engine: Engine) {
     let fields: Vec<(&str, &str)> = find.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut same = Visitor::new(app.another_node());
     same.cookie = visitor.cookie.clone();
+    same.csrf_cookie = visitor.csrf_cookie.clone();
     assert_eq!(
         same.post("/find", &fields).await.status,
         StatusCode::UNPROCESSABLE_ENTITY
@@ -50,6 +53,7 @@ async fn session_cookie_is_signed_http_only_and_lax(engine: Engine) {
         skybook_domain::SecretKey::parse("another-deployments-secret-0123456789abcdef").unwrap();
     let mut foreign = Visitor::new(app.node_with_secret(other_secret));
     foreign.cookie = visitor.cookie.clone();
+    foreign.csrf_cookie = visitor.csrf_cookie.clone();
     assert_eq!(
         foreign.post("/find", &fields).await.status,
         StatusCode::FORBIDDEN
@@ -63,19 +67,30 @@ async fn sessions_end_at_the_absolute_timeout(engine: Engine) {
     };
     let app = TestApp::start_with(engine, "site_absolute", 5, sessions).await;
     let mut visitor = Visitor::new(app.router.clone());
-    let form = visitor.get("/find").await;
-    // With a zero lifetime the session is over by the next request: its CSRF token is gone with it.
+    let path = format!("/book/{}", app.flight.id);
+    let form = visitor.get(&path).await;
+    // With a zero lifetime the session is over by the next request: the form key it minted is gone with it.
     let refused = visitor
         .post(
-            "/find",
+            &path,
             &[
-                ("csrf", &form.csrf()),
-                ("reference", "ABC234"),
-                ("email", "a@example.com"),
+                ("csrf", form.csrf().as_str()),
+                (
+                    "idempotency_key",
+                    form.input("idempotency_key").unwrap().as_str(),
+                ),
+                ("passengers[0].given_name", "Ann"),
+                ("passengers[0].family_name", "Lee"),
+                ("contact_email", "ann@example.com"),
+                ("card.number", CARD_OK),
+                ("card.exp_month", "12"),
+                ("card.exp_year", "2031"),
+                ("card.cvc", "123"),
             ],
         )
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.charges().await, 0);
 }
 
 async fn admin_login_cycles_the_session(engine: Engine) {
@@ -97,6 +112,7 @@ async fn admin_login_cycles_the_session(engine: Engine) {
     assert!(wrong.html.contains("is not the admin token"));
 
     let before = visitor.cookie.clone();
+    let csrf_before = login.csrf();
     let ok = visitor
         .post(
             "/admin/login",
@@ -105,6 +121,16 @@ async fn admin_login_cycles_the_session(engine: Engine) {
         .await;
     assert_eq!(ok.location.as_deref(), Some("/admin"));
     assert_ne!(visitor.cookie, before, "the session id changes at login");
+    let admin = visitor.get("/admin").await;
+    assert_ne!(admin.csrf(), csrf_before, "and so does the CSRF token");
+    let stale = visitor
+        .post("/admin/logout", &[("csrf", csrf_before.as_str())])
+        .await;
+    assert_eq!(
+        stale.status,
+        StatusCode::FORBIDDEN,
+        "a token seen before sign-in is worth nothing after it"
+    );
     let admin = visitor.get("/admin").await;
     assert_eq!(admin.status, StatusCode::OK);
     assert!(admin.html.contains("Operations"));

@@ -82,7 +82,12 @@ async fn no_oversell_under_a_rush(engine: Engine) {
         let (client, base) = (&client, &base);
         let body = app.body(
             "Traveller",
-            &format!("Number{}", (b'A' + i as u8) as char),
+            // Letters only: "Number^" and "Number_" would be one traveller ("NUMBER") to the fingerprint.
+            &format!(
+                "Number{}{}",
+                (b'A' + (i / 26) as u8) as char,
+                (b'A' + (i % 26) as u8) as char
+            ),
             CARD_OK,
         );
         async move { post(client, base, &key("rush", i), &body).await }

@@ -12,6 +12,9 @@ pub struct Visitor {
     pub cookie: Option<String>,
     /// The last `Set-Cookie` for the session, attributes included.
     pub last_set_cookie: Option<String>,
+    /// The forms' CSRF cookie (`name=value`), and its last `Set-Cookie` with attributes.
+    pub csrf_cookie: Option<String>,
+    pub last_csrf_cookie: Option<String>,
     /// Sent as `Authorization: Bearer ...` when set.
     pub bearer: Option<String>,
 }
@@ -30,6 +33,8 @@ impl Visitor {
             router,
             cookie: None,
             last_set_cookie: None,
+            csrf_cookie: None,
+            last_csrf_cookie: None,
             bearer: None,
         }
     }
@@ -61,8 +66,10 @@ impl Visitor {
 
     async fn send(&mut self, request: axum::http::request::Builder, body: Body) -> Page {
         let mut request = request.header(header::ACCEPT, "text/html,application/xhtml+xml");
-        if let Some(cookie) = &self.cookie {
-            request = request.header(header::COOKIE, cookie);
+        let jar: Vec<&String> = self.cookie.iter().chain(&self.csrf_cookie).collect();
+        if !jar.is_empty() {
+            let joined: Vec<&str> = jar.iter().map(|c| c.as_str()).collect();
+            request = request.header(header::COOKIE, joined.join("; "));
         }
         if let Some(token) = &self.bearer {
             request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
@@ -80,6 +87,9 @@ impl Visitor {
                 self.cookie =
                     (!value.is_empty() && !set.contains("Max-Age=0")).then_some(pair.clone());
                 self.last_set_cookie = Some(set);
+            } else if pair.starts_with("skybook_csrf=") {
+                self.csrf_cookie = Some(pair);
+                self.last_csrf_cookie = Some(set);
             }
         }
         let header_str = |name: &str| {
