@@ -18,11 +18,13 @@
 
 mod claim;
 mod outcome;
+mod refingerprint;
 pub mod sentinel;
 mod service;
 mod settle;
 
 pub use outcome::{BookingView, Outcome, RenderOutcome, Rendered, Reply};
+pub use refingerprint::Refingerprinted;
 pub use sentinel::{refund_idempotency_key, SentinelConfig, SweepReport};
 pub use service::{BookingError, BookingService, PipelineConfig};
 pub use settle::charge_request;

@@ -104,15 +104,24 @@ impl Mailer for SmtpMailer {
     }
 }
 
-/// Whether the server's answer says this email can never be delivered: a permanent (5xx) reply, except the
-/// authentication ones (530, 534, 535, 538). Those refuse *us*, whatever we send, until the operator fixes the
-/// credentials; failing every email for good meanwhile would lose them all, so they wait (retried, and
-/// alerted by the sentinel while unsent).
+/// Whether the server's answer says *this recipient* can never be reached: a permanent (5xx) reply whose
+/// enhanced status code (RFC 3463) is an addressing one — `5.1.x` (bad mailbox, bad domain, bad syntax) or
+/// `5.2.1` (mailbox disabled). Any other permanent reply may refuse *us* (relay denied, our IP blocklisted,
+/// authentication, a sender rejected): failing every email for good then would lose them all, so they wait,
+/// retried, and the sentinel alerts while they stay unsent. (lettre does not say which command a reply
+/// answered; the enhanced code does.)
 fn refused_for_good(e: &lettre::transport::smtp::Error) -> bool {
-    e.is_permanent()
-        && !e
-            .status()
-            .is_some_and(|code| matches!(u16::from(code), 530 | 534 | 535 | 538))
+    e.is_permanent() && names_a_bad_recipient(&e.to_string())
+}
+
+fn names_a_bad_recipient(reply: &str) -> bool {
+    reply.split(|c: char| c.is_whitespace() || c == ':').any(|word| {
+        let mut parts = word.split('.');
+        matches!(
+            (parts.next(), parts.next(), parts.next(), parts.next()),
+            (Some("5"), Some("1"), Some(detail), None) if !detail.is_empty() && detail.bytes().all(|b| b.is_ascii_digit())
+        ) || word == "5.2.1"
+    })
 }
 
 /// Writes each email as `<dir>/<message id>.eml` (written aside and renamed, so a reader never sees half a
@@ -157,5 +166,30 @@ impl Mailer for FileMailer {
         write
             .await
             .map_err(|e| MailError::NotAccepted(format!("writing {}: {e}", path.display())))
+    }
+}
+
+#[cfg(test)]
+mod refusal_tests {
+    use super::names_a_bad_recipient;
+
+    #[test]
+    fn only_addressing_refusals_are_for_good() {
+        for reply in [
+            "permanent error (550): 5.1.1 <reject@example.com>: Recipient address rejected",
+            "permanent error (553): 5.1.3 bad address syntax",
+            "permanent error (550): 5.2.1 mailbox disabled",
+        ] {
+            assert!(names_a_bad_recipient(reply), "{reply}");
+        }
+        for reply in [
+            "permanent error (550): 5.7.1 relaying denied",
+            "permanent error (554): 5.7.1 your IP is on a blocklist",
+            "permanent error (535): 5.7.8 authentication failed",
+            "permanent error (553): sender rejected",
+            "permanent error (550): 5.1.1.2",
+        ] {
+            assert!(!names_a_bad_recipient(reply), "{reply}");
+        }
     }
 }

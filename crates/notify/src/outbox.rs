@@ -208,11 +208,16 @@ impl OutboxSender {
     async fn compose(&self, email: &OutboxEmail) -> anyhow::Result<OutgoingEmail> {
         // Before anything else: a recipient queued under looser rules than today's is refused here, for good,
         // whatever else about the booking could be read.
-        let to = Email::parse(&email.recipient).map_err(|e| {
-            MailError::Undeliverable(format!(
-                "the recipient is not an address we can send to ({e})"
-            ))
-        })?;
+        // What the mailer itself can send to decides, not today's input rules: an address accepted when it was
+        // queued is tried unless the mailer cannot even address it.
+        let to = email
+            .recipient
+            .parse::<lettre::Address>()
+            .map_err(|e| MailError::Undeliverable(format!("the recipient is not an address ({e})")))
+            .and_then(|_| {
+                Email::from_stored(&email.recipient)
+                    .map_err(|e| MailError::Undeliverable(e.to_string()))
+            })?;
         let store = &self.store;
         let tenant = store
             .tenant(email.tenant_id)

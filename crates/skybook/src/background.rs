@@ -110,6 +110,7 @@ pub fn start(
         lease: config.job_lease,
         ..QueueWorkerConfig::default()
     };
+    let refingerprinter = bookings.clone();
     let mut queue = QueueWorker::new(store.clone(), queue_config).handle(
         SENTINEL_JOB,
         SentinelJob {
@@ -227,6 +228,23 @@ pub fn start(
             Ok(())
         }),
     );
+    supervisor.spawn("refingerprint", move |cancel| {
+        let bookings = refingerprinter.clone();
+        async move {
+            // At start (a deploy that changed the fingerprint's form), then hourly for stragglers; a pass that
+            // finds nothing costs one indexed read.
+            loop {
+                bookings
+                    .refingerprint_legacy()
+                    .await
+                    .context("fingerprinting live bookings again")?;
+                tokio::select! {
+                    () = tokio::time::sleep(HOUSEKEEPING_PERIOD) => {}
+                    () = cancel.cancelled() => return Ok(()),
+                }
+            }
+        }
+    });
     Ok(supervisor)
 }
 

@@ -105,7 +105,7 @@ pub struct ServeArgs {
     #[arg(long, env = "SKYBOOK_ADMIN_ATTEMPTS_PER_MINUTE", default_value = "30")]
     pub admin_attempts_per_minute: String,
     /// `/metrics` on the main listener answers only `Authorization: Bearer <token>` (16+ characters).
-    /// Without this or --metrics-listen, the admin token guards it; without that, it is closed.
+    /// Without this or --metrics-listen, `/metrics` is closed.
     #[arg(long, env = "SKYBOOK_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
     #[command(flatten)]

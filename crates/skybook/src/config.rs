@@ -214,12 +214,9 @@ pub fn fault_injection(args: &crate::cli::FaultInjectionArgs) -> Result<bool> {
 }
 
 /// Who may read `/metrics` on the main listener: nobody when it has its own listener; else the bearer of the
-/// metrics token, or of the admin token; closed when neither is set.
-pub fn metrics_access(
-    own_listener: bool,
-    token: Option<&str>,
-    admin_token: Option<&SecretString>,
-) -> Result<MetricsAccess> {
+/// metrics token; closed without one. (Not the admin token: a scraper's config is no place for it, and
+/// `/metrics` would become an unthrottled way to guess it.)
+pub fn metrics_access(own_listener: bool, token: Option<&str>) -> Result<MetricsAccess> {
     if own_listener {
         return Ok(MetricsAccess::Elsewhere);
     }
@@ -230,9 +227,7 @@ pub fn metrics_access(
             "must be at least 16 characters",
         )),
         Some(t) => Ok(MetricsAccess::Bearer(SecretString::from(t.to_owned()))),
-        None => Ok(admin_token.map_or(MetricsAccess::Elsewhere, |t| {
-            MetricsAccess::Bearer(t.clone())
-        })),
+        None => Ok(MetricsAccess::Elsewhere),
     }
 }
 

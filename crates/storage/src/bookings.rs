@@ -6,7 +6,7 @@ use skybook_domain::{
     EntityFingerprint, FailureReason, FlightId, IllegalTransition, Money, Passenger, TenantId,
 };
 
-use crate::backend::{on_pool, on_tx};
+use crate::backend::{on_pool, on_tx, on_writer};
 use crate::error::{Result, StorageError};
 use crate::store::Store;
 use crate::tx::Tx;
@@ -116,8 +116,12 @@ pub enum InsertBooking {
 /// A new booking's row, as `seat_held`; parameters `$1`–`$15` as [`bind_booking_row!`] binds them. A conflict on
 /// any unique index (the live-entity index, the reference) inserts nothing.
 pub(crate) const INSERT_BOOKING: &str = "INSERT INTO bookings (id, tenant_id, reference, flight_id, status, contact_email, passengers, seats,
-    amount_minor, currency, card_last4, card_brand, card_fingerprint, entity_fingerprint, hold_expires_at, created_at, updated_at)
-    VALUES ($1, $2, $3, $4, 'seat_held', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) ON CONFLICT DO NOTHING";
+    amount_minor, currency, card_last4, card_brand, card_fingerprint, entity_fingerprint, hold_expires_at, created_at, updated_at,
+    fingerprint_version)
+    VALUES ($1, $2, $3, $4, 'seat_held', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, 2) ON CONFLICT DO NOTHING";
+
+/// The entity fingerprint's current form (see the `entity_fingerprint_v2` migration).
+pub const FINGERPRINT_VERSION: i32 = 2;
 
 /// Binds a new booking's fifteen parameters of [`INSERT_BOOKING`] to the query `$q`, in order; `$passengers`
 /// and `$seats` come from [`booking_row_values`].
@@ -255,6 +259,82 @@ impl Store {
         );
         let row: Option<BookingRow> = on_pool!(&self.backend, c => sqlx::query_as(&sql).bind(tenant).bind(entity).fetch_optional(c).await)?;
         row.map(BookingRecord::try_from).transpose()
+    }
+}
+
+/// What an entity fingerprint is computed from, for a live booking fingerprinted under an older form.
+#[derive(Debug, Clone)]
+pub struct LegacyFingerprint {
+    pub tenant_id: TenantId,
+    pub id: BookingId,
+    pub flight_id: FlightId,
+    pub passengers: Vec<Passenger>,
+    pub card_fingerprint: CardFingerprint,
+}
+
+#[derive(sqlx::FromRow)]
+struct LegacyFingerprintRow {
+    tenant_id: TenantId,
+    id: BookingId,
+    flight_id: FlightId,
+    passengers: String,
+    card_fingerprint: CardFingerprint,
+}
+
+/// Live bookings whose entity fingerprint is of an older form, for the pipeline to fingerprint again.
+impl Store {
+    /// Up to `limit` live bookings (any tenant: each carries its tenant id) fingerprinted under an older form.
+    pub async fn legacy_fingerprinted_bookings(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<LegacyFingerprint>> {
+        let sql = format!(
+            "SELECT tenant_id, id, flight_id, passengers, card_fingerprint FROM bookings \
+             WHERE fingerprint_version < {FINGERPRINT_VERSION} \
+             AND status IN ('seat_held', 'payment_pending', 'confirmed') ORDER BY id LIMIT $1"
+        );
+        let rows: Vec<LegacyFingerprintRow> =
+            on_pool!(&self.backend, c => sqlx::query_as(&sql).bind(limit).fetch_all(c).await)?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(LegacyFingerprint {
+                    passengers: serde_json::from_str(&r.passengers).map_err(|_| {
+                        StorageError::Corrupt(format!("booking {}: passengers", r.id))
+                    })?,
+                    tenant_id: r.tenant_id,
+                    id: r.id,
+                    flight_id: r.flight_id,
+                    card_fingerprint: r.card_fingerprint,
+                })
+            })
+            .collect()
+    }
+
+    /// Gives a legacy booking its current fingerprint. `false` (and the booking is marked current, keeping its
+    /// old fingerprint) when another live booking already has that fingerprint: the two are one traveller's,
+    /// made before names were compared this way, for the operators to look at.
+    pub async fn refingerprint(
+        &self,
+        tenant: TenantId,
+        id: BookingId,
+        fingerprint: &EntityFingerprint,
+    ) -> Result<bool> {
+        let sql = format!(
+            "UPDATE bookings SET entity_fingerprint = $3, fingerprint_version = {FINGERPRINT_VERSION} \
+             WHERE tenant_id = $1 AND id = $2 AND fingerprint_version < {FINGERPRINT_VERSION}"
+        );
+        let updated = on_writer!(&self.backend, c => sqlx::query(&sql).bind(tenant).bind(id).bind(fingerprint).execute(c).await.map(|r| r.rows_affected()));
+        match updated {
+            Ok(_) => Ok(true),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                let sql = format!(
+                    "UPDATE bookings SET fingerprint_version = {FINGERPRINT_VERSION} WHERE tenant_id = $1 AND id = $2"
+                );
+                on_writer!(&self.backend, c => sqlx::query(&sql).bind(tenant).bind(id).execute(c).await.map(|r| r.rows_affected()))?;
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

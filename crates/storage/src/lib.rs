@@ -30,7 +30,10 @@ mod wakeups;
 
 pub use alerts::{Alert, NewAlert};
 pub use backend::{redact, Engine, PoolSettings};
-pub use bookings::{BookingRecord, InsertBooking, NewBookingRow, StatusChange};
+pub use bookings::{
+    BookingRecord, InsertBooking, LegacyFingerprint, NewBookingRow, StatusChange,
+    FINGERPRINT_VERSION,
+};
 pub use catalog::{FlightSearch, NewFlight, Tenant};
 pub use crashes::{CrashGroup, CrashReport, NewCrash};
 pub use error::{Result, StorageError};

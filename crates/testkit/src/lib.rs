@@ -144,6 +144,18 @@ pub async fn store_at(url: &str) -> Store {
     store
 }
 
+/// Runs `sql` on a connection of its own to the database at `url`: an edit from outside skybook, as old data
+/// or a manual fix would be.
+pub async fn execute_outside(url: &str, sql: &str) -> Result<u64, sqlx::Error> {
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url).await?;
+        Ok(sqlx::query(sql).execute(&mut c).await?.rows_affected())
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await?;
+        Ok(sqlx::query(sql).execute(&mut c).await?.rows_affected())
+    }
+}
+
 /// The secret key tests use.
 pub fn secret_key() -> SecretKey {
     SecretKey::parse("test-secret-key-0123456789abcdef0123456789").unwrap()

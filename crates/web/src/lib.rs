@@ -130,10 +130,13 @@ pub fn router_with_paths(
     if state.options.fault_injection {
         routes = routes.route("/debug/panic", post(middleware::debug_panic));
     }
-    let probes = routes::Routes::default()
+    let mut probes = routes::Routes::default()
         .route("/health_check", get(probes::health_check))
         .route("/ready", get(probes::ready))
         .route("/metrics", get(probes::metrics));
+    probes.router = probes
+        .router
+        .method_not_allowed_fallback(hardening::method_not_allowed);
     let paths: Vec<&'static str> = probes.paths.iter().chain(&routes.paths).copied().collect();
     let app = routes
         .router

@@ -131,12 +131,26 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(
+        Ok(Self::of(
             parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
                 .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip()),
         ))
+    }
+}
+
+impl Client {
+    /// The client an address belongs to: an IPv4 address, or an IPv6 address's /64 (one subscriber's
+    /// network, whose host half a client can change at will).
+    pub fn of(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(_) => Self(ip),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Self(IpAddr::V4(v4)),
+                None => Self(IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into())),
+            },
+        }
     }
 }
 

@@ -19,6 +19,8 @@ pub use skybook_testkit::payments::unreachable_payments;
 pub struct Pipeline {
     pub bookings: BookingService,
     pub store: Store,
+    /// The store's database, for edits from outside skybook.
+    pub url: String,
     pub sandbox: RunningSandbox,
     pub tenant: Tenant,
     pub flight: Flight,
@@ -45,7 +47,8 @@ impl Pipeline {
         capacity: u32,
         config: PipelineConfig,
     ) -> Self {
-        let store = skybook_testkit::store(engine, name).await;
+        let url = skybook_testkit::fresh_database_url(engine, name).await;
+        let store = skybook_testkit::store_at(&url).await;
         let sandbox = skybook_testkit::sandbox(name).await;
         let (tenant, flight) = fixtures::tenant_with_flight(&store, "air", capacity).await;
         let bookings = BookingService::new(
@@ -58,6 +61,7 @@ impl Pipeline {
         Self {
             bookings,
             store,
+            url,
             sandbox,
             tenant,
             flight,
@@ -80,7 +84,7 @@ impl Pipeline {
         let today = Utc::now().date_naive();
         NewBooking {
             flight_id: self.flight.id,
-            contact_email: Email::parse(&format!("{}@example.com", given.to_lowercase())).unwrap(),
+            contact_email: Email::parse(&format!("{}@example.com", ascii_lower(given))).unwrap(),
             passengers: vec![Passenger {
                 given_name: PersonName::parse(given).unwrap(),
                 family_name: PersonName::parse(family).unwrap(),
@@ -120,6 +124,14 @@ impl Pipeline {
     pub async fn seats_left(&self) -> u32 {
         fixtures::seats_left(&self.store, &self.tenant, &self.flight).await
     }
+}
+
+/// `name` as an email's local part: its ASCII letters, lower-cased ("Zoé" → "zo").
+fn ascii_lower(name: &str) -> String {
+    name.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect::<String>()
+        .to_ascii_lowercase()
 }
 
 /// A fresh idempotency key.

@@ -3,4 +3,5 @@
 
 mod harness;
 mod pipeline;
+mod refingerprint;
 mod sentinel;

@@ -24,11 +24,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .as_deref()
         .map(|raw| config::socket_addr("SKYBOOK_METRICS_LISTEN (--metrics-listen)", raw))
         .transpose()?;
-    let metrics = config::metrics_access(
-        metrics_listen.is_some(),
-        args.metrics_token.as_deref(),
-        site.admin_token.as_ref(),
-    )?;
+    let metrics = config::metrics_access(metrics_listen.is_some(), args.metrics_token.as_deref())?;
     let fault_injection = config::fault_injection(&args.faults)?;
 
     let pipeline = PipelineConfig {

@@ -6,7 +6,6 @@ use skybook_domain::BookingId;
 use skybook_storage::{Engine, NewOutboxEmail, OutboxEmail, Store};
 use skybook_testkit::backend_tests;
 use skybook_testkit::fixtures::{held_booking, tenant_with_flight};
-use sqlx::Connection;
 
 /// A held booking with its confirmation email queued.
 async fn queued_email(store: &Store) -> BookingId {
@@ -83,20 +82,6 @@ async fn a_failed_email_is_never_claimed_or_listed_as_unsent(engine: Engine) {
     );
 }
 
-/// Runs `sql` on its own connection: an edit from outside skybook, as old data or a manual fix would be.
-async fn execute_outside(engine: Engine, url: &str, sql: &str) -> Result<u64, sqlx::Error> {
-    match engine {
-        Engine::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(url).await?;
-            Ok(sqlx::query(sql).execute(&mut c).await?.rows_affected())
-        }
-        Engine::Postgres => {
-            let mut c = sqlx::PgConnection::connect(url).await?;
-            Ok(sqlx::query(sql).execute(&mut c).await?.rows_affected())
-        }
-    }
-}
-
 /// Rows queued before `Email::parse` refused addresses such as `a,b@...` are still in the outbox. Read back as
 /// `Email`, one of them failed every claim, stopping every email behind it; read as text, it is claimed and
 /// the sender fails it for good.
@@ -105,7 +90,12 @@ async fn an_email_queued_under_looser_rules_is_still_claimed(engine: Engine) {
     let store = skybook_testkit::store_at(&url).await;
     queued_email(&store).await;
     let legacy = "UPDATE outbox_emails SET recipient = 'a,b@example.com'";
-    assert_eq!(execute_outside(engine, &url, legacy).await.unwrap(), 1);
+    assert_eq!(
+        skybook_testkit::execute_outside(&url, legacy)
+            .await
+            .unwrap(),
+        1
+    );
 
     let claimed = claim(&store, "w1", Utc::now()).await;
     assert_eq!(claimed[0].recipient, "a,b@example.com");
@@ -116,7 +106,7 @@ async fn an_email_queued_under_looser_rules_is_still_claimed(engine: Engine) {
 
     let both = "UPDATE outbox_emails SET sent_at = failed_at";
     assert!(
-        execute_outside(engine, &url, both).await.is_err(),
+        skybook_testkit::execute_outside(&url, both).await.is_err(),
         "the database refuses an email both sent and failed"
     );
 }

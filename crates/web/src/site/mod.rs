@@ -77,7 +77,7 @@ pub(crate) fn routes(state: &AppState) -> Result<Routes, StorageError> {
         .layer(axum::middleware::from_fn_with_state(
             (
                 options.sessions.clone(),
-                session::CsrfSigner::new(state.secret.clone()),
+                session::CsrfSigner::new(state.secret.clone(), options.sessions.secure_cookies),
             ),
             session::lifetimes,
         ))

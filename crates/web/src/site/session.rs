@@ -28,8 +28,19 @@ use tower_sessions::{Expiry, Session, SessionManagerLayer};
 use crate::error::ApiError;
 
 pub const COOKIE_NAME: &str = "skybook_session";
-/// The forms' CSRF token (see the module doc).
+/// The forms' CSRF token (see the module doc). Over HTTPS its name carries the `__Host-` prefix, which a
+/// browser accepts only from this very host, `Secure`, for `/`: a sibling subdomain or a plain-HTTP
+/// man-in-the-middle cannot plant one of its own.
 pub const CSRF_COOKIE_NAME: &str = "skybook_csrf";
+const SECURE_CSRF_COOKIE_NAME: &str = "__Host-skybook_csrf";
+
+fn csrf_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        SECURE_CSRF_COOKIE_NAME
+    } else {
+        CSRF_COOKIE_NAME
+    }
+}
 
 /// How many booking-form keys a session remembers: enough for a few tabs and a back button.
 const KEYS_KEPT: usize = 10;
@@ -118,7 +129,8 @@ pub async fn lifetimes(
             ""
         };
         let cookie = format!(
-            "{CSRF_COOKIE_NAME}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+            "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+            csrf_cookie_name(options.secure_cookies),
             options.idle_timeout.as_secs()
         );
         if let Ok(value) = HeaderValue::from_str(&cookie) {
@@ -134,17 +146,21 @@ struct MintedCsrf(Arc<Mutex<Option<String>>>);
 
 /// Mints and checks CSRF tokens: a random nonce and its MAC under the deployment's secret.
 #[derive(Clone)]
-pub struct CsrfSigner(Arc<SecretKey>);
+pub struct CsrfSigner {
+    secret: Arc<SecretKey>,
+    /// HTTPS: the cookie goes by its `__Host-` name.
+    secure: bool,
+}
 
 impl CsrfSigner {
-    pub fn new(secret: Arc<SecretKey>) -> Self {
-        Self(secret)
+    pub fn new(secret: Arc<SecretKey>, secure: bool) -> Self {
+        Self { secret, secure }
     }
 
     fn sign(&self, nonce: &str) -> String {
         format!(
             "{nonce}{}",
-            hex::encode(self.0.derive(&format!("csrf-cookie/{nonce}")))
+            hex::encode(self.secret.derive(&format!("csrf-cookie/{nonce}")))
         )
     }
 
@@ -162,15 +178,16 @@ impl CsrfSigner {
     }
 }
 
-/// The CSRF cookie the request carried.
-fn presented_csrf_cookie(headers: &HeaderMap) -> Option<&str> {
+/// The CSRF cookie the request carried, under the name this deployment sets.
+fn presented_csrf_cookie(headers: &HeaderMap, secure: bool) -> Option<&str> {
+    let wanted = csrf_cookie_name(secure);
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == CSRF_COOKIE_NAME)
+        .find(|(name, _)| *name == wanted)
         .map(|(_, value)| value)
 }
 
@@ -228,7 +245,8 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Visit {
             .ok_or_else(|| ApiError::Internal("session lifetimes layer missing".into()))?;
         Ok(Self {
             session,
-            csrf_cookie: presented_csrf_cookie(&parts.headers).and_then(|t| signer.verified(t)),
+            csrf_cookie: presented_csrf_cookie(&parts.headers, signer.secure)
+                .and_then(|t| signer.verified(t)),
             minted: parts
                 .extensions
                 .get::<MintedCsrf>()

@@ -8,8 +8,8 @@ use skybook_testkit::backend_tests;
 
 use crate::harness::TestApp;
 
-/// Each route of the router (its own list, not one of ours), by GET and by POST, with and without a session
-/// cookie's worth of nothing: every answer carries the security headers.
+/// Each route of the router (its own list, not one of ours), by GET and by POST: every answer carries the
+/// security headers.
 async fn every_route_carries_the_security_headers(engine: Engine) {
     let app = TestApp::start(engine, "headers", 5).await;
     let paths = app.route_paths();
@@ -56,16 +56,18 @@ async fn every_route_carries_the_security_headers(engine: Engine) {
 async fn framework_errors_answer_in_the_api_shape(engine: Engine) {
     let app = TestApp::start(engine, "error_shape", 5).await;
     let json = |body: &str| serde_json::from_str::<Value>(body).unwrap_or(Value::Null);
-    // 405: a route that exists, with a method it does not take (and one nobody has heard of).
-    for method in ["DELETE", "BREW"] {
-        let request = Request::builder()
-            .method(method)
-            .uri("/api/v1/tenants/air/flights")
-            .body(Body::empty())
-            .unwrap();
-        let (status, _, body) = app.request(request).await;
-        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method}");
-        assert_eq!(json(&body)["error"], "method_not_allowed", "{body}");
+    // 405: routes that exist, with a method they do not take (and one nobody has heard of).
+    for path in ["/api/v1/tenants/air/flights", "/ready", "/find"] {
+        for method in ["DELETE", "BREW"] {
+            let request = Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Body::empty())
+                .unwrap();
+            let (status, _, body) = app.request(request).await;
+            assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            assert_eq!(json(&body)["error"], "method_not_allowed", "{body}");
+        }
     }
     // 413: a body over the limit.
     let big = "x".repeat(skybook_web::hardening::MAX_BODY_BYTES + 1);

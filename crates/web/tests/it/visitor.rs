@@ -87,7 +87,8 @@ impl Visitor {
                 self.cookie =
                     (!value.is_empty() && !set.contains("Max-Age=0")).then_some(pair.clone());
                 self.last_set_cookie = Some(set);
-            } else if pair.starts_with("skybook_csrf=") {
+            } else if pair.starts_with("__Host-skybook_csrf=") || pair.starts_with("skybook_csrf=")
+            {
                 self.csrf_cookie = Some(pair);
                 self.last_csrf_cookie = Some(set);
             }
