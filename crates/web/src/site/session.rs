@@ -42,8 +42,6 @@ fn csrf_cookie_name(secure: bool) -> &'static str {
     }
 }
 
-/// How many booking-form keys a session remembers: enough for a few tabs and a back button.
-const KEYS_KEPT: usize = 10;
 /// How many bookings a session may show without asking for the contact email again.
 const BOOKINGS_KEPT: usize = 20;
 
@@ -166,6 +164,12 @@ impl CsrfSigner {
 
     fn mint(&self) -> String {
         self.sign(&random_hex(16))
+    }
+
+    /// A booking form's key: `site-`, the nonce, and the first 128 bits of its MAC under `csrf`.
+    fn form_key(&self, csrf: &str, nonce: &str) -> String {
+        let mac = self.secret.derive(&format!("form-key/{csrf}/{nonce}"));
+        format!("site-{nonce}{}", hex::encode(&mac[..16]))
     }
 
     /// `token` if this deployment minted it.
@@ -338,21 +342,19 @@ impl Visit {
 
     /// The form for `flight_id`: the kept draft if it is for this flight and not yet booked, else a new one
     /// with a freshly minted key (the contact email carries over, as the same traveller is likely typing).
+    /// The booking form's fields for `flight`: the draft kept for it, or a fresh one with a new key — not
+    /// stored until the traveller types or sends it (looking at a form keeps nothing).
     pub async fn draft_for(&self, flight_id: &str, passengers: usize) -> Result<Draft, ApiError> {
         let kept = self.get::<Draft>(DRAFT).await?;
         let mut draft = match kept {
             Some(d) if d.flight_id == flight_id && d.booked_reference.is_none() => d,
-            other => {
-                let draft = Draft {
-                    flight_id: flight_id.to_owned(),
-                    key: self.mint_key().await?,
-                    contact_email: other.map(|d| d.contact_email).unwrap_or_default(),
-                    passengers: Vec::new(),
-                    booked_reference: None,
-                };
-                self.set(DRAFT, &draft).await?;
-                draft
-            }
+            other => Draft {
+                flight_id: flight_id.to_owned(),
+                key: self.mint_key().await?,
+                contact_email: other.map(|d| d.contact_email).unwrap_or_default(),
+                passengers: Vec::new(),
+                booked_reference: None,
+            },
         };
         if draft.passengers.len() < passengers {
             draft
@@ -371,19 +373,29 @@ impl Visit {
     }
 
     /// A new idempotency key for a booking form, remembered as this session's.
+    /// A fresh idempotency key for this visitor's booking form: a nonce and its MAC under this visitor's CSRF
+    /// token, so only the browser holding that cookie can send a form with it (a form cannot be replayed from
+    /// another browser, nor a key forged), and nothing is stored to remember it.
     pub async fn mint_key(&self) -> Result<String, ApiError> {
-        let key = format!("site-{}", random_hex(16));
+        let csrf = self.csrf_token().await?;
+        let key = self.signer.form_key(&csrf, &random_hex(8));
         debug_assert!(IdempotencyKey::parse(&key).is_ok());
-        let mut keys = self.get::<Vec<String>>(KEYS).await?.unwrap_or_default();
-        keys.push(key.clone());
-        let excess = keys.len().saturating_sub(KEYS_KEPT);
-        keys.drain(..excess);
-        self.set(KEYS, keys).await?;
         Ok(key)
     }
 
-    /// Whether this session minted `key`: a form's key is only honoured in the session it was made for.
+    /// Whether `key` was minted for this visitor: by its CSRF cookie, or (sessions from before keys were
+    /// signed) in the session's list.
     pub async fn owns_key(&self, key: &str) -> Result<bool, ApiError> {
+        let signed = key
+            .strip_prefix("site-")
+            .and_then(|rest| rest.get(..16))
+            .zip(self.csrf_cookie.as_deref())
+            .is_some_and(|(nonce, csrf)| {
+                constant_time_eq(self.signer.form_key(csrf, nonce).as_bytes(), key.as_bytes())
+            });
+        if signed {
+            return Ok(true);
+        }
         Ok(self
             .get::<Vec<String>>(KEYS)
             .await?

@@ -56,11 +56,12 @@ async fn a_forged_form_with_too_many_travellers_is_refused(engine: Engine) {
     assert_eq!(app.seats_left().await, 20);
 }
 
-/// A visitor who only looks — the search page, the find form, a script with the admin token — leaves no
-/// session behind: no cookie is set, so no row was stored.
+/// A visitor who only looks — the search page, the find form, the booking form, a script with the admin token —
+/// leaves no session behind: no cookie is set, so no row was stored.
 async fn looking_stores_no_session(engine: Engine) {
     let app = TestApp::start(engine, "site_no_session", 5).await;
-    for path in ["/", "/find", "/admin/login"] {
+    let book = format!("/book/{}", app.flight.id);
+    for path in ["/", "/find", "/admin/login", book.as_str()] {
         let mut visitor = Visitor::new(app.router.clone());
         let page = visitor.get(path).await;
         assert_eq!(page.status, StatusCode::OK, "{path}");
