@@ -169,6 +169,10 @@ pub struct PaymentsArgs {
 pub struct MigrateArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
+    /// Apply nothing: exit 0 when the schema is current, non-zero naming each pending migration (for an init
+    /// container or a CI gate).
+    #[arg(long)]
+    pub check: bool,
 }
 
 #[derive(Args)]

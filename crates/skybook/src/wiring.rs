@@ -37,11 +37,11 @@ pub async fn connect(url: &str, pool: &PoolSettings, schema: Schema) -> Result<S
             .migrate()
             .await
             .with_context(|| format!("migrating {redacted}"))?;
-    } else if let MigrationStatus::Pending(versions) = store.migration_status().await? {
+    } else if let MigrationStatus::Pending(pending) = store.migration_status().await? {
         bail!(
             "the database schema at {redacted} is out of date ({} pending migration(s), e.g. {}): run `skybook migrate` first",
-            versions.len(),
-            versions[0]
+            pending.len(),
+            pending[0]
         );
     }
     Ok(store)

@@ -26,8 +26,8 @@ pub struct Store {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MigrationStatus {
     UpToDate,
-    /// Versions this build knows that the database has not applied.
-    Pending(Vec<i64>),
+    /// Migrations this build knows that the database has not applied, as `version description`, oldest first.
+    Pending(Vec<String>),
 }
 
 impl Store {
@@ -84,12 +84,12 @@ impl Store {
                 conn.list_applied_migrations().await?
             }
         };
-        let pending: Vec<i64> = self
+        let pending: Vec<String> = self
             .migrator()
             .iter()
             .filter(|m| m.migration_type.is_up_migration())
-            .map(|m| m.version)
-            .filter(|v| !applied.iter().any(|a| a.version == *v))
+            .filter(|m| !applied.iter().any(|a| a.version == m.version))
+            .map(|m| format!("{} {}", m.version, m.description))
             .collect();
         Ok(if pending.is_empty() {
             MigrationStatus::UpToDate

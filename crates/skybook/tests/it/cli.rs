@@ -125,6 +125,56 @@ async fn serve_on_postgres_refuses_an_outdated_schema_until_migrated() {
     assert_eq!(ready.status(), 200);
 }
 
+/// `migrate --check` names what is pending and fails, applies nothing, and passes once `migrate` ran; two
+/// `migrate` runs at once on a fresh database both succeed (each migration is applied once).
+async fn migrate_check_names_pending_migrations_and_two_migrations_at_once_agree(engine: Engine) {
+    let url = skybook_testkit::fresh_database_url(engine, "migrate_check").await;
+    let run = |args: &[&str]| {
+        let mut cmd = skybook();
+        cmd.args(args).env("SKYBOOK_DATABASE_URL", &url);
+        cmd
+    };
+    let check = |cmd: std::process::Command| {
+        let mut cmd = cmd;
+        let out = cmd.stdin(std::process::Stdio::null()).output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = check(run(&["migrate", "--check"]));
+    assert_ne!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("pending: 20261122000001 bookings"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("run `skybook migrate`"), "{stderr}");
+    let (again, ..) = check(run(&["migrate", "--check"]));
+    assert_ne!(again, 0, "--check applied nothing");
+
+    // Two migrate Jobs at once, as a rollout can start them: on PostgreSQL sqlx holds an advisory lock for the
+    // run, so the second waits and finds nothing to do. (SQLite is one machine's file: one after the other.)
+    let mut first = run(&["migrate"]);
+    let mut second = run(&["migrate"]);
+    let outputs = match engine {
+        Engine::Postgres => {
+            let (a, b) = (first.spawn().unwrap(), second.spawn().unwrap());
+            [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()]
+        }
+        Engine::Sqlite => [first.output().unwrap(), second.output().unwrap()],
+    };
+    for out in &outputs {
+        assert!(out.status.success(), "{out:?}");
+    }
+
+    let (code, stdout, stderr) = check(run(&["migrate", "--check"]));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("schema is current"), "{stdout}");
+}
+
+backend_tests!(migrate_check_names_pending_migrations_and_two_migrations_at_once_agree);
+
 /// `skybook demo` from an empty data dir: seeded flights, a booking through the in-process sandbox, the secret
 /// key and admin token written, and a restart keeps everything (seeding is idempotent). On SQLite by default,
 /// and on PostgreSQL with `--database-url`.
