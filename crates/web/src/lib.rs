@@ -44,6 +44,8 @@ pub struct AppState {
     pub secret: Arc<SecretKey>,
     pub metrics: PrometheusHandle,
     pub throttles: throttle::Throttles,
+    /// Set once `/ready` has seen the schema current (it then stops asking).
+    pub schema_current: Arc<std::sync::atomic::AtomicBool>,
     pub options: WebOptions,
 }
 
@@ -69,6 +71,7 @@ impl AppState {
             secret,
             metrics: probes::metrics_handle(),
             throttles: throttle::Throttles::new(&options.throttle),
+            schema_current: Arc::default(),
             options,
         }
     }

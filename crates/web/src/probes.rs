@@ -1,5 +1,6 @@
 //! Operations endpoints: liveness, readiness, metrics.
 
+use std::sync::atomic::Ordering;
 use std::sync::OnceLock;
 
 use axum::extract::State;
@@ -7,6 +8,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use secrecy::{ExposeSecret, SecretString};
+use skybook_storage::MigrationStatus;
 
 use crate::{ApiError, AppState};
 
@@ -15,12 +17,40 @@ pub async fn health_check() -> &'static str {
     "ok"
 }
 
-/// `200` when the database answers, `503` otherwise.
+/// `200` when the database answers and its schema is the one this build expects; `503` otherwise (a node on a
+/// database whose migrations have not run yet takes no traffic, and its log says to run them).
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     // A probe wants a quick answer: a database that takes longer than this is as good as away.
-    match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
-        Ok(Ok(())) => (StatusCode::OK, "ready"),
+    let checked = tokio::time::timeout(READY_TIMEOUT, async {
+        state.store.ping().await?;
+        // A schema once current stays current for this build (migrations only add): checked until then.
+        if state.schema_current.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        match state.store.migration_status().await? {
+            MigrationStatus::UpToDate => {
+                state.schema_current.store(true, Ordering::Relaxed);
+                Ok(None)
+            }
+            MigrationStatus::Pending(pending) => Ok(Some(pending)),
+        }
+    })
+    .await;
+    match checked {
+        Ok(Ok(None)) => (StatusCode::OK, "ready"),
+        Ok(Ok(Some(pending))) => {
+            tracing::warn!(
+                pending = pending.len(),
+                first = %pending[0],
+                "not ready: the database schema is behind this build; run `skybook migrate`"
+            );
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database schema out of date",
+            )
+        }
         Ok(Err(e)) => {
+            let e: skybook_storage::StorageError = e;
             tracing::warn!(error = %skybook_domain::ErrorChain(&e), "not ready: database does not answer");
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
         }

@@ -111,7 +111,47 @@ async fn flight_search_filters_and_validates(engine: Engine) {
     );
 }
 
+/// A node on a database whose migrations have not run is not ready, and becomes ready once they have.
+async fn a_schema_behind_the_build_is_not_ready(engine: Engine) {
+    let url = skybook_testkit::fresh_database_url(engine, "ready_schema").await;
+    let store = skybook_storage::Store::connect(&url, &Default::default())
+        .await
+        .unwrap();
+    let sandbox = skybook_testkit::sandbox("ready_schema").await;
+    let state = skybook_web::AppState::new(
+        store.clone(),
+        skybook_testkit::payments::payments_for(&sandbox),
+        std::sync::Arc::new(skybook_testkit::secret_key()),
+        Default::default(),
+        Default::default(),
+    );
+    let router = skybook_web::router(state).unwrap();
+    let ready = || async {
+        let response = tower::ServiceExt::oneshot(
+            router.clone(),
+            Request::get("/ready").body(Body::empty()).unwrap(),
+        )
+        .await
+        .unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    };
+    assert_eq!(
+        ready().await,
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database schema out of date".to_owned()
+        )
+    );
+    store.migrate().await.unwrap();
+    assert_eq!(ready().await.0, StatusCode::OK);
+}
+
 backend_tests!(
+    a_schema_behind_the_build_is_not_ready,
     health_ready_metrics_openapi,
     responses_carry_request_ids_and_500s_hide_their_cause,
     flight_search_filters_and_validates
