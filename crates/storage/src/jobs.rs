@@ -106,6 +106,15 @@ impl Store {
         )
     }
 
+    /// Hands back every job `worker` is running (it is shutting down): their leases end now, so the next claim
+    /// on any node takes them over at once instead of after the lease. Returns how many were handed back.
+    pub async fn release_job_leases(&self, worker: &str, now: DateTime<Utc>) -> Result<u64> {
+        let sql = "UPDATE jobs SET locked_until = $1 WHERE locked_by = $2 AND state = 'running'";
+        Ok(
+            on_writer!(&self.backend, c => sqlx::query(sql).bind(now).bind(worker).execute(c).await.map(|r| r.rows_affected()))?,
+        )
+    }
+
     /// Marks the job done if `worker` still holds it. `false`: the lease was lost (another worker rescued it).
     pub async fn complete_job(&self, id: JobId, worker: &str, now: DateTime<Utc>) -> Result<bool> {
         let sql = "UPDATE jobs SET state = 'done', finished_at = $1, locked_by = NULL, locked_until = NULL \

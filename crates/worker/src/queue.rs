@@ -123,15 +123,33 @@ impl QueueWorker {
     }
 
     /// Runs until `cancel` fires: claims and runs batches, waiting `idle_poll` when there is nothing to do.
+    ///
+    /// At `cancel` (the process is shutting down) the batch in hand is dropped where it stands and its jobs are
+    /// handed back, so another node takes them over at once rather than after their leases: handlers are
+    /// idempotent, and a transaction a dropped handler had open rolls back.
     pub async fn run(&self, cancel: CancellationToken) -> anyhow::Result<()> {
         while !cancel.is_cancelled() {
-            if self.run_once().await? == 0 {
+            let ran = tokio::select! {
+                ran = self.run_once() => ran?,
+                () = cancel.cancelled() => break,
+            };
+            if ran == 0 {
                 tokio::select! {
                     () = tokio::time::sleep(self.config.idle_poll) => {}
                     () = self.wake.notified() => {}
                     () = cancel.cancelled() => {}
                 }
             }
+        }
+        let handed_back = self
+            .store
+            .release_job_leases(&self.worker_id, Utc::now())
+            .await?;
+        if handed_back > 0 {
+            tracing::info!(
+                handed_back,
+                "shutting down: running jobs handed back to the queue"
+            );
         }
         Ok(())
     }

@@ -141,7 +141,68 @@ async fn a_job_of_a_killed_worker_is_rescued_and_completes_once(engine: Engine) 
     );
 }
 
-backend_tests!(a_job_of_a_killed_worker_is_rescued_and_completes_once);
+/// A worker stopped with SIGTERM in the middle of a job hands the job back: another worker takes it over at
+/// once — long before its 60 s lease would have lapsed — and it completes once; the stopped worker exits 0.
+async fn a_sigtermed_worker_hands_its_jobs_back_at_once(engine: Engine) {
+    let dir = skybook_testkit::test_dir("worker-sigterm");
+    let url = skybook_testkit::fresh_database_url(engine, "worker_sigterm").await;
+    let store = skybook_testkit::store_at(&url).await;
+    let log = dir.join("slow-job.log");
+    let payload = serde_json::json!({ "log": log, "millis": 2000 });
+    let Enqueued::New(id) = store
+        .enqueue_job(&job("debug.slow", payload), Utc::now())
+        .await
+        .unwrap()
+    else {
+        panic!("a new job")
+    };
+    let worker = |name: &str| {
+        let mut cmd = deployment(EXE, "worker", &url, "http://127.0.0.1:9");
+        cmd.env("SKYBOOK_ENABLE_FAULT_INJECTION", "1")
+            .env("SKYBOOK_JOB_LEASE", "60s");
+        Running::start(cmd, &dir, name)
+    };
+    let starts = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("start"))
+            .count()
+    };
+
+    let mut first = worker("worker-1");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while starts() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the first worker never started the job"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let second = worker("worker-2");
+    second.wait_for_line("background workers starting");
+    let stopped_at = Instant::now();
+    first.terminate();
+    assert_eq!(first.wait_exit(), Some(0), "SIGTERM exits cleanly");
+    while starts() < 2 {
+        assert!(
+            stopped_at.elapsed() < Duration::from_secs(15),
+            "the job was not taken over (its lease runs 60 s)"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let taken_over = stopped_at.elapsed();
+    wait_for_state(&store, id, "done", Duration::from_secs(30)).await;
+    let lines = std::fs::read_to_string(&log).unwrap();
+    let dones = lines.lines().filter(|l| l.starts_with("done")).count();
+    assert_eq!(dones, 1, "completed once: {lines}");
+    eprintln!("taken over {taken_over:?} after SIGTERM");
+}
+
+backend_tests!(
+    a_job_of_a_killed_worker_is_rescued_and_completes_once,
+    a_sigtermed_worker_hands_its_jobs_back_at_once,
+);
 
 /// Two worker processes on one PostgreSQL, a schedule every two seconds, for twelve ticks: every tick fires once —
 /// none twice, none skipped — and enqueues at most one sentinel run.
