@@ -94,6 +94,14 @@ pub struct ServeArgs {
     /// Run the web server only, without background workers.
     #[arg(long)]
     pub no_workers: bool,
+    /// At SIGTERM: how long until the process exits at the latest (requests in flight finish within it; set
+    /// the pod's terminationGracePeriodSeconds a little above).
+    #[arg(long, env = "SKYBOOK_SHUTDOWN_GRACE", default_value = "25s")]
+    pub shutdown_grace: String,
+    /// At SIGTERM: how long readiness is off while new requests are still served, for the load balancer to
+    /// stop sending them (part of the grace period).
+    #[arg(long, env = "SKYBOOK_SHUTDOWN_DRAIN", default_value = "5s")]
+    pub shutdown_drain: String,
     /// Serve `/metrics` on this address instead of the main listener (bind it where only the scraper
     /// reaches, e.g. a port the public Service does not expose).
     #[arg(long, env = "SKYBOOK_METRICS_LISTEN")]

@@ -161,6 +161,14 @@ pub fn duration(name: &str, raw: &str) -> Result<Duration> {
     }
 }
 
+/// A duration as [`duration`] reads it, or `0` (none).
+pub fn duration_or_zero(name: &str, raw: &str) -> Result<Duration> {
+    match raw.trim() {
+        "0" | "0s" => Ok(Duration::ZERO),
+        _ => duration(name, raw),
+    }
+}
+
 /// The website's settings.
 pub fn site(args: &SiteArgs) -> Result<SiteOptions> {
     let tenant = TenantSlug::parse(&args.site_tenant).map_err(|e| {

@@ -1,6 +1,7 @@
 //! Wiring: building the components from configuration and serving them. Shared by `serve` and `demo`.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,19 +73,40 @@ pub fn payment_provider(config: PaymentsConfig) -> Result<Arc<dyn PaymentProvide
     Ok(Arc::new(HttpPaymentProvider::new(http, provider_config)))
 }
 
-/// The HTTP surface, and the booking pipeline behind it (which the background sentinel shares).
+/// The HTTP surface, the booking pipeline behind it (which the background sentinel shares), and the switch
+/// that turns readiness off at shutdown.
+pub struct App {
+    pub router: axum::Router,
+    pub bookings: BookingService,
+    pub draining: Arc<AtomicBool>,
+}
+
 pub fn app(
     store: Store,
     payments: Arc<dyn PaymentProvider>,
     secret: SecretKey,
     pipeline: PipelineConfig,
     options: WebOptions,
-) -> Result<(axum::Router, BookingService)> {
+) -> Result<App> {
     // Panics outside requests (the pipeline's own tasks) are stored too.
     skybook_crash::record_background_panics(store.clone());
     let state = AppState::new(store, payments, Arc::new(secret), pipeline, options);
-    let bookings = state.bookings.clone();
-    Ok((skybook_web::router(state)?, bookings))
+    let (bookings, draining) = (state.bookings.clone(), state.draining.clone());
+    Ok(App {
+        router: skybook_web::router(state)?,
+        bookings,
+        draining,
+    })
+}
+
+/// How `serve` stops (SIGTERM or Ctrl-C): readiness off at once, requests still taken for `drain` (while the
+/// load balancer notices), then no new connections, and until `grace` after the signal for the requests in
+/// flight to finish. Past it the process exits anyway: what was cut off is resumable, as after a crash.
+#[derive(Debug, Clone)]
+pub struct Shutdown {
+    pub draining: Arc<AtomicBool>,
+    pub drain: Duration,
+    pub grace: Duration,
 }
 
 /// The booking pipeline without the web server (`skybook worker`: the sentinel settles bookings with it).
@@ -118,7 +140,7 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// An HTTP/1.1 accept loop on hyper (as behind any ingress) rather than `axum::serve`, for what that one does not offer:
 /// [`HEADER_READ_TIMEOUT`] (a client sending one header line every few seconds held a connection open for
 /// minutes), and the peer address on every request (`ConnectInfo`, which the throttles key on).
-pub async fn serve(listener: TcpListener, router: axum::Router) -> Result<()> {
+pub async fn serve(listener: TcpListener, router: axum::Router, shutdown: Shutdown) -> Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::server::graceful::GracefulShutdown;
     use tower::ServiceExt;
@@ -128,8 +150,13 @@ pub async fn serve(listener: TcpListener, router: axum::Router) -> Result<()> {
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
     let graceful = GracefulShutdown::new();
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
+    let signal = async {
+        shutdown_signal().await;
+        shutdown.draining.store(true, Ordering::Relaxed);
+        tracing::info!(drain = ?shutdown.drain, grace = ?shutdown.grace, "not ready; draining");
+        tokio::time::sleep(shutdown.drain).await;
+    };
+    tokio::pin!(signal);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -141,7 +168,7 @@ pub async fn serve(listener: TcpListener, router: axum::Router) -> Result<()> {
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            () = &mut signal => break,
         };
         let router = router.clone();
         let service = hyper::service::service_fn(
@@ -161,8 +188,28 @@ pub async fn serve(listener: TcpListener, router: axum::Router) -> Result<()> {
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    let left = shutdown.grace.saturating_sub(shutdown.drain);
+    if tokio::time::timeout(left, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("grace period over: requests still in flight are cut off (each resumes like after a crash)");
+    }
     Ok(())
+}
+
+/// `serve` for the metrics listener: stops with the signal, nothing to drain.
+pub async fn serve_until_signal(listener: TcpListener, router: axum::Router) -> Result<()> {
+    serve(
+        listener,
+        router,
+        Shutdown {
+            draining: Arc::default(),
+            drain: Duration::ZERO,
+            grace: Duration::from_secs(1),
+        },
+    )
+    .await
 }
 
 pub async fn shutdown_signal() {

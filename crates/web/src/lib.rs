@@ -46,6 +46,9 @@ pub struct AppState {
     pub throttles: throttle::Throttles,
     /// Set once `/ready` has seen the schema current (it then stops asking).
     pub schema_current: Arc<std::sync::atomic::AtomicBool>,
+    /// Set when the process starts shutting down: `/ready` answers 503 so the load balancer stops sending new
+    /// requests, while those already here finish.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
     pub options: WebOptions,
 }
 
@@ -72,6 +75,7 @@ impl AppState {
             metrics: probes::metrics_handle(),
             throttles: throttle::Throttles::new(&options.throttle),
             schema_current: Arc::default(),
+            draining: Arc::default(),
             options,
         }
     }

@@ -20,6 +20,9 @@ pub async fn health_check() -> &'static str {
 /// `200` when the database answers and its schema is the one this build expects; `503` otherwise (a node on a
 /// database whose migrations have not run yet takes no traffic, and its log says to run them).
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    if state.draining.load(Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
     // A probe wants a quick answer: a database that takes longer than this is as good as away.
     let checked = tokio::time::timeout(READY_TIMEOUT, async {
         state.store.ping().await?;

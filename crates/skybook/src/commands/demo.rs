@@ -71,7 +71,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             extra_params: Vec::new(),
         }),
     };
-    let (router, bookings) = wiring::app(
+    let app = wiring::app(
         store.clone(),
         wiring::payment_provider(payments)?,
         secret,
@@ -108,8 +108,14 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         MailTransport::Files(dir) => println!("  emails:      {}", dir.display()),
         MailTransport::Off => println!("  emails:      not sent"),
     }
-    let workers = background::start(&store, bookings, background)?;
-    wiring::serve(listener, router).await?;
+    let workers = background::start(&store, app.bookings, background)?;
+    // One process on a laptop: no load balancer to drain from.
+    let shutdown = wiring::Shutdown {
+        draining: app.draining,
+        drain: std::time::Duration::ZERO,
+        grace: std::time::Duration::from_secs(10),
+    };
+    wiring::serve(listener, app.router, shutdown).await?;
     workers.shutdown().await;
     sandbox.shutdown().await;
     store.close().await;

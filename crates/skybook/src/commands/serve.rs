@@ -42,7 +42,15 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         throttle: config::throttle(&args.lookups_per_minute, &args.admin_attempts_per_minute)?,
         ..WebOptions::default()
     };
-    let (router, bookings) = wiring::app(
+    let shutdown_grace = config::duration(
+        "SKYBOOK_SHUTDOWN_GRACE (--shutdown-grace)",
+        &args.shutdown_grace,
+    )?;
+    let shutdown_drain = config::duration_or_zero(
+        "SKYBOOK_SHUTDOWN_DRAIN (--shutdown-drain)",
+        &args.shutdown_drain,
+    )?;
+    let app = wiring::app(
         store.clone(),
         wiring::payment_provider(payments)?,
         secret,
@@ -53,7 +61,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     if let Some(addr) = metrics_listen {
         let metrics = wiring::bind(addr, "metrics").await?;
         tracing::info!(addr = %metrics.local_addr()?, "metrics served on their own listener");
-        tokio::spawn(wiring::serve(
+        tokio::spawn(wiring::serve_until_signal(
             metrics,
             skybook_web::probes::metrics_router(),
         ));
@@ -61,9 +69,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     tracing::info!(addr = %listener.local_addr()?, database = %skybook_storage::redact(&url), "skybook serving");
     let workers = match args.no_workers {
         true => None,
-        false => Some(background::start(&store, bookings, background)?),
+        false => Some(background::start(&store, app.bookings, background)?),
     };
-    wiring::serve(listener, router).await?;
+    let shutdown = wiring::Shutdown {
+        draining: app.draining,
+        drain: shutdown_drain.min(shutdown_grace),
+        grace: shutdown_grace,
+    };
+    wiring::serve(listener, app.router, shutdown).await?;
     if let Some(workers) = workers {
         workers.shutdown().await;
     }

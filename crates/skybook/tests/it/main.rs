@@ -9,4 +9,5 @@ mod multi_node;
 mod outage;
 mod process;
 mod recovery;
+mod shutdown;
 mod worker;

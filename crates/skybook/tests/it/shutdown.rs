@@ -1,0 +1,89 @@
+//! `skybook serve` stopping for a rollout (SIGTERM): not ready at once, the booking in flight — between its
+//! charge and its settle — finishes, and the process exits 0 within its grace period.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use skybook_testkit::fixtures::{booking_body, tenant_with_flight, CARD_OK};
+use skybook_testkit::process::{self, post_booking, sandbox_faults, sandbox_stats, Running};
+use skybook_testkit::Engine;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigtermed_node_finishes_its_booking_and_exits_cleanly() {
+    let dir = skybook_testkit::test_dir("serve-sigterm");
+    let url = skybook_testkit::fresh_database_url(Engine::Sqlite, "serve_sigterm").await;
+    let exe = env!("CARGO_BIN_EXE_skybook");
+    let store = skybook_testkit::store_at(&url).await;
+    let (tenant, flight) = tenant_with_flight(&store, "air", 5).await;
+    let (_sandbox, sandbox_url) = process::start_sandbox(exe, &dir);
+    let mut cmd = process::deployment(exe, "serve", &url, &sandbox_url);
+    cmd.args(["--listen", "127.0.0.1:0", "--no-workers"])
+        .env("SKYBOOK_SHUTDOWN_DRAIN", "2s")
+        .env("SKYBOOK_SHUTDOWN_GRACE", "15s");
+    let mut node = Running::start(cmd, &dir, "serve");
+    let base = node.serving_url();
+    let client = reqwest::Client::new();
+    assert_eq!(
+        client
+            .get(format!("{base}/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // Every answer from the provider comes 1.5 s late: the booking is charged, then waits for the answer.
+    sandbox_faults(&sandbox_url, json!({"latency_ms": 1500})).await;
+    let booking = tokio::spawn({
+        let (client, base) = (client.clone(), base.clone());
+        let body = booking_body(&flight, "Ann", "Lee", CARD_OK);
+        async move { post_booking(&client, &base, "air", "sigterm-booking-0001", &body).await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sandbox_stats(&sandbox_url).await["charges"]
+        .as_i64()
+        .unwrap()
+        == 0
+    {
+        assert!(Instant::now() < deadline, "the booking was never charged");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let stopped_at = Instant::now();
+    node.terminate();
+    // Not ready at once, while still answering (the load balancer is told before anything is refused).
+    let ready = loop {
+        let status = client
+            .get(format!("{base}/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status != 200 || stopped_at.elapsed() > Duration::from_secs(2) {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(ready, 503, "readiness turns off at SIGTERM");
+
+    let (status, answer) = booking.await.unwrap();
+    assert_eq!(status, 201, "the booking in flight finished: {answer}");
+    assert_eq!(node.wait_exit(), Some(0), "exits cleanly");
+    assert!(
+        stopped_at.elapsed() < Duration::from_secs(15),
+        "within the grace period: {:?}",
+        stopped_at.elapsed()
+    );
+    assert_eq!(sandbox_stats(&sandbox_url).await["charges"], 1);
+    let booked = answer["booking"]["reference"].as_str().unwrap();
+    let stored = store
+        .booking_by_reference(
+            tenant.id,
+            &skybook_domain::BookingReference::parse(booked).unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.status.as_str(), "confirmed");
+}
