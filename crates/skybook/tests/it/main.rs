@@ -4,6 +4,7 @@ mod auth_proxy;
 mod browser;
 mod chrome;
 mod cli;
+mod deploy;
 mod hardening;
 mod multi_node;
 mod outage;
