@@ -74,29 +74,55 @@ async fn the_worker_process_runs_the_queue_and_stops_cleanly_on_sigterm() {
 
 /// A worker killed with SIGKILL in the middle of a job: once its lease lapses another worker runs the job
 /// again, and it completes exactly once.
-async fn a_job_of_a_killed_worker_is_rescued_and_completes_once(engine: Engine) {
-    let dir = skybook_testkit::test_dir("worker-sigkill");
-    let url = skybook_testkit::fresh_database_url(engine, "worker_sigkill").await;
-    let store = skybook_testkit::store_at(&url).await;
-    let log = dir.join("slow-job.log");
-    let payload = serde_json::json!({ "log": log, "millis": 1500 });
-    let Enqueued::New(id) = store
-        .enqueue_job(&job("debug.slow", payload), Utc::now())
-        .await
-        .unwrap()
-    else {
-        panic!("a new job")
-    };
-    let worker = |name: &str| {
-        let mut cmd = deployment(EXE, "worker", &url, "http://127.0.0.1:9");
+/// A `debug.slow` job (logging its start and end to `<dir>/slow-job.log`) on a fresh database, and a way to
+/// start workers that run it with `lease`.
+struct SlowJob {
+    dir: std::path::PathBuf,
+    url: String,
+    store: Store,
+    log: std::path::PathBuf,
+    id: skybook_domain::JobId,
+}
+
+impl SlowJob {
+    async fn enqueue(engine: Engine, name: &str, millis: u64) -> Self {
+        let dir = skybook_testkit::test_dir(name);
+        let url = skybook_testkit::fresh_database_url(engine, &name.replace('-', "_")).await;
+        let store = skybook_testkit::store_at(&url).await;
+        let log = dir.join("slow-job.log");
+        let payload = serde_json::json!({ "log": log, "millis": millis });
+        let Enqueued::New(id) = store
+            .enqueue_job(&job("debug.slow", payload), Utc::now())
+            .await
+            .unwrap()
+        else {
+            panic!("a new job")
+        };
+        Self {
+            dir,
+            url,
+            store,
+            log,
+            id,
+        }
+    }
+
+    fn worker(&self, name: &str, lease: &str) -> Running {
+        let mut cmd = deployment(EXE, "worker", &self.url, "http://127.0.0.1:9");
         cmd.env("SKYBOOK_ENABLE_FAULT_INJECTION", "1")
-            .env("SKYBOOK_JOB_LEASE", "2s");
-        Running::start(cmd, &dir, name)
-    };
+            .env("SKYBOOK_JOB_LEASE", lease);
+        Running::start(cmd, &self.dir, name)
+    }
+}
+
+async fn a_job_of_a_killed_worker_is_rescued_and_completes_once(engine: Engine) {
+    let slow = SlowJob::enqueue(engine, "worker-sigkill", 1500).await;
+    let (store, log, id) = (&slow.store, &slow.log, slow.id);
+    let worker = |name: &str| slow.worker(name, "2s");
 
     let mut first = worker("worker-1");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !std::fs::read_to_string(&log)
+    while !std::fs::read_to_string(log)
         .unwrap_or_default()
         .contains("start")
     {
@@ -115,8 +141,8 @@ async fn a_job_of_a_killed_worker_is_rescued_and_completes_once(engine: Engine) 
     );
 
     let _second = worker("worker-2");
-    wait_for_state(&store, id, "done", Duration::from_secs(30)).await;
-    let lines = std::fs::read_to_string(&log).unwrap();
+    wait_for_state(store, id, "done", Duration::from_secs(30)).await;
+    let lines = std::fs::read_to_string(log).unwrap();
     let starts = lines.lines().filter(|l| l.starts_with("start")).count();
     let dones = lines.lines().filter(|l| l.starts_with("done")).count();
     assert_eq!(
@@ -144,26 +170,11 @@ async fn a_job_of_a_killed_worker_is_rescued_and_completes_once(engine: Engine) 
 /// A worker stopped with SIGTERM in the middle of a job hands the job back: another worker takes it over at
 /// once — long before its 60 s lease would have lapsed — and it completes once; the stopped worker exits 0.
 async fn a_sigtermed_worker_hands_its_jobs_back_at_once(engine: Engine) {
-    let dir = skybook_testkit::test_dir("worker-sigterm");
-    let url = skybook_testkit::fresh_database_url(engine, "worker_sigterm").await;
-    let store = skybook_testkit::store_at(&url).await;
-    let log = dir.join("slow-job.log");
-    let payload = serde_json::json!({ "log": log, "millis": 2000 });
-    let Enqueued::New(id) = store
-        .enqueue_job(&job("debug.slow", payload), Utc::now())
-        .await
-        .unwrap()
-    else {
-        panic!("a new job")
-    };
-    let worker = |name: &str| {
-        let mut cmd = deployment(EXE, "worker", &url, "http://127.0.0.1:9");
-        cmd.env("SKYBOOK_ENABLE_FAULT_INJECTION", "1")
-            .env("SKYBOOK_JOB_LEASE", "60s");
-        Running::start(cmd, &dir, name)
-    };
+    let slow = SlowJob::enqueue(engine, "worker-sigterm", 2000).await;
+    let (store, log, id) = (&slow.store, &slow.log, slow.id);
+    let worker = |name: &str| slow.worker(name, "60s");
     let starts = || {
-        std::fs::read_to_string(&log)
+        std::fs::read_to_string(log)
             .unwrap_or_default()
             .lines()
             .filter(|l| l.starts_with("start"))
@@ -192,8 +203,8 @@ async fn a_sigtermed_worker_hands_its_jobs_back_at_once(engine: Engine) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let taken_over = stopped_at.elapsed();
-    wait_for_state(&store, id, "done", Duration::from_secs(30)).await;
-    let lines = std::fs::read_to_string(&log).unwrap();
+    wait_for_state(store, id, "done", Duration::from_secs(30)).await;
+    let lines = std::fs::read_to_string(log).unwrap();
     let dones = lines.lines().filter(|l| l.starts_with("done")).count();
     assert_eq!(dones, 1, "completed once: {lines}");
     eprintln!("taken over {taken_over:?} after SIGTERM");
