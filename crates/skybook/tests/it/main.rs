@@ -10,5 +10,6 @@ mod multi_node;
 mod outage;
 mod process;
 mod recovery;
+mod rollout;
 mod shutdown;
 mod worker;
