@@ -38,6 +38,8 @@ pub struct Proxy {
     routes: Arc<Vec<Route>>,
     clients: Arc<Vec<upstream::UpstreamPool>>,
     metrics: PrometheusHandle,
+    /// Set at shutdown: `/ready` answers 503 so callers stop being sent here while requests still are served.
+    draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Proxy {
@@ -59,6 +61,7 @@ impl Proxy {
             routes: Arc::new(routes),
             clients: Arc::new(clients),
             metrics,
+            draining: Arc::default(),
         }
     }
 
@@ -73,11 +76,22 @@ impl Proxy {
                     .collect(),
             ),
             metrics: self.metrics.clone(),
+            draining: Arc::clone(&self.draining),
         }
     }
 
     pub fn routes(&self) -> &[Route] {
         &self.routes
+    }
+
+    /// From now on `/ready` answers 503 (every worker's): the process is about to stop.
+    pub fn start_draining(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Asks every route for its token now and then every few seconds, whether or not requests come: the proxy

@@ -16,8 +16,15 @@ pub async fn health_check() -> &'static str {
     "ok"
 }
 
-/// `200` only when every token-authenticated route holds a valid token; otherwise `503` naming the others.
+/// `200` only when every token-authenticated route holds a valid token (and the proxy is not shutting down);
+/// otherwise `503` naming the others.
 pub async fn ready(State(proxy): State<Proxy>) -> impl IntoResponse {
+    if proxy.is_draining() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"ready": false, "shutting_down": true})),
+        );
+    }
     let waiting: Vec<&str> = proxy
         .routes()
         .iter()

@@ -259,6 +259,10 @@ pub struct AuthProxyArgs {
     /// The proxy's TOML configuration (listen address and routes; see the README).
     #[arg(long, env = "SKYBOOK_AUTH_PROXY_CONFIG")]
     pub config: PathBuf,
+    /// At SIGTERM: how long `/ready` is already 503 while requests are still forwarded, for callers to stop
+    /// sending (then requests in flight finish).
+    #[arg(long, env = "SKYBOOK_SHUTDOWN_DRAIN", default_value = "5s")]
+    pub shutdown_drain: String,
 }
 
 #[cfg(test)]

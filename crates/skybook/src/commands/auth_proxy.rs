@@ -20,14 +20,23 @@ pub async fn run(args: AuthProxyArgs) -> Result<()> {
         tracing::info!(%addr, routes = ?prefixes, workers, "auth proxy listening");
         println!("auth proxy listening on http://{addr}");
     };
-    skybook_proxy::serve_workers(
-        config.listen,
-        proxy,
-        workers,
-        bound,
-        wiring::shutdown_signal(),
-    )
-    .await
-    .with_context(|| format!("auth proxy on {}", config.listen))?;
+    let drain = crate::config::duration_or_zero(
+        "SKYBOOK_SHUTDOWN_DRAIN (--shutdown-drain)",
+        &args.shutdown_drain,
+    )?;
+    // At SIGTERM: not ready at once, requests still forwarded while callers stop sending, then the workers
+    // let what is in flight finish.
+    let shutdown = {
+        let proxy = proxy.clone();
+        async move {
+            wiring::shutdown_signal().await;
+            proxy.start_draining();
+            tracing::info!(?drain, "not ready; draining");
+            tokio::time::sleep(drain).await;
+        }
+    };
+    skybook_proxy::serve_workers(config.listen, proxy, workers, bound, shutdown)
+        .await
+        .with_context(|| format!("auth proxy on {}", config.listen))?;
     Ok(())
 }

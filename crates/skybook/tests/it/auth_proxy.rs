@@ -88,16 +88,36 @@ async fn sigterm_lets_an_in_flight_request_finish() {
     let (mut proxy, proxy_url) = start_proxy(&dir, &sandbox_url);
     let http = reqwest::Client::new();
     sandbox_faults(&sandbox_url, json!({"latency_ms": 1500})).await;
-    let slow = tokio::spawn(async move {
-        http.get(format!("{proxy_url}/payments/v1/echo"))
-            .send()
-            .await
-            .map(|r| r.status().as_u16())
+    let slow = tokio::spawn({
+        let (http, proxy_url) = (http.clone(), proxy_url.clone());
+        async move {
+            http.get(format!("{proxy_url}/payments/v1/echo"))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }
     });
     // The proxy logs (at debug) when it starts forwarding: from then the request is in flight, held by the
     // sandbox's latency fault.
     proxy.wait_for_line("forwarding");
+    let before = http.get(format!("{proxy_url}/ready")).send().await.unwrap();
+    assert_eq!(before.status(), 200, "ready while it holds its token");
     proxy.terminate();
+    // Not ready at once, while still answering: callers are told before anything is refused.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let ready = loop {
+        let status = http
+            .get(format!("{proxy_url}/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status != 200 || std::time::Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(ready, 503, "readiness turns off at SIGTERM");
     assert_eq!(
         slow.await.unwrap().unwrap(),
         200,
