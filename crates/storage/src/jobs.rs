@@ -110,9 +110,16 @@ impl Store {
     /// on any node takes them over at once instead of after the lease. Returns how many were handed back.
     pub async fn release_job_leases(&self, worker: &str, now: DateTime<Utc>) -> Result<u64> {
         let sql = "UPDATE jobs SET locked_until = $1 WHERE locked_by = $2 AND state = 'running'";
-        Ok(
-            on_writer!(&self.backend, c => sqlx::query(sql).bind(now).bind(worker).execute(c).await.map(|r| r.rows_affected()))?,
-        )
+        let released = on_writer!(&self.backend, c => sqlx::query(sql).bind(now).bind(worker).execute(c).await.map(|r| r.rows_affected()))?;
+        // Wake the other nodes' idle workers (the insert trigger only announces new jobs), so the handed-back
+        // jobs are taken at once rather than at their next poll.
+        if let (crate::backend::Backend::Postgres(pool), true) = (&self.backend, released > 0) {
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(crate::wakeups::JOBS_CHANNEL)
+                .execute(pool)
+                .await?;
+        }
+        Ok(released)
     }
 
     /// Marks the job done if `worker` still holds it. `false`: the lease was lost (another worker rescued it).
