@@ -87,6 +87,22 @@ async fn sigterm_lets_an_in_flight_request_finish() {
     let (_sandbox, sandbox_url) = start_sandbox(exe, &dir);
     let (mut proxy, proxy_url) = start_proxy(&dir, &sandbox_url);
     let http = reqwest::Client::new();
+    // Ready first (it fetches its token on its own), so the readiness seen below is the shutdown's doing.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while http
+        .get(format!("{proxy_url}/ready"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        != 200
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the proxy never became ready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     sandbox_faults(&sandbox_url, json!({"latency_ms": 1500})).await;
     let slow = tokio::spawn({
         let (http, proxy_url) = (http.clone(), proxy_url.clone());
@@ -100,8 +116,6 @@ async fn sigterm_lets_an_in_flight_request_finish() {
     // The proxy logs (at debug) when it starts forwarding: from then the request is in flight, held by the
     // sandbox's latency fault.
     proxy.wait_for_line("forwarding");
-    let before = http.get(format!("{proxy_url}/ready")).send().await.unwrap();
-    assert_eq!(before.status(), 200, "ready while it holds its token");
     proxy.terminate();
     // Not ready at once, while still answering: callers are told before anything is refused.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
