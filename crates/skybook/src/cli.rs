@@ -218,6 +218,9 @@ pub struct WorkerArgs {
     pub background: BackgroundArgs,
     #[command(flatten)]
     pub faults: FaultInjectionArgs,
+    /// At SIGTERM: the longest the process takes to exit (work still running then is cut off, resumable).
+    #[arg(long, env = "SKYBOOK_SHUTDOWN_GRACE", default_value = "25s")]
+    pub shutdown_grace: String,
 }
 
 /// The background workers' settings: email, alerts, the sentinel.
@@ -263,6 +266,9 @@ pub struct AuthProxyArgs {
     /// sending (then requests in flight finish).
     #[arg(long, env = "SKYBOOK_SHUTDOWN_DRAIN", default_value = "5s")]
     pub shutdown_drain: String,
+    /// At SIGTERM: the longest the process takes to exit (work still running then is cut off, resumable).
+    #[arg(long, env = "SKYBOOK_SHUTDOWN_GRACE", default_value = "25s")]
+    pub shutdown_grace: String,
 }
 
 #[cfg(test)]

@@ -151,7 +151,7 @@ pub async fn serve(listener: TcpListener, router: axum::Router, shutdown: Shutdo
         .header_read_timeout(HEADER_READ_TIMEOUT);
     let graceful = GracefulShutdown::new();
     let signal = async {
-        shutdown_signal().await;
+        shutdown_signal_with_deadline(shutdown.grace).await;
         shutdown.draining.store(true, Ordering::Relaxed);
         tracing::info!(drain = ?shutdown.drain, grace = ?shutdown.grace, "not ready; draining");
         tokio::time::sleep(shutdown.drain).await;
@@ -210,6 +210,22 @@ pub async fn serve_until_signal(listener: TcpListener, router: axum::Router) -> 
         },
     )
     .await
+}
+
+/// Waits for SIGTERM/Ctrl-C, then guarantees the process is gone `grace` later: whatever is still running
+/// (a request stuck on a lock, a background loop mid-round, a pool still closing) is cut off with exit 0 — and
+/// left resumable, as after a crash — so the orchestrator never has to SIGKILL it.
+pub async fn shutdown_signal_with_deadline(grace: Duration) {
+    shutdown_signal().await;
+    // A thread of its own, not a task: it fires even if the runtime is busy or already shutting down.
+    std::thread::spawn(move || {
+        std::thread::sleep(grace);
+        tracing::warn!(
+            ?grace,
+            "grace period over: exiting with work unfinished (it resumes elsewhere)"
+        );
+        std::process::exit(0);
+    });
 }
 
 pub async fn shutdown_signal() {

@@ -20,6 +20,10 @@ pub async fn run(args: AuthProxyArgs) -> Result<()> {
         tracing::info!(%addr, routes = ?prefixes, workers, "auth proxy listening");
         println!("auth proxy listening on http://{addr}");
     };
+    let grace = crate::config::duration(
+        "SKYBOOK_SHUTDOWN_GRACE (--shutdown-grace)",
+        &args.shutdown_grace,
+    )?;
     let drain = crate::config::duration_or_zero(
         "SKYBOOK_SHUTDOWN_DRAIN (--shutdown-drain)",
         &args.shutdown_drain,
@@ -29,7 +33,7 @@ pub async fn run(args: AuthProxyArgs) -> Result<()> {
     let shutdown = {
         let proxy = proxy.clone();
         async move {
-            wiring::shutdown_signal().await;
+            wiring::shutdown_signal_with_deadline(grace).await;
             proxy.start_draining();
             tracing::info!(?drain, "not ready; draining");
             tokio::time::sleep(drain).await;

@@ -21,7 +21,11 @@ pub async fn run(args: WorkerArgs) -> Result<()> {
     let bookings =
         wiring::booking_service(store.clone(), wiring::payment_provider(payments)?, secret);
     let workers = background::start(&store, bookings, background)?;
-    wiring::shutdown_signal().await;
+    let grace = config::duration(
+        "SKYBOOK_SHUTDOWN_GRACE (--shutdown-grace)",
+        &args.shutdown_grace,
+    )?;
+    wiring::shutdown_signal_with_deadline(grace).await;
     tracing::info!("stopping background workers");
     workers.shutdown().await;
     store.close().await;

@@ -32,6 +32,7 @@ fn start_proxy_with_token_url(
     cmd.args(["auth-proxy", "--config"])
         .arg(&config)
         .env("PAYMENTS_CLIENT_SECRET", "sandbox-secret")
+        .env("SKYBOOK_SHUTDOWN_DRAIN", "1s")
         .env("RUST_LOG", "info,skybook_proxy=debug");
     let proxy = Running::start(cmd, dir, "auth-proxy");
     let url = proxy.url_after("auth proxy listening on");
@@ -103,7 +104,8 @@ async fn sigterm_lets_an_in_flight_request_finish() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    sandbox_faults(&sandbox_url, json!({"latency_ms": 1500})).await;
+    // 3 s late: still in flight after the proxy's 1 s drain, when it no longer takes connections.
+    sandbox_faults(&sandbox_url, json!({"latency_ms": 3000})).await;
     let slow = tokio::spawn({
         let (http, proxy_url) = (http.clone(), proxy_url.clone());
         async move {
@@ -118,7 +120,7 @@ async fn sigterm_lets_an_in_flight_request_finish() {
     proxy.wait_for_line("forwarding");
     proxy.terminate();
     // Not ready at once, while still answering: callers are told before anything is refused.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
     let ready = loop {
         let status = http
             .get(format!("{proxy_url}/ready"))

@@ -165,12 +165,14 @@ async fn a_rolling_restart_under_load_loses_nothing() {
     let stop = Arc::new(AtomicBool::new(false));
     let answers: Arc<Mutex<Vec<(String, u16, serde_json::Value)>>> = Arc::default();
     let lb_errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let node_errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut clients = Vec::new();
     for c in 0..4 {
-        let (stop, answers, lb_errors, front) = (
+        let (stop, answers, lb_errors, node_errors, front) = (
             stop.clone(),
             answers.clone(),
             lb_errors.clone(),
+            node_errors.clone(),
             front.clone(),
         );
         let flight = flight.clone();
@@ -193,8 +195,12 @@ async fn a_rolling_restart_under_load_loses_nothing() {
                         .unwrap();
                     let status = sent.status().as_u16();
                     let text = sent.text().await.unwrap();
+                    // Every 5xx counts, retried or not: a node's own, or the balancer's (no ready node, or
+                    // a node that refused the connection while it was still being sent traffic).
                     if text.starts_with("lb:") {
                         lb_errors.fetch_add(1, Ordering::Relaxed);
+                    } else if status >= 500 {
+                        node_errors.fetch_add(1, Ordering::Relaxed);
                     }
                     let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
                     // 409 request_in_progress: the first attempt is still running; ask again.
