@@ -4,24 +4,67 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use skybook_storage::{Store, Tenant};
 use skybook_testkit::fixtures::{booking_body, tenant_with_flight, CARD_OK};
 use skybook_testkit::process::{self, post_booking, sandbox_faults, sandbox_stats, Running};
 use skybook_testkit::Engine;
 
+const EXE: &str = env!("CARGO_BIN_EXE_skybook");
+
+/// One `serve` node on a fresh SQLite database with a tenant and a flight, and the sandbox as its provider.
+struct Node {
+    dir: std::path::PathBuf,
+    url: String,
+    store: Store,
+    tenant: Tenant,
+    flight: skybook_domain::Flight,
+    _sandbox: Running,
+    sandbox_url: String,
+    node: Running,
+    base: String,
+}
+
+impl Node {
+    async fn start(name: &str, drain: &str, grace: &str) -> Self {
+        let dir = skybook_testkit::test_dir(name);
+        let url =
+            skybook_testkit::fresh_database_url(Engine::Sqlite, &name.replace('-', "_")).await;
+        let store = skybook_testkit::store_at(&url).await;
+        let (tenant, flight) = tenant_with_flight(&store, "air", 5).await;
+        let (sandbox, sandbox_url) = process::start_sandbox(EXE, &dir);
+        let mut cmd = process::deployment(EXE, "serve", &url, &sandbox_url);
+        cmd.args(["--listen", "127.0.0.1:0", "--no-workers"])
+            .env("SKYBOOK_SHUTDOWN_DRAIN", drain)
+            .env("SKYBOOK_SHUTDOWN_GRACE", grace);
+        let node = Running::start(cmd, &dir, "serve");
+        let base = node.serving_url();
+        Self {
+            dir,
+            url,
+            store,
+            tenant,
+            flight,
+            _sandbox: sandbox,
+            sandbox_url,
+            node,
+            base,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigtermed_node_finishes_its_booking_and_exits_cleanly() {
-    let dir = skybook_testkit::test_dir("serve-sigterm");
-    let url = skybook_testkit::fresh_database_url(Engine::Sqlite, "serve_sigterm").await;
-    let exe = env!("CARGO_BIN_EXE_skybook");
-    let store = skybook_testkit::store_at(&url).await;
-    let (tenant, flight) = tenant_with_flight(&store, "air", 5).await;
-    let (_sandbox, sandbox_url) = process::start_sandbox(exe, &dir);
-    let mut cmd = process::deployment(exe, "serve", &url, &sandbox_url);
-    cmd.args(["--listen", "127.0.0.1:0", "--no-workers"])
-        .env("SKYBOOK_SHUTDOWN_DRAIN", "1s")
-        .env("SKYBOOK_SHUTDOWN_GRACE", "15s");
-    let mut node = Running::start(cmd, &dir, "serve");
-    let base = node.serving_url();
+    let Node {
+        store,
+        tenant,
+        flight,
+        sandbox_url,
+        mut node,
+        base,
+        // Bound, not dropped: the sandbox lives for the test.
+        _sandbox,
+        ..
+    } = Node::start("serve-sigterm", "1s", "15s").await;
     let client = reqwest::Client::new();
     assert_eq!(
         client
@@ -93,18 +136,17 @@ async fn a_sigtermed_node_finishes_its_booking_and_exits_cleanly() {
 /// booking it was making is left as after a crash — charged at most once — and settled by the sentinel.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_grace_period_the_node_exits_and_the_booking_resumes() {
-    let dir = skybook_testkit::test_dir("serve-grace");
-    let url = skybook_testkit::fresh_database_url(Engine::Sqlite, "serve_grace").await;
-    let exe = env!("CARGO_BIN_EXE_skybook");
-    let store = skybook_testkit::store_at(&url).await;
-    let (tenant, flight) = tenant_with_flight(&store, "air", 5).await;
-    let (_sandbox, sandbox_url) = process::start_sandbox(exe, &dir);
-    let mut cmd = process::deployment(exe, "serve", &url, &sandbox_url);
-    cmd.args(["--listen", "127.0.0.1:0", "--no-workers"])
-        .env("SKYBOOK_SHUTDOWN_DRAIN", "0s")
-        .env("SKYBOOK_SHUTDOWN_GRACE", "2s");
-    let mut node = Running::start(cmd, &dir, "serve");
-    let base = node.serving_url();
+    let Node {
+        dir,
+        url,
+        store,
+        tenant,
+        flight,
+        sandbox_url,
+        mut node,
+        base,
+        _sandbox,
+    } = Node::start("serve-grace", "0s", "2s").await;
     let client = reqwest::Client::new();
     // Every provider answer 4 s late: the charge is made, and its answer is still on its way at the 2 s grace.
     sandbox_faults(&sandbox_url, json!({"latency_ms": 4000})).await;
@@ -145,7 +187,7 @@ async fn past_the_grace_period_the_node_exits_and_the_booking_resumes() {
 
     // The sentinel (a worker) finds the booking the node left and settles it from the provider's record.
     sandbox_faults(&sandbox_url, json!({})).await;
-    let mut worker = process::deployment(exe, "worker", &url, &sandbox_url);
+    let mut worker = process::deployment(EXE, "worker", &url, &sandbox_url);
     worker
         .env("SKYBOOK_SENTINEL_SCHEDULE", "* * * * * *")
         .env("SKYBOOK_SENTINEL_SETTLE_AFTER", "1s");

@@ -1,6 +1,7 @@
 //! `POST /api/v1/tenants/{tenant}/bookings` and `GET .../bookings/{reference}`.
 
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -176,9 +177,14 @@ pub async fn show(
     State(state): State<AppState>,
     client: Client,
     Path((tenant, reference)): Path<(String, String)>,
-    Query(proof): Query<BookingProof>,
+    proof: Result<Query<BookingProof>, QueryRejection>,
 ) -> Result<Json<BookingEnvelope>, ApiError> {
     state.throttles.booking_lookup.attempt(client)?;
+    // A query that does not parse (a repeated field, bad escapes) proves nothing: the same 404 as a wrong proof,
+    // in the API's shape rather than the framework's plain-text 400.
+    let Ok(Query(proof)) = proof else {
+        return Err(ApiError::NotFound("booking"));
+    };
     let tenant = super::tenant(&state, &tenant).await?;
     let reference =
         BookingReference::parse(&reference).map_err(|_| ApiError::NotFound("booking"))?;

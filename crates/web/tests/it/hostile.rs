@@ -95,6 +95,8 @@ async fn a_booking_is_read_only_with_proof(engine: Engine) {
         "?email=someone@example.com",
         "?family_name=Brien",
         "?family_name=",
+        "?email=a@example.com&email=siobhan@example.com",
+        "?family_name=%FF%FE",
     ] {
         let (status, answer) = app.get(&path(query)).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{query}: {answer}");
