@@ -42,6 +42,19 @@ impl RetryPolicy {
         }
     }
 
+    /// [`RetryPolicy::database`] with another total budget (`SKYBOOK_DATABASE_RETRY_BUDGET`): the elapsed time
+    /// bounds it, not the count of attempts.
+    pub fn database_within(budget: Duration) -> Self {
+        let base = Self::database();
+        Self {
+            max_retries: usize::try_from(budget.as_millis() / base.initial_delay.as_millis())
+                .unwrap_or(usize::MAX)
+                .max(1),
+            max_elapsed: budget,
+            ..base
+        }
+    }
+
     /// No retries at all; useful in tests that want to see the first failure.
     pub const fn none() -> Self {
         Self {

@@ -88,6 +88,10 @@ pub struct ServeArgs {
     pub payments: PaymentsArgs,
     #[command(flatten)]
     pub site: SiteArgs,
+    /// How long one step of a booking keeps retrying a transient database error (a failover, a restart, a
+    /// lost connection) before the request answers 503 and leaves the booking for a retry or the sentinel.
+    #[arg(long, env = "SKYBOOK_DATABASE_RETRY_BUDGET", default_value = "10s")]
+    pub database_retry_budget: String,
     /// How long a booking's seats stay held while its payment is unresolved; the sentinel releases them after.
     #[arg(long, env = "SKYBOOK_SEAT_HOLD", default_value = "15m")]
     pub seat_hold: String,
@@ -209,6 +213,10 @@ pub struct SandboxArgs {
 pub struct WorkerArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
+    /// How long one step of a booking keeps retrying a transient database error (a failover, a restart, a
+    /// lost connection) before the request answers 503 and leaves the booking for a retry or the sentinel.
+    #[arg(long, env = "SKYBOOK_DATABASE_RETRY_BUDGET", default_value = "10s")]
+    pub database_retry_budget: String,
     /// The deployment's secret key (as for `serve`).
     #[arg(long, env = "SKYBOOK_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<String>,

@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Result};
 use secrecy::SecretString;
 use skybook_booking::SentinelConfig;
 use skybook_clients::ClientCredentials;
-use skybook_domain::{Email, SecretKey, TenantSlug};
+use skybook_domain::{Email, RetryPolicy, SecretKey, TenantSlug};
 use skybook_web::probes::MetricsAccess;
 use skybook_web::site::{SessionOptions, SiteOptions};
 use skybook_web::throttle::{Limit, ThrottleOptions};
@@ -83,6 +83,15 @@ pub fn pool(raw: Option<&str>) -> Result<skybook_storage::PoolSettings> {
         };
     }
     Ok(settings)
+}
+
+/// The pipeline's retry of transient database errors, bounded by `--database-retry-budget`.
+pub fn database_retry(raw: &str) -> Result<RetryPolicy> {
+    let budget = duration(
+        "SKYBOOK_DATABASE_RETRY_BUDGET (--database-retry-budget)",
+        raw,
+    )?;
+    Ok(RetryPolicy::database_within(budget))
 }
 
 pub fn seconds(name: &str, raw: &str) -> Result<Duration> {

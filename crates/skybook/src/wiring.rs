@@ -114,13 +114,17 @@ pub fn booking_service(
     store: Store,
     payments: Arc<dyn PaymentProvider>,
     secret: SecretKey,
+    db_retry: RetryPolicy,
 ) -> BookingService {
     BookingService::new(
         store,
         payments,
         Arc::new(secret),
         Arc::new(skybook_web::JsonRenderer),
-        PipelineConfig::default(),
+        PipelineConfig {
+            db_retry,
+            ..PipelineConfig::default()
+        },
     )
 }
 

@@ -14,7 +14,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
-use crate::error::{Result, StorageError};
+use crate::error::{opened_before_fault, Result, StorageError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -79,13 +79,22 @@ impl Backend {
                 .await?;
             Ok(Self::Sqlite { writer, reader })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            check_single_host(url).map_err(config_err)?;
             let options = PgConnectOptions::from_str(url).map_err(|e| config_err(e.to_string()))?;
             // No ping on every acquire: it costs a round trip per checkout (several per booking). A connection
-            // that died since its last use fails its first query with a transient error instead.
+            // that died since its last use fails its first query with a transient error instead, and that
+            // fault retires every connection opened before it (see `StorageError`).
             let pool = PgPoolOptions::new()
                 .max_connections(settings.max_connections)
                 .acquire_timeout(settings.acquire_timeout)
                 .test_before_acquire(false)
+                .after_connect(|conn, _| Box::pin(refuse_standby(conn)))
+                .before_acquire(|_, meta| {
+                    Box::pin(async move { Ok(!opened_before_fault(meta.age)) })
+                })
+                .after_release(|_, meta| {
+                    Box::pin(async move { Ok(!opened_before_fault(meta.age)) })
+                })
                 .connect_with(options)
                 .await?;
             Ok(Self::Postgres(pool))
@@ -112,6 +121,38 @@ impl Backend {
             Self::Postgres(pool) => pool.close().await,
         }
     }
+}
+
+/// skybook writes on every connection, so it only keeps connections to a primary: one to a server in recovery
+/// (a standby, or a primary being demoted, reached through a read-write endpoint mid-failover) is closed at
+/// once and the connect counts as a transient fault — what libpq's `target_session_attrs=read-write` does.
+async fn refuse_standby(conn: &mut sqlx::PgConnection) -> std::result::Result<(), sqlx::Error> {
+    let in_recovery: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
+        .fetch_one(conn)
+        .await?;
+    if in_recovery {
+        return Err(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "the server is a standby in recovery, not the primary",
+        )));
+    }
+    Ok(())
+}
+
+/// A libpq multi-host URL (`postgres://a,b/db?target_session_attrs=read-write`) is refused: sqlx connects to one
+/// host, and silently using the first would hide a failover setup that does not work. Point skybook at the
+/// cluster's read-write endpoint instead (docs/replication.md).
+fn check_single_host(url: &str) -> std::result::Result<(), String> {
+    let authority = url
+        .split_once("://")
+        .map_or("", |(_, rest)| rest.split(['/', '?']).next().unwrap_or(""));
+    let hosts = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, hosts)| hosts);
+    if hosts.contains(',') || url.contains("target_session_attrs") {
+        return Err("several hosts (libpq multi-host syntax) are not supported: give the cluster's read-write endpoint, one host".into());
+    }
+    Ok(())
 }
 
 /// The URL with any password replaced, for messages and logs.
@@ -163,3 +204,17 @@ macro_rules! on_tx {
 }
 
 pub(crate) use {on_pool, on_tx, on_writer};
+
+#[cfg(test)]
+mod tests {
+    use super::check_single_host;
+
+    #[test]
+    fn multi_host_urls_are_refused() {
+        assert!(check_single_host("postgres://u:p@db-rw:5432/skybook").is_ok());
+        assert!(check_single_host("postgres://u@a:5432,b:5432/skybook").is_err());
+        assert!(
+            check_single_host("postgres://u@a/skybook?target_session_attrs=read-write").is_err()
+        );
+    }
+}

@@ -17,10 +17,12 @@ use skybook_storage::{PoolSettings, Store};
 use sqlx::Connection;
 
 pub mod fixtures;
+pub mod forwarder;
 pub mod payments;
 pub mod postgres;
 pub mod process;
 pub mod smtp;
+pub mod stream;
 
 /// Where tests keep their files.
 pub fn data_root() -> PathBuf {

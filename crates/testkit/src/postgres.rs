@@ -74,6 +74,103 @@ impl PrivatePostgres {
     }
 }
 
+/// How the standby of a [`ReplicatedPostgres`] follows its primary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replication {
+    /// A commit returns once the standby has flushed it.
+    Synchronous,
+    /// A commit returns at once; the standby follows when it can.
+    Asynchronous,
+}
+
+/// A primary and a streaming standby on loopback (`pg_start_replicated` in `scripts/pg.sh`), each stopped when
+/// dropped. The failover tests reach them through a [`crate::forwarder::Forwarder`].
+pub struct ReplicatedPostgres {
+    dir: PathBuf,
+    pub primary_port: u16,
+    pub standby_port: u16,
+}
+
+impl ReplicatedPostgres {
+    pub fn start(dir: &Path, replication: Replication) -> Self {
+        let mode = match replication {
+            Replication::Synchronous => "sync",
+            Replication::Asynchronous => "async",
+        };
+        let mut last_error = String::new();
+        for _ in 0..10 {
+            let [primary, standby] =
+                [0, 1].map(|_| PORTS.start + (rand::random::<u16>() % (PORTS.end - PORTS.start)));
+            if primary == standby
+                || [primary, standby]
+                    .iter()
+                    .any(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_err())
+            {
+                continue;
+            }
+            let script = format!(
+                "PG_PORT={primary} PG_STANDBY_PORT={standby} pg_start_replicated \"$PG_DIR\" {mode} >/dev/null"
+            );
+            match try_run(&script, dir) {
+                Ok(_) => {
+                    return Self {
+                        dir: dir.to_owned(),
+                        primary_port: primary,
+                        standby_port: standby,
+                    }
+                }
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("could not start a replicated PostgreSQL: {last_error}")
+    }
+
+    pub fn primary_addr(&self) -> std::net::SocketAddr {
+        ([127, 0, 0, 1], self.primary_port).into()
+    }
+
+    pub fn standby_addr(&self) -> std::net::SocketAddr {
+        ([127, 0, 0, 1], self.standby_port).into()
+    }
+
+    /// A superuser URL to the `postgres` database at `addr` (the forwarder's, or a server's own).
+    pub fn url_at(addr: std::net::SocketAddr) -> String {
+        format!("postgres://postgres@{addr}/postgres")
+    }
+
+    /// SIGKILLs the primary, postmaster and backends at once.
+    pub fn kill_primary(&self) {
+        run("pg_kill \"$PG_DIR/primary\"", &self.dir);
+    }
+
+    /// Promotes the standby; returns once it takes writes.
+    pub fn promote_standby(&self) {
+        run("pg_promote \"$PG_DIR/standby\"", &self.dir);
+    }
+
+    /// Lets the standby catch up, then cuts its replication: what the primary commits from now on, the standby
+    /// never gets.
+    pub fn detach_standby(&self) {
+        run(
+            &format!(
+                "pg_detach_standby {} {}",
+                self.primary_port, self.standby_port
+            ),
+            &self.dir,
+        );
+    }
+}
+
+impl Drop for ReplicatedPostgres {
+    fn drop(&mut self) {
+        let _ = std::panic::catch_unwind(|| {
+            for server in ["primary", "standby"] {
+                let _ = try_run(&format!("PG_DIR=\"$PG_DIR/{server}\" pg_stop"), &self.dir);
+            }
+        });
+    }
+}
+
 impl Drop for PrivatePostgres {
     fn drop(&mut self) {
         let _ = std::panic::catch_unwind(|| self.stop());

@@ -113,6 +113,11 @@ impl Running {
         )
     }
 
+    /// Forgets the output printed so far: the next [`Running::wait_for_line`] sees only lines printed after this.
+    pub fn skip_printed(&self) {
+        while self.lines.try_recv().is_ok() {}
+    }
+
     /// The URL at the end of the first output line containing `needle` (`... listening on http://...`,
     /// `  site:  http://.../`), without a trailing slash.
     pub fn url_after(&self, needle: &str) -> String {

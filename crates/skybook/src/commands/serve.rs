@@ -29,6 +29,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
 
     let pipeline = PipelineConfig {
         seat_hold: config::duration("SKYBOOK_SEAT_HOLD (--seat-hold)", &args.seat_hold)?,
+        db_retry: config::database_retry(&args.database_retry_budget)?,
         ..PipelineConfig::default()
     };
     let mut background = config::background(&args.background, None, "0 * * * * *")?;

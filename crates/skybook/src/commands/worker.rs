@@ -14,12 +14,17 @@ pub async fn run(args: WorkerArgs) -> Result<()> {
     )?)?;
     let secret = config::secret_key(args.secret_key.as_deref())?;
     let payments = config::payments(&args.payments)?;
+    let db_retry = config::database_retry(&args.database_retry_budget)?;
     let mut background = config::background(&args.background, None, "0 * * * * *")?;
     background.fault_injection = config::fault_injection(&args.faults)?;
     let pool = config::pool(args.database.database_max_connections.as_deref())?;
     let store = wiring::connect(&url, &pool, Schema::MigrateSqliteOnly).await?;
-    let bookings =
-        wiring::booking_service(store.clone(), wiring::payment_provider(payments)?, secret);
+    let bookings = wiring::booking_service(
+        store.clone(),
+        wiring::payment_provider(payments)?,
+        secret,
+        db_retry,
+    );
     let workers = background::start(&store, bookings, background)?;
     let grace = config::duration(
         "SKYBOOK_SHUTDOWN_GRACE (--shutdown-grace)",

@@ -5,6 +5,7 @@ mod browser;
 mod chrome;
 mod cli;
 mod deploy;
+mod failover;
 mod hardening;
 mod multi_node;
 mod outage;

@@ -1,76 +1,19 @@
 //! PostgreSQL stopped for five seconds while bookings stream in: nothing acknowledged is lost, nothing is
 //! charged twice, everything pending is settled afterwards, and the server never exits.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use skybook_testkit::fixtures::{booking_body, tenant_with_flight, CARD_OK};
+use skybook_testkit::fixtures::tenant_with_flight;
 use skybook_testkit::postgres::PrivatePostgres;
 use skybook_testkit::process::{
     deployment, sandbox_faults, sandbox_stats, settled_status, start_sandbox,
 };
+use skybook_testkit::stream::{BookingStream, STREAM_EMAIL};
 
 use crate::process::Running;
 
 const EXE: &str = env!("CARGO_BIN_EXE_skybook");
 const CLIENTS: usize = 4;
-
-/// Books until acknowledged (201 or 202), retrying with the same key as a careful client does on 503,
-/// 409 `request_in_progress` or a failed connection. Returns (status, reference, attempts).
-async fn book_until_acknowledged(
-    client: &reqwest::Client,
-    base: &str,
-    key: &str,
-    body: &Value,
-) -> (u16, String, usize) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    for attempt in 1.. {
-        assert!(
-            Instant::now() < deadline,
-            "booking {key} never acknowledged"
-        );
-        let response = client
-            .post(format!("{base}/api/v1/tenants/air/bookings"))
-            .header("idempotency-key", key)
-            .json(body)
-            .send()
-            .await;
-        if let Ok(response) = response {
-            let status = response.status().as_u16();
-            let json: Value = response.json().await.unwrap_or(Value::Null);
-            match status {
-                201 | 202 => {
-                    return (
-                        status,
-                        json["booking"]["reference"].as_str().unwrap().to_owned(),
-                        attempt,
-                    )
-                }
-                503 | 409 => {}
-                other => panic!("unexpected {other} for {key}: {json}"),
-            }
-        }
-        // Pacing between a client's retries (Retry-After says 2 s; a test client is more eager).
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    unreachable!()
-}
-
-/// `n` in letters (a, b, ..., z, ba, bb, ...): passenger names take no digits.
-fn letters(mut n: usize) -> String {
-    let mut out = Vec::new();
-    loop {
-        out.push(b'a' + (n % 26) as u8);
-        n /= 26;
-        if n == 0 {
-            break;
-        }
-    }
-    out.reverse();
-    String::from_utf8(out).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bookings_survive_five_seconds_without_postgres() {
@@ -98,30 +41,13 @@ async fn bookings_survive_five_seconds_without_postgres() {
     )
     .await;
 
-    // The stream: each client books one traveller after another until told to stop.
-    let stop = Arc::new(AtomicBool::new(false));
-    let streams: Vec<_> = (0..CLIENTS)
-        .map(|c| {
-            let (client, base, stop, flight) = (
-                client.clone(),
-                base.clone(),
-                Arc::clone(&stop),
-                flight.clone(),
-            );
-            tokio::spawn(async move {
-                let mut acknowledged = Vec::new();
-                let mut i = 0;
-                while !stop.load(Ordering::SeqCst) {
-                    let family = format!("Stream{}{}", letters(c), letters(i));
-                    let key = format!("outage-{c}-{i}-{}", uuid::Uuid::new_v4().simple());
-                    let body = booking_body(&flight, "Ann", &family, CARD_OK);
-                    acknowledged.push(book_until_acknowledged(&client, &base, &key, &body).await);
-                    i += 1;
-                }
-                acknowledged
-            })
-        })
-        .collect();
+    let stream = BookingStream::start(
+        std::slice::from_ref(&base),
+        "air",
+        &flight,
+        CLIENTS,
+        "outage",
+    );
 
     let ready = |client: reqwest::Client, base: String| async move {
         client
@@ -147,16 +73,8 @@ async fn bookings_survive_five_seconds_without_postgres() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    stop.store(true, Ordering::SeqCst);
-
-    let mut acknowledged = Vec::new();
-    for stream in streams {
-        acknowledged.extend(stream.await.unwrap());
-    }
-    let retried = acknowledged
-        .iter()
-        .filter(|(_, _, attempts)| *attempts > 1)
-        .count();
+    let acknowledged = stream.finish().await.acknowledged;
+    let retried = acknowledged.iter().filter(|a| a.attempts > 1).count();
     eprintln!(
         "{} bookings acknowledged, {retried} after retries through the outage",
         acknowledged.len()
@@ -184,16 +102,17 @@ async fn bookings_survive_five_seconds_without_postgres() {
     eprintln!("{db_retries} phase retries inside the server");
     assert!(db_retries > 0.0 || retried > 0, "no booking met the outage");
     assert!(
-        acknowledged.iter().any(|(status, _, _)| *status == 202),
+        acknowledged.iter().any(|a| a.status == 202),
         "some booking was left pending for the sentinel"
     );
 
     // Every acknowledged booking ends confirmed (pending ones are settled by the sentinel).
-    for (_, reference, _) in &acknowledged {
+    for a in &acknowledged {
         assert_eq!(
-            settled_status(&client, &base, "air", reference, "ann@example.com").await,
+            settled_status(&client, &base, "air", &a.reference, STREAM_EMAIL).await,
             "confirmed",
-            "{reference}"
+            "{}",
+            a.reference
         );
     }
     let stats = sandbox_stats(&sandbox).await;
