@@ -133,7 +133,8 @@ fn passengers(value: &Value, errors: &mut FieldErrors) -> Option<Vec<Passenger>>
     (!twice).then_some(parsed)
 }
 
-/// A whole number given as a JSON number or a numeric string (form posts send strings).
+/// A whole number given as a JSON number, as the API document declares (the website's forms send their numeric
+/// fields as numbers too, `forms::to_json`). A numeric string is refused: the document says integer.
 fn integer_at(parent: &Value, name: &str, path: &str, errors: &mut FieldErrors) -> Option<i64> {
     match parent.get(name) {
         None | Some(Value::Null) => {
@@ -141,7 +142,13 @@ fn integer_at(parent: &Value, name: &str, path: &str, errors: &mut FieldErrors) 
             None
         }
         Some(Value::Number(n)) if n.is_i64() => n.as_i64(),
-        Some(Value::String(s)) if s.trim().parse::<i64>().is_ok() => s.trim().parse().ok(),
+        // JSON has one number type: 2031.0 is the integer 2031 to JSON Schema, and so to us.
+        Some(Value::Number(n))
+            if n.as_f64()
+                .is_some_and(|f| f.fract() == 0.0 && f.abs() < 1e15) =>
+        {
+            n.as_f64().map(|f| f as i64)
+        }
         Some(_) => {
             errors.add(path, "must be a whole number");
             None

@@ -151,6 +151,31 @@ pub enum BookingAnswer {
     Duplicate(ExistingBookingJson),
 }
 
+/// Every error answer of the API (documentation: [`crate::error::ApiError`] and [`BookingAnswer`] write them).
+/// `error` is a stable code; which other fields come with it depends on the code.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct ErrorJson {
+    /// `not_found`, `invalid`, `idempotency_key_required`, `idempotency_key_reused`, `request_in_progress`,
+    /// `unsupported_media_type`, `payload_too_large`, `too_many_requests`, `card_declined`, `payment_failed`,
+    /// `sold_out`, `duplicate_booking`, `service_unavailable`, `internal`...
+    error: String,
+    /// What to do about it, for a person.
+    message: Option<String>,
+    /// `not_found`: what was not found (`tenant`, `flight`, `booking`).
+    resource: Option<String>,
+    /// `invalid`: every bad field (a JSON path such as `passengers[1].family_name`) with its messages.
+    fields: Option<std::collections::BTreeMap<String, Vec<String>>>,
+    /// `too_many_requests`: seconds to wait (also in `Retry-After`).
+    retry_after: Option<u64>,
+    /// `duplicate_booking`: the live booking for the same trip.
+    existing: Option<ExistingBookingJson>,
+    /// `card_declined`, `payment_failed`: the failed booking.
+    booking: Option<BookingJson>,
+    /// `internal`: quote it to support; the log has the cause under it.
+    request_id: Option<String>,
+}
+
 /// The booking a duplicate request ran into.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ExistingBookingJson {

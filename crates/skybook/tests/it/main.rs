@@ -12,5 +12,6 @@ mod outage;
 mod process;
 mod recovery;
 mod rollout;
+mod schemathesis;
 mod shutdown;
 mod worker;

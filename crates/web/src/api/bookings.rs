@@ -14,7 +14,7 @@ use skybook_storage::BookingRecord;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
-use crate::render::{BookingEnvelope, BookingJson};
+use crate::render::{BookingEnvelope, BookingJson, ErrorJson};
 use crate::throttle::Client;
 use crate::AppState;
 
@@ -22,8 +22,13 @@ use crate::AppState;
 #[allow(dead_code)]
 #[derive(Deserialize, ToSchema)]
 pub struct BookingRequestJson {
+    /// A flight id from the flight search.
+    #[schema(format = Uuid)]
     flight_id: String,
+    /// Where the confirmation goes; also the proof that reads the booking back.
+    #[schema(format = Email, max_length = 254, pattern = r"^\s*[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[^\s@]+\.[^\s@]+\s*$")]
     contact_email: String,
+    #[schema(min_items = 1, max_items = 9)]
     passengers: Vec<PassengerRequestJson>,
     card: CardRequestJson,
 }
@@ -31,18 +36,55 @@ pub struct BookingRequestJson {
 #[allow(dead_code)]
 #[derive(Deserialize, ToSchema)]
 pub struct PassengerRequestJson {
+    /// As on the passport: at most 100 characters, not only spaces, no control characters. (The server also
+    /// refuses invisible and formatting characters and a name without a letter, which the fuzzers' regex
+    /// dialects cannot say.)
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     given_name: String,
+    /// As `given_name`.
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     family_name: String,
 }
 
 #[allow(dead_code)]
 #[derive(Deserialize, ToSchema)]
 pub struct CardRequestJson {
-    /// 12–19 digits, Luhn-valid. Sent on to the payment provider's tokeniser; never stored or logged.
+    /// 12–19 digits (spaces and hyphens between them are ignored), Luhn-valid. Sent on to the payment
+    /// provider's tokeniser; never stored or logged.
+    #[schema(pattern = r"^[ -]*([0-9][ -]*){12,19}$")]
     number: String,
+    #[schema(minimum = 1, maximum = 12)]
     exp_month: u8,
+    /// Four digits, or two (`31` is 2031); not in the past.
+    #[schema(schema_with = expiry_year)]
     exp_year: u16,
+    #[schema(pattern = r"^[0-9]{3,4}$")]
     cvc: String,
+}
+
+/// `exp_year`: 2000–2100, or 0–99 for the years of this century.
+fn expiry_year() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Type};
+    let years = |min: i32, max: i32| {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(min))
+            .maximum(Some(max))
+    };
+    AnyOfBuilder::new()
+        .item(years(2000, 2100))
+        .item(years(0, 99))
+        .description(Some(
+            "2000–2100, or 0–99 for this century's years (31 is 2031); not in the past",
+        ))
+        .build()
+        .into()
 }
 
 /// Book seats and pay. Safe to retry with the same `Idempotency-Key`: the customer is charged at most once.
@@ -50,21 +92,37 @@ pub struct CardRequestJson {
     post,
     path = "/api/v1/tenants/{tenant}/bookings",
     params(
-        ("tenant" = String, Path, description = "Tenant slug"),
-        ("Idempotency-Key" = String, Header, description = "16–255 visible ASCII characters, unique per booking attempt"),
+        ("tenant" = String, Path, description = "Tenant slug", pattern = r"^[a-z0-9][a-z0-9-]{0,38}[a-z0-9]$", example = "demo"),
+        ("Idempotency-Key" = String, Header,
+            description = "16–255 visible ASCII characters, unique per booking attempt. The same key with the same body answers what the first request answered (without a second charge); with another body, 422 `idempotency_key_reused`; while the first is still running, 409 `request_in_progress`",
+            min_length = 16, max_length = 255, pattern = r"^[!-~]+$", example = "booking-2026-0001-abcd"),
     ),
     request_body = BookingRequestJson,
     responses(
-        (status = 201, description = "Booked and charged", body = BookingEnvelope),
-        (status = 202, description = "Accepted; the payment outcome is not known yet and will be settled without a second charge", body = BookingEnvelope),
-        (status = 400, description = "Missing, invalid or repeated Idempotency-Key"),
-        (status = 402, description = "Card declined; seats released"),
-        (status = 404, description = "Unknown tenant or flight"),
-        (status = 409, description = "sold_out, duplicate_booking (with the existing reference), or request_in_progress"),
-        (status = 413, description = "Body over 64 KiB"),
-        (status = 415, description = "The body is not declared application/json"),
-        (status = 422, description = "invalid (every bad field named) or idempotency_key_reused"),
-        (status = 503, description = "Database or payment provider unavailable; retry"),
+        (status = 201, description = "Booked and charged", body = BookingEnvelope, links(
+            ("ShowBooking" = (operation_id = "show_booking", parameters(
+                ("path.tenant" = "$request.path.tenant"),
+                ("path.reference" = "$response.body#/booking/reference"),
+                ("query.email" = "$response.body#/booking/contact_email")
+            ), description = "Read the booking back: its reference, with the contact email as proof"))
+        )),
+        (status = 202, description = "Accepted; the payment outcome is not known yet and will be settled without a second charge", body = BookingEnvelope, links(
+            ("ShowBooking" = (operation_id = "show_booking", parameters(
+                ("path.tenant" = "$request.path.tenant"),
+                ("path.reference" = "$response.body#/booking/reference"),
+                ("query.email" = "$response.body#/booking/contact_email")
+            ), description = "Follow the booking until it settles"))
+        )),
+        (status = 400, description = "`idempotency_key_required`: missing, invalid or repeated Idempotency-Key", body = ErrorJson),
+        (status = 402, description = "`card_declined`, with the failed booking; seats released", body = ErrorJson),
+        (status = 404, description = "`not_found`: unknown tenant or flight", body = ErrorJson),
+        (status = 409, description = "`sold_out`, `duplicate_booking` (with the existing booking), or `request_in_progress`", body = ErrorJson),
+        (status = 413, description = "`payload_too_large`: body over 64 KiB", body = ErrorJson),
+        (status = 415, description = "`unsupported_media_type`: the body is not declared application/json", body = ErrorJson),
+        (status = 422, description = "`invalid` (every bad field named) or `idempotency_key_reused`", body = ErrorJson),
+        (status = 500, description = "`internal`, with the request id the log has the cause under", body = ErrorJson),
+        (status = 502, description = "`payment_failed`, with the failed booking: the provider refused the payment; nothing charged", body = ErrorJson),
+        (status = 503, description = "`service_unavailable`: database or payment provider unavailable; retry with the same key after Retry-After", body = ErrorJson),
     ),
     tag = "bookings"
 )]
@@ -161,15 +219,18 @@ impl BookingProof {
 #[utoipa::path(
     get,
     path = "/api/v1/tenants/{tenant}/bookings/{reference}",
+    operation_id = "show_booking",
     params(
-        ("tenant" = String, Path, description = "Tenant slug"),
-        ("reference" = String, Path, description = "6-character reference"),
+        ("tenant" = String, Path, description = "Tenant slug", pattern = r"^[a-z0-9][a-z0-9-]{0,38}[a-z0-9]$", example = "demo"),
+        ("reference" = String, Path, description = "6-character reference (any case)", pattern = "^[A-Za-z0-9]{6}$"),
         BookingProof,
     ),
     responses(
-        (status = 200, body = BookingEnvelope),
-        (status = 404, description = "No such booking for this tenant, or the proof does not match it"),
-        (status = 429, description = "Too many lookups from this client; see Retry-After"),
+        (status = 200, description = "The booking", body = BookingEnvelope),
+        (status = 404, description = "`not_found`: no such booking for this tenant, or the proof does not match it", body = ErrorJson),
+        (status = 429, description = "`too_many_requests`: too many lookups from this client; see Retry-After", body = ErrorJson),
+        (status = 500, description = "`internal`, with the request id", body = ErrorJson),
+        (status = 503, description = "`service_unavailable`: the database is unavailable; retry", body = ErrorJson),
     ),
     tag = "bookings"
 )]

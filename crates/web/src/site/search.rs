@@ -10,7 +10,7 @@ use skybook_domain::MAX_PASSENGERS;
 use super::session::{LastSearch, Visit};
 use super::views::{summary, FlightView, SearchForm, SearchPage};
 use super::{site_tenant, PageError};
-use crate::api::flights::parse_search;
+use crate::api::flights::{parse_search, EmptyFilters};
 use crate::AppState;
 
 #[tracing::instrument(name = "site.search", skip_all, fields(tenant = %state.options.site.tenant))]
@@ -57,7 +57,7 @@ pub async fn home(
         passengers: 1,
     };
     // Parsed once: a date read twice could fall either side of midnight, and out of the window the second time.
-    let parsed = parse_search(&query);
+    let parsed = parse_search(&query, EmptyFilters::Ignored);
     let mut errors = parsed.as_ref().err().cloned().unwrap_or_default();
     for (field, value) in [
         ("origin", &form.origin),

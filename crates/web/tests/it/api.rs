@@ -114,6 +114,24 @@ async fn every_invalid_field_is_named_at_once(engine: Engine) {
     assert_eq!(app.seats_left().await, 5);
 }
 
+/// The document says `exp_month` and `exp_year` are integers: JSON's `2031.0` is one (JSON Schema agrees), a
+/// string of digits is not.
+async fn card_expiry_is_a_json_integer(engine: Engine) {
+    let app = TestApp::start(engine, "integers", 5).await;
+    let mut body = app.body("Ann", "Lee", CARD_OK);
+    body["card"]["exp_month"] = json!("12");
+    let (status, errors) = app.book(&key("integers", 0), &body).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{errors}");
+    assert_eq!(
+        errors["fields"]["card.exp_month"],
+        json!(["must be a whole number"])
+    );
+    body["card"]["exp_month"] = json!(12.0);
+    body["card"]["exp_year"] = json!(2031.0);
+    let (status, answer) = app.book(&key("integers", 1), &body).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+}
+
 async fn idempotency_key_rules(engine: Engine) {
     let app = TestApp::start(engine, "keys", 5).await;
     let body = app.body("Ann", "Lee", CARD_OK);
@@ -352,6 +370,7 @@ backend_tests!(
     a_charge_whose_responses_were_lost_is_found_on_resume,
     a_booking_is_confirmed_and_readable,
     every_invalid_field_is_named_at_once,
+    card_expiry_is_a_json_integer,
     idempotency_key_rules,
     a_declined_card_releases_its_seats,
     sold_out_and_unknown_things,

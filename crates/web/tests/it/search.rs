@@ -135,7 +135,38 @@ async fn the_site_lists_a_bad_date_on_the_search_form(engine: Engine) {
     assert_eq!(home.input("date"), Some(tomorrow));
 }
 
+/// The API's document declares each filter's format, so an empty one is invalid there, named like any other;
+/// on the website's search form a blank field is a missing one ("is required"), not a malformed one.
+async fn empty_filters_are_invalid_on_the_api_and_blank_on_the_site(engine: Engine) {
+    let app = TestApp::start(engine, "search_empty", 5).await;
+    let (status, body) = app
+        .get("/api/v1/tenants/air/flights?origin=&destination=&date=")
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    for field in ["origin", "destination", "date"] {
+        assert!(body["fields"][field].is_array(), "{field}: {body}");
+    }
+    let (status, body) = app.get("/api/v1/tenants/air/flights").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "no filter at all is a search: {body}"
+    );
+    let mut visitor = Visitor::new(app.router.clone());
+    let page = visitor
+        .get("/?origin=&destination=&date=&passengers=1")
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.html.contains("From: is required"), "{}", page.html);
+    assert!(
+        !page.html.contains("3-letter"),
+        "a blank field is missing, not malformed: {}",
+        page.html
+    );
+}
+
 backend_tests!(
+    empty_filters_are_invalid_on_the_api_and_blank_on_the_site,
     the_api_refuses_dates_outside_the_window_by_name,
     the_api_searches_any_day_in_the_window,
     the_site_lists_a_bad_date_on_the_search_form,
