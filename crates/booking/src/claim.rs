@@ -22,6 +22,8 @@ pub(crate) struct ClaimInput<'a> {
     pub request: &'a NewBooking,
     pub card_fingerprint: CardFingerprint,
     pub entity_fingerprint: EntityFingerprint,
+    /// This run of the pipeline, the same for every retry of the phase: the key's lease is taken in its name.
+    pub holder: uuid::Uuid,
 }
 
 pub(crate) enum Claim {
@@ -57,8 +59,9 @@ impl BookingService {
         let mut tx = inner.store.begin().await?;
 
         let mut resume = None;
+        let lease = (lease_until, input.holder);
         if !tx
-            .insert_idempotency_key(tenant, input.key, input.fingerprint, lease_until, now)
+            .insert_idempotency_key(tenant, input.key, input.fingerprint, lease, now)
             .await?
         {
             // The key exists (possibly committed a moment ago by a concurrent request): decide under its row lock.
@@ -70,11 +73,19 @@ impl BookingService {
                         "idempotency key vanished".into(),
                     ))
                 })?;
-            if let Some(reply) = check_existing(&existing, input.fingerprint)? {
-                return Ok(Claim::Answered(reply));
+            // Leased to this very run: an earlier attempt of this phase committed, but the answer to its COMMIT
+            // was lost (the connection died with the primary), so it was retried. Carry on with what it placed,
+            // rather than answer "in progress" to the request that holds the lease.
+            let own_lease =
+                existing.lease_holder == Some(input.holder) && existing.response().is_none();
+            if !own_lease {
+                if let Some(reply) = check_existing(&existing, input.fingerprint)? {
+                    return Ok(Claim::Answered(reply));
+                }
             }
-            // Unfinished and unleased: the request that held it died or left it pending. Take it over and resume.
-            tx.lease_idempotency_key(tenant, input.key, Some(lease_until), now)
+            // Ours, or unfinished and unleased (the request that held it died or left it pending): take the
+            // lease and resume.
+            tx.lease_idempotency_key(tenant, input.key, Some(lease), now)
                 .await?;
             if let Some(booking_id) = existing.booking_id {
                 resume = tx.booking(tenant, booking_id).await?;
@@ -224,4 +235,105 @@ impl BookingView {
     pub(crate) fn new(booking: BookingRecord, flight: Flight) -> Self {
         Self { booking, flight }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::Utc;
+    use skybook_domain::{
+        Card, CardNumber, Cvc, Email, Expiry, IdempotencyKey, NewBooking, Passenger, PersonName,
+    };
+    use skybook_testkit::{backend_tests, fixtures, Engine};
+
+    use super::{Attempt, Claim, ClaimInput};
+    use crate::outcome::{Outcome, RenderOutcome, Rendered};
+    use crate::service::{BookingError, BookingService};
+    use crate::PipelineConfig;
+
+    struct Status;
+    impl RenderOutcome for Status {
+        fn render(&self, _: &Outcome) -> Rendered {
+            Rendered {
+                status: 200,
+                body: "{}".into(),
+            }
+        }
+    }
+
+    /// A claim whose COMMIT reached the database but whose answer was lost is retried by the same run of the
+    /// pipeline (same holder): it finds its own lease and carries on with the booking it placed. Any other run
+    /// with the same key, meanwhile, is told the request is in progress.
+    async fn a_retried_claim_carries_on_with_its_own_lease(engine: Engine) {
+        let url = skybook_testkit::fresh_database_url(engine, "own_lease").await;
+        let store = skybook_testkit::store_at(&url).await;
+        let (tenant, flight) = fixtures::tenant_with_flight(&store, "air", 5).await;
+        let service = BookingService::new(
+            store.clone(),
+            skybook_testkit::payments::unreachable_payments(),
+            Arc::new(skybook_testkit::secret_key()),
+            Arc::new(Status),
+            PipelineConfig::default(),
+        );
+        let request = NewBooking {
+            flight_id: flight.id,
+            contact_email: Email::parse("ann@example.com").unwrap(),
+            passengers: vec![Passenger {
+                given_name: PersonName::parse("Ann").unwrap(),
+                family_name: PersonName::parse("Lee").unwrap(),
+            }],
+            card: Card {
+                number: CardNumber::parse(fixtures::CARD_OK).unwrap(),
+                expiry: Expiry::parse(12, 2031, Utc::now().date_naive()).unwrap(),
+                cvc: Cvc::parse("123").unwrap(),
+            },
+        };
+        let key = IdempotencyKey::parse("own-lease-key-0000001").unwrap();
+        let secret = skybook_testkit::secret_key();
+        let fingerprint = skybook_domain::RequestFingerprint::compute(&secret, tenant.id, &request);
+        let card = skybook_domain::CardFingerprint::compute(&secret, &request.card.number);
+        let entity = skybook_domain::EntityFingerprint::compute(
+            &secret,
+            tenant.id,
+            flight.id,
+            &request.passengers,
+            &card,
+        );
+        let input = |holder| ClaimInput {
+            tenant: &tenant,
+            key: &key,
+            fingerprint: &fingerprint,
+            request: &request,
+            card_fingerprint: card.clone(),
+            entity_fingerprint: entity.clone(),
+            holder,
+        };
+        let run = uuid::Uuid::new_v4();
+        let Claim::Proceed {
+            booking: placed,
+            attempt: Attempt::First,
+            ..
+        } = service.claim(input(run)).await.unwrap()
+        else {
+            panic!("the first claim places the booking");
+        };
+        // Another run with the key: the first holds it.
+        assert!(matches!(
+            service.claim(input(uuid::Uuid::new_v4())).await,
+            Err(BookingError::RequestInProgress)
+        ));
+        // The same run again (its first attempt's answer "lost"): the booking it placed, not a second one.
+        let Claim::Proceed { booking: again, .. } = service.claim(input(run)).await.unwrap() else {
+            panic!("the retried claim carries on");
+        };
+        assert_eq!(again.id, placed.id);
+        assert_eq!(
+            fixtures::seats_left(&store, &tenant, &flight).await,
+            4,
+            "one seat taken, once"
+        );
+    }
+
+    backend_tests!(a_retried_claim_carries_on_with_its_own_lease);
 }

@@ -138,6 +138,7 @@ impl BookingService {
             &request.passengers,
             &card_fingerprint,
         );
+        let holder = uuid::Uuid::new_v4();
         let input = || ClaimInput {
             tenant,
             key,
@@ -145,6 +146,7 @@ impl BookingService {
             request: &request,
             card_fingerprint: card_fingerprint.clone(),
             entity_fingerprint: entity_fingerprint.clone(),
+            holder,
         };
         // Replays and in-progress answers come out of the claim too: its key insert is the check.
         let (booking, flight, attempt) = match self

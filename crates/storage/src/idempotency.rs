@@ -17,6 +17,8 @@ pub struct IdempotencyRecord {
     pub booking_id: Option<BookingId>,
     /// While in the future, a request holds the key; `None` or past means it is free to resume.
     pub locked_until: Option<DateTime<Utc>>,
+    /// The token of the pipeline run that took the lease: a retried phase recognises its own lease by it.
+    pub lease_holder: Option<uuid::Uuid>,
     pub response_status: Option<i32>,
     pub response_body: Option<String>,
 }
@@ -34,7 +36,8 @@ impl IdempotencyRecord {
 }
 
 const KEY_COLUMNS: &str =
-    "tenant_id, key, request_fingerprint, booking_id, locked_until, response_status, response_body";
+    "tenant_id, key, request_fingerprint, booking_id, locked_until, lease_holder, \
+     response_status, response_body";
 
 impl Store {
     /// A read outside any transaction (the website checks a form's key with it; the pipeline's claim decides under
@@ -53,20 +56,20 @@ impl Store {
 }
 
 impl Tx {
-    /// Records a new key holding a lease until `locked_until`. Returns `false` if the key exists (then read it
-    /// with [`Tx::lock_idempotency_key`]). On PostgreSQL a concurrent insert of the same key waits here until the
-    /// first transaction ends.
+    /// Records a new key whose lease `holder` holds until `locked_until`. Returns `false` if the key exists (then
+    /// read it with [`Tx::lock_idempotency_key`]). On PostgreSQL a concurrent insert of the same key waits here
+    /// until the first transaction ends.
     pub async fn insert_idempotency_key(
         &mut self,
         tenant: TenantId,
         key: &IdempotencyKey,
         fingerprint: &RequestFingerprint,
-        locked_until: DateTime<Utc>,
+        (locked_until, holder): (DateTime<Utc>, uuid::Uuid),
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let sql = INSERT_IDEMPOTENCY_KEY;
         let n = on_tx!(self, c => sqlx::query(sql)
-            .bind(tenant).bind(key).bind(fingerprint).bind(locked_until).bind(now).execute(c).await.map(|r| r.rows_affected()))?;
+            .bind(tenant).bind(key).bind(fingerprint).bind(locked_until).bind(now).bind(holder).execute(c).await.map(|r| r.rows_affected()))?;
         Ok(n == 1)
     }
 
@@ -83,16 +86,17 @@ impl Tx {
         Ok(on_tx!(self, c => sqlx::query_as(&sql).bind(tenant).bind(key).fetch_optional(c).await)?)
     }
 
-    /// Sets (or clears, with `None`) the key's lease.
+    /// Gives the key's lease to `lease` (until, holder), or frees it with `None`.
     pub async fn lease_idempotency_key(
         &mut self,
         tenant: TenantId,
         key: &IdempotencyKey,
-        locked_until: Option<DateTime<Utc>>,
+        lease: Option<(DateTime<Utc>, uuid::Uuid)>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let sql = "UPDATE idempotency_keys SET locked_until = $3, updated_at = $4 WHERE tenant_id = $1 AND key = $2";
-        on_tx!(self, c => sqlx::query(sql).bind(tenant).bind(key).bind(locked_until).bind(now).execute(c).await.map(|r| r.rows_affected()))?;
+        let sql = "UPDATE idempotency_keys SET locked_until = $3, lease_holder = $4, updated_at = $5 WHERE tenant_id = $1 AND key = $2";
+        let (until, holder) = (lease.map(|l| l.0), lease.map(|l| l.1));
+        on_tx!(self, c => sqlx::query(sql).bind(tenant).bind(key).bind(until).bind(holder).bind(now).execute(c).await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -122,7 +126,6 @@ impl Tx {
         Ok(())
     }
 
-    /// Forgets the key, so the same key starts a new request (used when nothing reached the provider).
     /// Forgets the key, if it still belongs to `booking` (a request that started over under the same key since
     /// keeps its claim).
     pub async fn delete_idempotency_key(
@@ -138,6 +141,6 @@ impl Tx {
     }
 }
 
-/// Claims a key: tenant, key, request fingerprint, lease end, now. Inserts nothing if the key exists.
-pub(crate) const INSERT_IDEMPOTENCY_KEY: &str = "INSERT INTO idempotency_keys (tenant_id, key, request_fingerprint, locked_until, created_at, updated_at)
-    VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (tenant_id, key) DO NOTHING";
+/// Claims a key: tenant, key, request fingerprint, lease end, now, lease holder. Inserts nothing if the key exists.
+pub(crate) const INSERT_IDEMPOTENCY_KEY: &str = "INSERT INTO idempotency_keys (tenant_id, key, request_fingerprint, locked_until, created_at, updated_at, lease_holder)
+    VALUES ($1, $2, $3, $4, $5, $5, $6) ON CONFLICT (tenant_id, key) DO NOTHING";

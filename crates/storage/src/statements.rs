@@ -8,7 +8,7 @@ use skybook_domain::BookingStatus;
 
 use crate::bookings::{status_change_sql, StatusChange};
 
-/// Tx 1's key claim: `$1` tenant, `$2` key, `$3` request fingerprint, `$4` lease end, `$5` now.
+/// Tx 1's key claim: `$1` tenant, `$2` key, `$3` request fingerprint, `$4` lease end, `$5` now, `$6` lease holder.
 pub fn claim_key() -> &'static str {
     crate::idempotency::INSERT_IDEMPOTENCY_KEY
 }

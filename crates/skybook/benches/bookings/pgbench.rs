@@ -43,6 +43,7 @@ pub(crate) fn pgbench_script(s: &Seeded, response: &str) -> Result<String> {
             "md5(:n::text) || md5(:client_id::text)",
             "now() + interval '60 seconds'",
             "now()",
+            "gen_random_uuid()",
         ],
     )?;
     let flight = with_values(&statements::flight(), &[&t, &f])?;

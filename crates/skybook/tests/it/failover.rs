@@ -16,8 +16,8 @@ use skybook_testkit::fixtures::{booking_body, tenant_with_flight, CARD_OK};
 use skybook_testkit::forwarder::Forwarder;
 use skybook_testkit::postgres::{ReplicatedPostgres, Replication};
 use skybook_testkit::process::{
-    deployment, migrate, sandbox_charges, sandbox_stats, settled_status, start_sandbox,
-    start_serve, Running,
+    deployment, migrate, sandbox_charges, sandbox_faults, sandbox_stats, settled_status,
+    start_sandbox, start_serve, Running,
 };
 use skybook_testkit::stream::{book_until_acknowledged, BookingStream, StreamRecord, STREAM_EMAIL};
 
@@ -170,6 +170,14 @@ fn report_window(record: &StreamRecord, killed: Instant, switched: Instant) {
 async fn bookings_survive_a_failover_to_a_synchronous_standby() {
     let mut deployment = Deployment::start("failover-sync", Replication::Synchronous).await;
     let stream = BookingStream::start(&deployment.nodes, "air", &deployment.flight, 8, "failover");
+    deployment.wait_for_charges(30).await;
+    // The next charges' answers are lost: those bookings are acknowledged 202 and left to the sentinel, which
+    // settles them on whichever primary is there by then.
+    sandbox_faults(
+        &deployment.sandbox,
+        serde_json::json!({"lose_next_charge_responses": 40}),
+    )
+    .await;
     deployment.wait_for_charges(40).await;
     let (killed, switched) = deployment.fail_over_switching_early();
     let charged_at_switch = sandbox_charges(&deployment.sandbox).await;
@@ -180,6 +188,10 @@ async fn bookings_survive_a_failover_to_a_synchronous_standby() {
         record.acknowledged.iter().any(|a| a.at < killed)
             && record.acknowledged.iter().any(|a| a.at > switched),
         "bookings were acknowledged on both sides of the failover"
+    );
+    assert!(
+        record.acknowledged.iter().any(|a| a.status == 202),
+        "some bookings were left to the sentinel"
     );
 
     // Every 201 is confirmed on the new primary, read there directly; every 202 settles confirmed.

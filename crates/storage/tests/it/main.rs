@@ -278,7 +278,13 @@ async fn idempotency_keys_insert_once_and_finish(engine: Engine) {
         tokio::spawn(async move {
             let mut tx = store.begin().await.unwrap();
             let inserted = tx
-                .insert_idempotency_key(tenant.id, &key, &fp, now + Duration::seconds(60), now)
+                .insert_idempotency_key(
+                    tenant.id,
+                    &key,
+                    &fp,
+                    (now + Duration::seconds(60), uuid::Uuid::new_v4()),
+                    now,
+                )
                 .await
                 .unwrap();
             tx.commit().await.unwrap();

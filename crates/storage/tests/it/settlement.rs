@@ -48,7 +48,13 @@ async fn leased_key(store: &Store, tenant: TenantId, name: &str) -> IdempotencyK
     let mut tx = store.begin().await.unwrap();
     let fingerprint = RequestFingerprint::parse(&"b".repeat(64)).unwrap();
     assert!(tx
-        .insert_idempotency_key(tenant, &key, &fingerprint, now + Duration::minutes(1), now)
+        .insert_idempotency_key(
+            tenant,
+            &key,
+            &fingerprint,
+            (now + Duration::minutes(1), uuid::Uuid::new_v4()),
+            now
+        )
         .await
         .unwrap());
     tx.commit().await.unwrap();
