@@ -52,6 +52,10 @@ uuid_id!(
     TenantId
 );
 uuid_id!(
+    /// One run of the partner-data importer.
+    ImportRunId
+);
+uuid_id!(
     /// A scheduled flight of one tenant.
     FlightId
 );

@@ -7,6 +7,7 @@
 pub mod booking;
 pub mod card;
 pub mod error;
+pub mod feed;
 pub mod fingerprint;
 pub mod ids;
 pub mod money;
@@ -25,7 +26,7 @@ pub use booking::{
 pub use card::{Card, CardNumber, Cvc, Expiry};
 pub use error::{ErrorChain, FieldErrors, ParseError};
 pub use fingerprint::{CardFingerprint, EntityFingerprint, RequestFingerprint, SecretKey};
-pub use ids::{AlertId, BookingId, CrashId, FlightId, JobId, OutboxId, TenantId};
+pub use ids::{AlertId, BookingId, CrashId, FlightId, ImportRunId, JobId, OutboxId, TenantId};
 pub use money::{Currency, Money};
 pub use panic::panic_message;
 pub use passenger::{Passenger, PersonName, MAX_PASSENGERS};

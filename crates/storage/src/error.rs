@@ -29,6 +29,13 @@ pub enum StorageError {
     Config { url: String, reason: String },
     #[error("session store: {0}")]
     Session(String),
+    /// A feed declaration that its table cannot follow without losing data.
+    #[error("feed {feed:?}, column {column:?}: {reason}")]
+    FeedSchema {
+        feed: String,
+        column: String,
+        reason: String,
+    },
 }
 
 impl StorageError {

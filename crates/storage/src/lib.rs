@@ -17,7 +17,10 @@ mod catalog;
 mod crashes;
 mod cron;
 mod error;
+mod feed_load;
+mod feeds;
 mod idempotency;
+mod imports;
 mod jobs;
 mod outbox;
 mod placing;
@@ -37,7 +40,12 @@ pub use bookings::{
 pub use catalog::{FlightSearch, NewFlight, Tenant};
 pub use crashes::{CrashGroup, CrashReport, NewCrash};
 pub use error::{Result, StorageError};
+pub use feed_load::{FeedLoad, LoadCounts};
+pub use feeds::FeedTableChange;
 pub use idempotency::IdempotencyRecord;
+pub use imports::{
+    ImportCounts, ImportOutcome, ImportReject, ImportRun, ImportRunFilter, NewImportRun,
+};
 pub use jobs::{Enqueued, Job, NewJob};
 pub use outbox::{NewOutboxEmail, OutboxEmail, UnsentEmail};
 pub use placing::PlaceBooking;

@@ -1,0 +1,300 @@
+//! Loading one file into a feed's table, all or nothing: rows are staged in a temporary table inside one
+//! transaction (PostgreSQL: `COPY ... FROM STDIN`, chunk by chunk; SQLite: prepared multi-row inserts), then
+//! merged into the feed's table with one statement, and the transaction commits — or, dropped, rolls back and
+//! leaves the table exactly as it was. Nobody reading the table ever sees part of a file.
+
+use chrono::{DateTime, Utc};
+use skybook_domain::feed::{FeedTable, FeedValue, LoadMode};
+use skybook_domain::{ImportRunId, TenantId};
+
+use crate::backend::{on_tx, Engine};
+use crate::error::Result;
+use crate::feeds::{quoted, sql_type, table};
+use crate::store::Store;
+use crate::tx::{Tx, TxInner};
+
+/// PostgreSQL: bytes of COPY data sent per `COPY` statement. Large enough that the per-statement round trip is
+/// noise, small enough to keep the importer's memory flat.
+const COPY_CHUNK: usize = 4 << 20;
+/// SQLite: bound parameters per multi-row insert (its limit is 32766).
+const SQLITE_PARAMETERS: usize = 30_000;
+
+/// What a load changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadCounts {
+    pub inserted: u64,
+    pub updated: u64,
+    pub deleted: u64,
+}
+
+/// A load in progress: an open transaction with a staging table. Dropped without [`FeedLoad::apply`], it rolls
+/// back and nothing of the file remains.
+pub struct FeedLoad {
+    tx: Tx,
+    feed: FeedTable,
+    tenant: TenantId,
+    run: ImportRunId,
+    stage: String,
+    /// PostgreSQL: COPY data (CSV) not yet sent.
+    copy: Vec<u8>,
+    /// SQLite: rows not yet inserted.
+    rows: Vec<(u64, Vec<FeedValue>)>,
+    rows_per_insert: usize,
+}
+
+impl Store {
+    /// Opens a load of `feed` for `tenant` on behalf of import run `run`.
+    pub async fn begin_feed_load(
+        &self,
+        feed: &FeedTable,
+        tenant: TenantId,
+        run: ImportRunId,
+    ) -> Result<FeedLoad> {
+        let mut tx = self.begin().await?;
+        let engine = tx.engine();
+        let stage = quoted(&format!("stage_{}", feed.name));
+        let mut columns = vec!["line BIGINT NOT NULL".to_owned()];
+        columns.extend(
+            feed.columns
+                .iter()
+                .map(|c| format!("{} {}", quoted(c.name.as_str()), sql_type(engine, &c.ty))),
+        );
+        let create = match engine {
+            Engine::Postgres => format!(
+                "CREATE TEMP TABLE {stage} ({}) ON COMMIT DROP",
+                columns.join(", ")
+            ),
+            // SQLite's temporary tables live with the (one, pooled) writer connection, and DDL is
+            // transactional: a rollback drops the table with everything else.
+            Engine::Sqlite => format!("CREATE TEMP TABLE {stage} ({})", columns.join(", ")),
+        };
+        on_tx!(tx, c => sqlx::query(&create).execute(c).await.map(|_| ()))?;
+        Ok(FeedLoad {
+            tx,
+            feed: feed.clone(),
+            tenant,
+            run,
+            stage,
+            copy: Vec::with_capacity(COPY_CHUNK + 4096),
+            rows: Vec::new(),
+            rows_per_insert: (SQLITE_PARAMETERS / (feed.columns.len() + 1)).max(1),
+        })
+    }
+}
+
+impl FeedLoad {
+    /// Stages one parsed row, read at `line` of the file.
+    pub async fn stage(&mut self, line: u64, row: Vec<FeedValue>) -> Result<()> {
+        match self.tx.engine() {
+            Engine::Postgres => {
+                write_copy_row(&mut self.copy, line, &row);
+                if self.copy.len() >= COPY_CHUNK {
+                    self.flush().await?;
+                }
+            }
+            Engine::Sqlite => {
+                self.rows.push((line, row));
+                if self.rows.len() >= self.rows_per_insert {
+                    self.flush().await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        let columns: Vec<String> = std::iter::once("line".to_owned())
+            .chain(self.feed.columns.iter().map(|c| quoted(c.name.as_str())))
+            .collect();
+        match &mut self.tx.inner {
+            TxInner::Postgres(t) if !self.copy.is_empty() => {
+                let sql = format!(
+                    "COPY {} ({}) FROM STDIN WITH (FORMAT csv)",
+                    self.stage,
+                    columns.join(", ")
+                );
+                let mut copy = t.copy_in_raw(&sql).await?;
+                copy.send(std::mem::take(&mut self.copy)).await?;
+                copy.finish().await?;
+                self.copy = Vec::with_capacity(COPY_CHUNK + 4096);
+            }
+            TxInner::Sqlite(t) if !self.rows.is_empty() => {
+                let one = format!("({})", vec!["?"; columns.len()].join(", "));
+                let sql = format!(
+                    "INSERT INTO {} ({}) VALUES {}",
+                    self.stage,
+                    columns.join(", "),
+                    vec![one.as_str(); self.rows.len()].join(", ")
+                );
+                let mut query = sqlx::query(&sql);
+                for (line, row) in self.rows.drain(..) {
+                    query = query.bind(line as i64);
+                    for value in row {
+                        query = bind_sqlite(query, value);
+                    }
+                }
+                query.execute(&mut **t).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Rows whose key repeats an earlier row of the same file: `(line, line of the first)`, in file order. They
+    /// are taken out of the staging table: the first row of a key is the one loaded.
+    pub async fn later_duplicates(&mut self) -> Result<Vec<(u64, u64)>> {
+        self.flush().await?;
+        let key: Vec<String> = self
+            .feed
+            .key_columns()
+            .map(|c| quoted(c.name.as_str()))
+            .collect();
+        let key = key.join(", ");
+        let sql = format!(
+            "SELECT line, first FROM (SELECT line, min(line) OVER (PARTITION BY {key}) AS first FROM {}) d \
+             WHERE line <> first ORDER BY line",
+            self.stage
+        );
+        let pairs: Vec<(i64, i64)> = on_tx!(self.tx, c => sqlx::query_as(&sql).fetch_all(c).await)?;
+        if !pairs.is_empty() {
+            let delete = format!(
+                "DELETE FROM {stage} WHERE line IN (SELECT line FROM (SELECT line, min(line) OVER (PARTITION BY {key}) AS first FROM {stage}) d WHERE line <> first)",
+                stage = self.stage
+            );
+            on_tx!(self.tx, c => sqlx::query(&delete).execute(c).await.map(|_| ()))?;
+        }
+        Ok(pairs
+            .into_iter()
+            .map(|(line, first)| (line as u64, first as u64))
+            .collect())
+    }
+
+    /// Merges the staged rows into the feed's table (`mode`), and commits: the file is in, whole.
+    pub async fn apply(mut self, mode: LoadMode, now: DateTime<Utc>) -> Result<LoadCounts> {
+        self.flush().await?;
+        let target = table(&self.feed.name);
+        let names: Vec<String> = self
+            .feed
+            .columns
+            .iter()
+            .map(|c| quoted(c.name.as_str()))
+            .collect();
+        let key: Vec<String> = self
+            .feed
+            .key_columns()
+            .map(|c| quoted(c.name.as_str()))
+            .collect();
+        let matches = key
+            .iter()
+            .map(|k| format!("t.{k} = s.{k}"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let new_rows = format!(
+            "SELECT count(*) FROM {} s WHERE NOT EXISTS (SELECT 1 FROM {target} t WHERE t.tenant_id = $1 AND {matches})",
+            self.stage
+        );
+        let inserted: i64 = on_tx!(self.tx, c => sqlx::query_scalar(&new_rows).bind(self.tenant).fetch_one(c).await)?;
+        let others: Vec<&String> = names.iter().filter(|n| !key.contains(n)).collect();
+        let changed = if others.is_empty() {
+            "false".to_owned()
+        } else {
+            others
+                .iter()
+                .map(|n| match self.tx.engine() {
+                    Engine::Postgres => format!("t.{n} IS DISTINCT FROM excluded.{n}"),
+                    Engine::Sqlite => format!("t.{n} IS NOT excluded.{n}"),
+                })
+                .collect::<Vec<_>>()
+                .join(" OR ")
+        };
+        let set = others
+            .iter()
+            .map(|n| format!("{n} = excluded.{n}"))
+            .chain([
+                "run_id = excluded.run_id".to_owned(),
+                "updated_at = excluded.updated_at".to_owned(),
+            ])
+            .collect::<Vec<_>>()
+            .join(", ");
+        // `WHERE true`: SQLite's parser needs it to tell the upsert's ON CONFLICT from a join's ON.
+        let upsert = format!(
+            "INSERT INTO {target} AS t (tenant_id, {cols}, run_id, updated_at) \
+             SELECT $1, {cols}, $2, $3 FROM {stage} WHERE true \
+             ON CONFLICT (tenant_id, {key}) DO UPDATE SET {set} WHERE {changed}",
+            cols = names.join(", "),
+            stage = self.stage,
+            key = key.join(", "),
+        );
+        let written = on_tx!(self.tx, c => sqlx::query(&upsert)
+            .bind(self.tenant).bind(self.run).bind(now).execute(c).await.map(|r| r.rows_affected()))?;
+        let deleted = match mode {
+            LoadMode::Upsert => 0,
+            LoadMode::Replace => {
+                let delete = format!(
+                    "DELETE FROM {target} WHERE tenant_id = $1 AND NOT EXISTS \
+                     (SELECT 1 FROM {} s WHERE {})",
+                    self.stage,
+                    key.iter()
+                        .map(|k| format!("s.{k} = {target}.{k}"))
+                        .collect::<Vec<_>>()
+                        .join(" AND ")
+                );
+                on_tx!(self.tx, c => sqlx::query(&delete).bind(self.tenant).execute(c).await.map(|r| r.rows_affected()))?
+            }
+        };
+        if self.tx.engine() == Engine::Sqlite {
+            let drop = format!("DROP TABLE {}", self.stage);
+            on_tx!(self.tx, c => sqlx::query(&drop).execute(c).await.map(|_| ()))?;
+        }
+        self.tx.commit().await?;
+        let inserted = inserted as u64;
+        Ok(LoadCounts {
+            inserted,
+            updated: written.saturating_sub(inserted),
+            deleted,
+        })
+    }
+}
+
+/// One row of COPY's CSV format: NULL is an unquoted empty field, text is always quoted (so an empty string
+/// stays one).
+fn write_copy_row(out: &mut Vec<u8>, line: u64, row: &[FeedValue]) {
+    use std::io::Write as _;
+    let _ = write!(out, "{line}");
+    for value in row {
+        out.push(b',');
+        let _ = match value {
+            FeedValue::Null => Ok(()),
+            FeedValue::Text(s) => {
+                out.push(b'"');
+                for &b in s.as_bytes() {
+                    if b == b'"' {
+                        out.push(b'"');
+                    }
+                    out.push(b);
+                }
+                out.push(b'"');
+                Ok(())
+            }
+            FeedValue::Integer(n) => write!(out, "{n}"),
+            FeedValue::Decimal(d) => write!(out, "{d}"),
+            FeedValue::Boolean(b) => write!(out, "{}", if *b { "t" } else { "f" }),
+            FeedValue::Date(d) => write!(out, "{}", d.format("%Y-%m-%d")),
+            FeedValue::Timestamp(t) => write!(out, "{}", t.format("%Y-%m-%dT%H:%M:%S%.fZ")),
+        };
+    }
+    out.push(b'\n');
+}
+
+type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
+fn bind_sqlite(query: SqliteQuery<'_>, value: FeedValue) -> SqliteQuery<'_> {
+    match value {
+        FeedValue::Null => query.bind(None::<String>),
+        FeedValue::Text(s) | FeedValue::Decimal(s) => query.bind(s),
+        FeedValue::Integer(n) => query.bind(n),
+        FeedValue::Boolean(b) => query.bind(b),
+        FeedValue::Date(d) => query.bind(d),
+        FeedValue::Timestamp(t) => query.bind(t),
+    }
+}
