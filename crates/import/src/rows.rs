@@ -33,6 +33,8 @@ pub enum Event {
         read: u64,
         bytes: u64,
         sha256: String,
+        /// The header row as it was in the file.
+        header: String,
     },
     /// The file cannot be imported at all (its header, a limit, a broken file): the run fails with this.
     Failed(String),
@@ -145,7 +147,13 @@ pub fn read_rows(
         }
     }
     let end = csv.position().byte();
-    window.borrow_mut().take(0, end);
+    let header_raw = window.borrow_mut().take(0, end);
+    let header_text = raw_text(
+        header_raw
+            .strip_prefix(b"\xEF\xBB\xBF")
+            .unwrap_or(&header_raw),
+        encoding,
+    );
     let mapping = match header(&record, feed) {
         Ok(mapping) => mapping,
         Err(message) => {
@@ -253,6 +261,7 @@ pub fn read_rows(
         read,
         bytes,
         sha256,
+        header: header_text,
     });
 }
 

@@ -107,6 +107,7 @@ pub async fn run_import(
         },
         rejects: Vec::new(),
         sha256: None,
+        header: None,
     };
     let result = import(store, &request, run, &mut state, progress).await;
     if !request.dry_run {
@@ -140,6 +141,7 @@ pub async fn run_import(
             counts: summary.counts,
             content_sha256: state.sha256,
             error,
+            header: state.header,
         };
         store.finish_import_run(run, &outcome, Utc::now()).await?;
     }
@@ -151,6 +153,7 @@ struct State {
     /// Every reject (a dry run: up to a cap), stored once the load has ended.
     rejects: Vec<ImportReject>,
     sha256: Option<String>,
+    header: Option<String>,
 }
 
 impl State {
@@ -228,10 +231,12 @@ async fn import(
                 read,
                 bytes,
                 sha256,
+                header,
             } => {
                 state.counts.read = read;
                 progress(read, bytes);
                 state.sha256 = Some(sha256);
+                state.header = Some(header);
                 done = true;
             }
             Event::Failed(message) => failure = Some(Failure::File(message)),

@@ -52,6 +52,119 @@ pub enum Command {
     AuthProxy(AuthProxyArgs),
     /// Background workers only: job queue, cron, email outbox, alert delivery, the sentinel, housekeeping.
     Worker(WorkerArgs),
+    /// The partner-data importer: run an import, list feed types, runs and rejected rows.
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Tenants: create and list them, and manage their feed subscriptions.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+}
+
+#[derive(Subcommand)]
+pub enum ImportCommand {
+    /// Import one file in the foreground, with progress, and print the run's summary and first rejects. Exit
+    /// status 0 when the run succeeded or was skipped (the same content again), 1 otherwise.
+    Run(ImportRunArgs),
+    /// The feed types (built in and from SKYBOOK_FEEDS_DIR): columns, key, mode, schedule.
+    Feeds(FeedsArgs),
+    /// Recent import runs, newest first.
+    Runs(ImportRunsArgs),
+    /// A run's rejected rows as CSV — the file's header, then each row as it was — ready to fix and re-send.
+    Rejects(ImportRejectsArgs),
+}
+
+#[derive(Args)]
+pub struct FeedsArgs {
+    /// A directory of feed declarations (`*.toml`) besides the built-in ones.
+    #[arg(long, env = "SKYBOOK_FEEDS_DIR")]
+    pub feeds_dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ImportRunArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub feeds: FeedsArgs,
+    /// The tenant (slug) the data is for.
+    #[arg(long)]
+    pub tenant: String,
+    /// The feed type (see `skybook import feeds`).
+    #[arg(long)]
+    pub feed: String,
+    /// The file: a .csv, a .zip holding one, or the partner's JSON envelope {"data": "<base64 zip>"}.
+    #[arg(long)]
+    pub file: PathBuf,
+    /// Read and check the whole file and report every rejected row; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args)]
+pub struct ImportRunsArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Only this tenant's runs (slug).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Only this feed's runs.
+    #[arg(long)]
+    pub feed: Option<String>,
+    /// How many.
+    #[arg(long, default_value = "20")]
+    pub limit: String,
+}
+
+#[derive(Args)]
+pub struct ImportRejectsArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The run's id (from `skybook import runs`).
+    pub run: String,
+}
+
+#[derive(Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant.
+    Create(TenantCreateArgs),
+    /// List the tenants.
+    List(TenantListArgs),
+    /// Show a tenant's feed subscriptions, or change them.
+    Feeds(TenantFeedsArgs),
+}
+
+#[derive(Args)]
+pub struct TenantCreateArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// 2-40 characters of a-z, 0-9 and inner hyphens; it appears in URLs.
+    #[arg(long)]
+    pub slug: String,
+    /// The name people see.
+    #[arg(long)]
+    pub name: String,
+}
+
+#[derive(Args)]
+pub struct TenantListArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+#[derive(Args)]
+pub struct TenantFeedsArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub feeds: FeedsArgs,
+    /// The tenant (slug).
+    pub slug: String,
+    /// Subscribe the tenant to this feed (repeatable).
+    #[arg(long)]
+    pub subscribe: Vec<String>,
+    /// End the tenant's subscription to this feed (repeatable).
+    #[arg(long)]
+    pub unsubscribe: Vec<String>,
 }
 
 #[derive(Args)]

@@ -46,6 +46,21 @@ pub fn database_url(raw: &str) -> Result<String> {
             "expected sqlite://PATH or postgres://USER@HOST/DB",
         ));
     }
+    let hosts = raw
+        .split_once("://")
+        .map_or("", |(_, rest)| rest.split(['/', '?']).next().unwrap_or(""));
+    if hosts
+        .rsplit_once('@')
+        .map_or(hosts, |(_, h)| h)
+        .contains(',')
+        || raw.contains("target_session_attrs")
+    {
+        return Err(invalid(
+            NAME,
+            &skybook_storage::redact(raw),
+            "several hosts are not supported: give the cluster's read-write endpoint (docs/replication.md)",
+        ));
+    }
     Ok(raw.to_owned())
 }
 

@@ -17,7 +17,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() {
     let cli = cli::Cli::parse();
-    logging::init(cli.log_format);
+    let answers_on_stdout = matches!(
+        cli.command,
+        cli::Command::Import(_) | cli::Command::Tenant(_)
+    );
+    logging::init(cli.log_format, answers_on_stdout);
     // Every panic is logged and stored as a crash report; Sentry's hook, when configured, wraps ours.
     skybook_crash::install_panic_hook();
     let _sentry = match config::sentry(cli.sentry_dsn.as_deref()) {

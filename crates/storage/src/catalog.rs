@@ -5,7 +5,7 @@ use skybook_domain::{
     AirportCode, Currency, Flight, FlightId, FlightNumber, Money, TenantId, TenantSlug,
 };
 
-use crate::backend::{on_pool, on_tx};
+use crate::backend::{on_pool, on_tx, on_writer};
 use crate::error::{Result, StorageError};
 use crate::store::Store;
 use crate::tx::Tx;
@@ -133,6 +133,24 @@ impl Store {
             self.tenants.keep(tenant);
         }
         Ok(found)
+    }
+
+    /// Every tenant, by slug.
+    pub async fn tenants(&self) -> Result<Vec<Tenant>> {
+        let sql = "SELECT id, slug, name FROM tenants ORDER BY slug";
+        Ok(on_pool!(&self.backend, c => sqlx::query_as(sql).fetch_all(c).await)?)
+    }
+
+    /// Creates a tenant; `None` if the slug is taken (an operator's command says so rather than reuse it).
+    pub async fn create_tenant(&self, slug: &TenantSlug, name: &str) -> Result<Option<Tenant>> {
+        let sql = "INSERT INTO tenants (id, slug, name, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (slug) DO NOTHING";
+        let id = TenantId::new();
+        let n = on_writer!(&self.backend, c => sqlx::query(sql).bind(id).bind(slug).bind(name).bind(Utc::now()).execute(c).await.map(|r| r.rows_affected()))?;
+        Ok((n == 1).then(|| Tenant {
+            id,
+            slug: slug.clone(),
+            name: name.to_owned(),
+        }))
     }
 
     pub async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>> {

@@ -38,6 +38,8 @@ pub struct ImportOutcome {
     pub counts: ImportCounts,
     pub content_sha256: Option<String>,
     pub error: Option<String>,
+    /// The file's header row as it was.
+    pub header: Option<String>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -57,13 +59,14 @@ pub struct ImportRun {
     pub rows_rejected: i64,
     pub bytes: i64,
     pub error: Option<String>,
+    pub header: Option<String>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
 }
 
 const RUN_COLUMNS: &str = "id, tenant_id, feed, source, feed_date, content_sha256, status, dry_run, rows_read, \
-    rows_inserted, rows_updated, rows_deleted, rows_rejected, bytes, error, created_at, started_at, finished_at";
+    rows_inserted, rows_updated, rows_deleted, rows_rejected, bytes, error, header, created_at, started_at, finished_at";
 
 /// A row the importer did not load, and why.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -106,14 +109,14 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let sql = "UPDATE import_runs SET status = $2, rows_read = $3, rows_inserted = $4, rows_updated = $5, \
-                   rows_deleted = $6, rows_rejected = $7, bytes = $8, content_sha256 = $9, error = $10, finished_at = $11 \
-                   WHERE id = $1";
+                   rows_deleted = $6, rows_rejected = $7, bytes = $8, content_sha256 = $9, error = $10, finished_at = $11, \
+                   header = $12 WHERE id = $1";
         let c = &outcome.counts;
         let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         on_writer!(&self.backend, conn => sqlx::query(sql)
             .bind(id).bind(outcome.status).bind(n(c.read)).bind(n(c.inserted)).bind(n(c.updated))
             .bind(n(c.deleted)).bind(n(c.rejected)).bind(n(c.bytes)).bind(&outcome.content_sha256)
-            .bind(&outcome.error).bind(now).execute(conn).await.map(|_| ()))?;
+            .bind(&outcome.error).bind(now).bind(&outcome.header).execute(conn).await.map(|_| ()))?;
         Ok(())
     }
 
@@ -191,5 +194,35 @@ impl Store {
     pub async fn import_rejects(&self, run: ImportRunId) -> Result<Vec<ImportReject>> {
         let sql = "SELECT line, column_name, value, reason, raw FROM import_rejects WHERE run_id = $1 ORDER BY line, seq";
         Ok(on_pool!(&self.backend, c => sqlx::query_as(sql).bind(run).fetch_all(c).await)?)
+    }
+}
+
+impl Store {
+    /// Subscribes `tenant` to `feed` (cron then fetches it on the feed's schedule). `false`: it already was.
+    pub async fn subscribe_tenant_feed(
+        &self,
+        tenant: TenantId,
+        feed: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let sql = "INSERT INTO tenant_feeds (tenant_id, feed, created_at) VALUES ($1, $2, $3) \
+                   ON CONFLICT (tenant_id, feed) DO NOTHING";
+        let n = on_writer!(&self.backend, c => sqlx::query(sql).bind(tenant).bind(feed).bind(now)
+            .execute(c).await.map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// Ends `tenant`'s subscription to `feed`. `false`: there was none.
+    pub async fn unsubscribe_tenant_feed(&self, tenant: TenantId, feed: &str) -> Result<bool> {
+        let sql = "DELETE FROM tenant_feeds WHERE tenant_id = $1 AND feed = $2";
+        let n = on_writer!(&self.backend, c => sqlx::query(sql).bind(tenant).bind(feed)
+            .execute(c).await.map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// The feeds `tenant` takes, by name.
+    pub async fn tenant_feeds(&self, tenant: TenantId) -> Result<Vec<String>> {
+        let sql = "SELECT feed FROM tenant_feeds WHERE tenant_id = $1 ORDER BY feed";
+        Ok(on_pool!(&self.backend, c => sqlx::query_scalar(sql).bind(tenant).fetch_all(c).await)?)
     }
 }

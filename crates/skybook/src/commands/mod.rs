@@ -2,9 +2,11 @@
 
 mod auth_proxy;
 mod demo;
+mod import;
 mod migrate;
 mod sandbox;
 mod serve;
+mod tenant;
 mod worker;
 
 use anyhow::Result;
@@ -19,5 +21,7 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::AuthProxy(args) => auth_proxy::run(args).await,
         Command::Worker(args) => worker::run(args).await,
+        Command::Import(command) => import::run(command).await,
+        Command::Tenant(command) => tenant::run(command).await,
     }
 }

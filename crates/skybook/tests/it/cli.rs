@@ -40,6 +40,17 @@ fn config_mistakes_are_one_line_naming_the_setting() {
             with("SKYBOOK_DATABASE_URL", "mysql://db"),
             "SKYBOOK_DATABASE_URL",
         ),
+        (
+            with(
+                "SKYBOOK_DATABASE_URL",
+                "postgres://u@db-a:5432,db-b:5432/skybook?target_session_attrs=read-write",
+            ),
+            "SKYBOOK_DATABASE_URL",
+        ),
+        (
+            with("SKYBOOK_DATABASE_RETRY_BUDGET", "soon"),
+            "SKYBOOK_DATABASE_RETRY_BUDGET",
+        ),
         (with("SKYBOOK_SECRET_KEY", "short"), "SKYBOOK_SECRET_KEY"),
         (
             with("SKYBOOK_PAYMENTS_URL", "not a url"),

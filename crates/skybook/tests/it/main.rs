@@ -7,6 +7,7 @@ mod cli;
 mod deploy;
 mod failover;
 mod hardening;
+mod import_cli;
 mod multi_node;
 mod outage;
 mod process;

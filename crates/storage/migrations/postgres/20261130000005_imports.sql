@@ -17,6 +17,7 @@ CREATE TABLE import_runs (
     rows_rejected   BIGINT NOT NULL DEFAULT 0,
     bytes           BIGINT NOT NULL DEFAULT 0,
     error           TEXT,
+    header          TEXT,                    -- the file's header row as it was, for re-sending rejects
     created_at      TIMESTAMPTZ NOT NULL,
     started_at      TIMESTAMPTZ,
     finished_at     TIMESTAMPTZ
@@ -43,4 +44,12 @@ CREATE TABLE feed_columns (
     type        TEXT NOT NULL,
     in_key      BOOLEAN NOT NULL,
     PRIMARY KEY (feed, name)
+);
+
+-- Which feeds each tenant takes: cron fetches a subscribed feed on its schedule.
+CREATE TABLE tenant_feeds (
+    tenant_id   UUID NOT NULL REFERENCES tenants (id),
+    feed        TEXT NOT NULL,
+    created_at  TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (tenant_id, feed)
 );

@@ -16,6 +16,7 @@ CREATE TABLE import_runs (
     rows_rejected   INTEGER NOT NULL DEFAULT 0,
     bytes           INTEGER NOT NULL DEFAULT 0,
     error           TEXT,
+    header          TEXT,
     created_at      TEXT NOT NULL,
     started_at      TEXT,
     finished_at     TEXT
@@ -41,4 +42,12 @@ CREATE TABLE feed_columns (
     type        TEXT NOT NULL,
     in_key      INTEGER NOT NULL,
     PRIMARY KEY (feed, name)
+);
+
+-- Which feeds each tenant takes: cron fetches a subscribed feed on its schedule.
+CREATE TABLE tenant_feeds (
+    tenant_id   TEXT NOT NULL REFERENCES tenants (id),
+    feed        TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, feed)
 );

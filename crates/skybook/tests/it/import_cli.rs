@@ -1,0 +1,173 @@
+//! `skybook tenant` and `skybook import` as an operator uses them: a second partner created, a file imported
+//! with its summary and exit status, the runs listed, the rejected rows printed as CSV ready to re-send.
+
+use std::process::Command;
+
+use skybook_testkit::{backend_tests, Engine};
+
+use crate::process::skybook;
+
+fn at(url: &str, args: &[&str]) -> Command {
+    let mut cmd = skybook();
+    cmd.args(args).env("SKYBOOK_DATABASE_URL", url);
+    cmd
+}
+
+/// Runs to the end; returns (exit code, stdout, stderr).
+fn output(mut cmd: Command) -> (i32, String, String) {
+    let out = cmd.output().expect("run skybook");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn an_operator_adds_a_partner_and_imports_its_file(engine: Engine) {
+    let url = skybook_testkit::fresh_database_url(engine, "import_cli").await;
+    let dir = skybook_testkit::test_dir("import_cli");
+    crate::process::migrate(&url);
+
+    let (code, out, err) = output(at(
+        &url,
+        &[
+            "tenant",
+            "create",
+            "--slug",
+            "partner-two",
+            "--name",
+            "Partner Two",
+        ],
+    ));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("created tenant partner-two"), "{out}");
+    let (code, _, err) = output(at(
+        &url,
+        &[
+            "tenant",
+            "create",
+            "--slug",
+            "partner-two",
+            "--name",
+            "Again",
+        ],
+    ));
+    assert_ne!(code, 0);
+    assert!(err.contains("exists already"), "{err}");
+    let (code, out, err) = output(at(
+        &url,
+        &["tenant", "feeds", "partner-two", "--subscribe", "airports"],
+    ));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("partner-two feeds: airports"), "{out}");
+    let (code, _, err) = output(at(
+        &url,
+        &["tenant", "feeds", "partner-two", "--subscribe", "nonsense"],
+    ));
+    assert_ne!(code, 0);
+    assert!(err.contains("no feed type \"nonsense\""), "{err}");
+
+    // 200 flights and one bad row (an unknown currency): imported, the bad row rejected.
+    let mut csv = String::from("flight number,from,to,departs_at,seats,fare,currency\n");
+    for i in 0..200 {
+        csv.push_str(&format!(
+            "PT{},DUB,LHR,2027-03-{:02}T08:00:00Z,150,5999,EUR\n",
+            100 + i,
+            1 + i % 28
+        ));
+    }
+    csv.push_str("PT999,DUB,LHR,2027-03-01T08:00:00Z,150,5999,XYZ\n");
+    let file = dir.join("flights.csv");
+    std::fs::write(&file, &csv).unwrap();
+    let file = file.to_str().unwrap();
+    let import = |extra: &[&str]| {
+        let mut args = vec![
+            "import",
+            "run",
+            "--tenant",
+            "partner-two",
+            "--feed",
+            "flights",
+            "--file",
+            file,
+        ];
+        args.extend_from_slice(extra);
+        output(at(&url, &args))
+    };
+    let (code, out, err) = import(&[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(": succeeded — 201 read, 200 inserted, 0 updated, 0 deleted, 1 rejected"),
+        "{out}"
+    );
+    assert!(
+        out.contains("line 202, currency \"XYZ\": is not one of EUR, GBP, USD, CHF"),
+        "{out}"
+    );
+    let run = out
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(':')
+        .to_owned();
+
+    let (code, out, _) = import(&[]);
+    assert_eq!(code, 0);
+    assert!(out.contains(": skipped"), "the same content again: {out}");
+    let (code, out, _) = import(&["--dry-run"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("dry run: succeeded"), "{out}");
+
+    let (code, out, _) = output(at(&url, &["import", "runs", "--tenant", "partner-two"]));
+    assert_eq!(code, 0);
+    assert_eq!(
+        out.lines().count(),
+        2,
+        "two recorded runs (a dry run records nothing): {out}"
+    );
+    assert!(
+        out.contains(&run) && out.contains("succeeded") && out.contains("skipped"),
+        "{out}"
+    );
+
+    let (code, out, err) = output(at(&url, &["import", "rejects", &run]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "flight number,from,to,departs_at,seats,fare,currency\nPT999,DUB,LHR,2027-03-01T08:00:00Z,150,5999,XYZ\n",
+        "the header and the row as they were in the file"
+    );
+
+    // A file that cannot be imported: exit status 1, with the reason.
+    std::fs::write(dir.join("broken.csv"), "number;origin\n").unwrap();
+    let broken = dir.join("broken.csv");
+    let (code, out, _) = output(at(
+        &url,
+        &[
+            "import",
+            "run",
+            "--tenant",
+            "partner-two",
+            "--feed",
+            "flights",
+            "--file",
+            broken.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("failed") && out.contains("lacks required column"),
+        "{out}"
+    );
+
+    let (code, out, _) = output(at(&url, &["import", "feeds"]));
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(
+            "flights (built-in flights.toml; key number, departs_at; Upsert; schedule 0 0 2 * * *)"
+        ),
+        "{out}"
+    );
+}
+
+backend_tests!(an_operator_adds_a_partner_and_imports_its_file);
