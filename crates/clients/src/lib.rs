@@ -17,10 +17,12 @@
 //! per-request timeout is set on every request (`RequestBuilder::timeout`), and it also bounds connecting, so a
 //! client built without a connect timeout still cannot hang.
 
+pub mod feeds;
 pub mod oauth;
 pub mod payments;
 mod retry;
 
+pub use feeds::{FeedClient, FeedError};
 pub use oauth::{
     AccessToken, ClientCredentials, JwtClient, TokenError, TokenManager, TokenManagerConfig,
     TokenSource, TokenStats,

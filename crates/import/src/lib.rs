@@ -3,13 +3,15 @@
 //! declaration gives, and loaded into the feed's table all or nothing.
 //!
 //! - `declaration.rs`: feed types as TOML (the built-in `flights` and `airports`, and `SKYBOOK_FEEDS_DIR`);
-//! - `source.rs`: base64 → zip → CSV, streamed, with limits (a zip bomb is refused, not inflated);
+//! - `source.rs`: base64 → zip → CSV, streamed, with limits (a zip bomb is refused, not inflated); `remote.rs`:
+//!   the partner's feed endpoint as a source;
 //! - `rows.rs` and `validate.rs`: rows with their physical line and raw text, parsed and checked;
 //! - `run.rs`: one run — recorded, staged, de-duplicated, checked against its reject budget, applied.
 //!
 //! SQL stays in `skybook-storage` (`feeds.rs`, `feed_load.rs`, `imports.rs`).
 
 pub mod declaration;
+pub mod remote;
 pub mod rows;
 pub mod run;
 pub mod source;

@@ -71,8 +71,8 @@ pub struct Source {
     /// The input's size as received.
     pub input_bytes: u64,
     limits: Limits,
-    /// Keeps a decoded envelope's zip alive for as long as the source.
-    _spilled: Option<tempfile::TempPath>,
+    /// Keeps temporary files (a download, a decoded envelope's zip) alive for as long as the source.
+    _spilled: Vec<tempfile::TempPath>,
 }
 
 #[derive(Debug)]
@@ -108,7 +108,7 @@ impl Source {
                 file.rewind()?;
                 let spilled = decode_envelope(BufReader::new(file), &limits)?;
                 let mut source = Self::zip(spilled.to_path_buf(), entry, input_bytes, limits)?;
-                source._spilled = Some(spilled);
+                source._spilled.push(spilled);
                 Ok(source)
             }
             _ if head[..n].starts_with(b"PK") => {
@@ -118,9 +118,20 @@ impl Source {
                 kind: Kind::Csv(path.to_owned()),
                 input_bytes,
                 limits,
-                _spilled: None,
+                _spilled: Vec::new(),
             }),
         }
+    }
+
+    /// The source in a downloaded temporary file, which lives as long as the source.
+    pub fn from_download(
+        download: tempfile::TempPath,
+        entry: Option<&str>,
+        limits: Limits,
+    ) -> Result<Self, SourceError> {
+        let mut source = Self::from_file(&download, entry, limits)?;
+        source._spilled.push(download);
+        Ok(source)
     }
 
     fn zip(
@@ -177,7 +188,7 @@ impl Source {
             },
             input_bytes,
             limits,
-            _spilled: None,
+            _spilled: Vec::new(),
         })
     }
 

@@ -93,8 +93,13 @@ pub struct ImportRunArgs {
     #[arg(long)]
     pub feed: String,
     /// The file: a .csv, a .zip holding one, or the partner's JSON envelope {"data": "<base64 zip>"}.
+    #[arg(long, required_unless_present = "date", conflicts_with = "date")]
+    pub file: Option<PathBuf>,
+    /// Fetch this day's feed (YYYY-MM-DD) from SKYBOOK_FEEDS_URL instead of reading a file.
     #[arg(long)]
-    pub file: PathBuf,
+    pub date: Option<String>,
+    #[command(flatten)]
+    pub source: FeedSourceArgs,
     /// Read and check the whole file and report every rejected row; write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -288,6 +293,21 @@ pub struct PaymentsArgs {
     pub payments_client_id: Option<String>,
     #[arg(long, env = "SKYBOOK_PAYMENTS_CLIENT_SECRET", hide_env_values = true)]
     pub payments_client_secret: Option<String>,
+}
+
+/// The partners' feed endpoint, for imports by date (the command line's `--date` and the nightly schedules).
+#[derive(Args)]
+pub struct FeedSourceArgs {
+    /// Base URL of the feed endpoint (`GET <url>/feeds/{tenant}/{feed}?date=`), or of the auth proxy in front.
+    #[arg(long, env = "SKYBOOK_FEEDS_URL")]
+    pub feeds_url: Option<String>,
+    /// OAuth2 token endpoint; with client id and secret, skybook fetches its own tokens.
+    #[arg(long, env = "SKYBOOK_FEEDS_TOKEN_URL")]
+    pub feeds_token_url: Option<String>,
+    #[arg(long, env = "SKYBOOK_FEEDS_CLIENT_ID")]
+    pub feeds_client_id: Option<String>,
+    #[arg(long, env = "SKYBOOK_FEEDS_CLIENT_SECRET", hide_env_values = true)]
+    pub feeds_client_secret: Option<String>,
 }
 
 #[derive(Args)]

@@ -14,7 +14,7 @@ use skybook_web::site::{SessionOptions, SiteOptions};
 use skybook_web::throttle::{Limit, ThrottleOptions};
 use url::Url;
 
-use crate::cli::{BackgroundArgs, PaymentsArgs, SiteArgs};
+use crate::cli::{BackgroundArgs, FeedSourceArgs, PaymentsArgs, SiteArgs};
 
 fn invalid(name: &str, value: &str, expected: &str) -> anyhow::Error {
     anyhow!("invalid {name} {value:?}: {expected}")
@@ -133,31 +133,61 @@ pub fn payments(args: &PaymentsArgs) -> Result<PaymentsConfig> {
         "SKYBOOK_PAYMENTS_URL (--payments-url)",
         required("SKYBOOK_PAYMENTS_URL (--payments-url)", &args.payments_url)?,
     )?;
-    let parts = [
-        &args.payments_token_url,
-        &args.payments_client_id,
-        &args.payments_client_secret,
-    ];
+    let credentials = credentials(
+        "PAYMENTS",
+        [
+            &args.payments_token_url,
+            &args.payments_client_id,
+            &args.payments_client_secret,
+        ],
+    )?;
+    Ok(PaymentsConfig { url, credentials })
+}
+
+/// OAuth2 client credentials from `SKYBOOK_<WHAT>_TOKEN_URL`, `_CLIENT_ID` and `_CLIENT_SECRET` (`parts`, in
+/// that order): all three, or none (then an auth proxy in front injects credentials).
+fn credentials(what: &str, parts: [&Option<String>; 3]) -> Result<Option<ClientCredentials>> {
     let given = parts
         .iter()
         .filter(|p| p.as_deref().is_some_and(|v| !v.trim().is_empty()))
         .count();
-    let credentials = match given {
+    let flag = what.to_lowercase();
+    Ok(match given {
         0 => None,
         3 => Some(ClientCredentials {
-            token_url: http_url("SKYBOOK_PAYMENTS_TOKEN_URL (--payments-token-url)", args.payments_token_url.as_deref().unwrap_or_default())?,
-            client_id: args.payments_client_id.clone().unwrap_or_default(),
-            client_secret: SecretString::from(args.payments_client_secret.clone().unwrap_or_default()),
+            token_url: http_url(
+                &format!("SKYBOOK_{what}_TOKEN_URL (--{flag}-token-url)"),
+                parts[0].as_deref().unwrap_or_default(),
+            )?,
+            client_id: parts[1].clone().unwrap_or_default(),
+            client_secret: SecretString::from(parts[2].clone().unwrap_or_default()),
             scope: None,
             audience: None,
             extra_params: Vec::new(),
         }),
         _ => bail!(
-            "incomplete payment credentials: set all of SKYBOOK_PAYMENTS_TOKEN_URL, SKYBOOK_PAYMENTS_CLIENT_ID and \
-             SKYBOOK_PAYMENTS_CLIENT_SECRET, or none (then an auth proxy must inject credentials)"
+            "incomplete {flag} credentials: set all of SKYBOOK_{what}_TOKEN_URL, SKYBOOK_{what}_CLIENT_ID and \
+             SKYBOOK_{what}_CLIENT_SECRET, or none (then an auth proxy must inject credentials)"
         ),
+    })
+}
+
+/// Where the partners' feeds are (`SKYBOOK_FEEDS_URL`, the sandbox or the auth proxy in front of the partner)
+/// and how to get in: `None` when no URL is set (imports then come from files only).
+pub fn feeds(args: &FeedSourceArgs) -> Result<Option<(Url, Option<ClientCredentials>)>> {
+    let Some(raw) = args.feeds_url.as_deref().filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
     };
-    Ok(PaymentsConfig { url, credentials })
+    let url = http_url("SKYBOOK_FEEDS_URL (--feeds-url)", raw)?;
+    let credentials = credentials(
+        "FEEDS",
+        [
+            &args.feeds_token_url,
+            &args.feeds_client_id,
+            &args.feeds_client_secret,
+        ],
+    )?;
+    Ok(Some((url, credentials)))
 }
 
 /// `90s`, `15m`, `12h`, `30d` (a bare number is seconds).

@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use skybook_booking::{BookingService, PipelineConfig};
 use skybook_clients::{
-    HttpPaymentProvider, HttpPaymentProviderConfig, PaymentProvider, TokenManager,
-    TokenManagerConfig, TokenSource,
+    ClientCredentials, HttpPaymentProvider, HttpPaymentProviderConfig, PaymentProvider,
+    TokenManager, TokenManagerConfig, TokenSource,
 };
 use skybook_domain::{RetryPolicy, SecretKey};
 use skybook_storage::{Engine, MigrationStatus, PoolSettings, Store};
@@ -71,6 +71,34 @@ pub fn payment_provider(config: PaymentsConfig) -> Result<Arc<dyn PaymentProvide
         )
     });
     Ok(Arc::new(HttpPaymentProvider::new(http, provider_config)))
+}
+
+/// The client of the partners' feed endpoint, fetching its own tokens when given credentials.
+pub fn feed_client(
+    url: url::Url,
+    credentials: Option<ClientCredentials>,
+) -> Result<skybook_clients::FeedClient> {
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .context("building the HTTP client")?;
+    let auth = credentials.map(|credentials| {
+        TokenManager::new(
+            http.clone(),
+            TokenManagerConfig {
+                name: "feeds".into(),
+                source: TokenSource::ClientCredentials(credentials),
+                default_ttl: Duration::from_secs(300),
+                retry: RetryPolicy::outbound(),
+            },
+        )
+    });
+    Ok(skybook_clients::FeedClient::new(
+        http,
+        url,
+        auth,
+        RetryPolicy::outbound(),
+    ))
 }
 
 /// The HTTP surface, the booking pipeline behind it (which the background sentinel shares), and the switch

@@ -54,8 +54,29 @@ async fn run_one(args: ImportRunArgs) -> Result<()> {
     let slug = TenantSlug::parse(&args.tenant)
         .map_err(|e| anyhow::anyhow!("invalid --tenant {:?}: {}", args.tenant, e.message()))?;
     let limits = Limits::default();
-    let source = Source::from_file(&args.file, feed.entry.as_deref(), limits)
-        .with_context(|| format!("cannot import {}", args.file.display()))?;
+    let (source, label, feed_date) = match (&args.file, &args.date) {
+        (Some(file), _) => {
+            let source = Source::from_file(file, feed.entry.as_deref(), limits)
+                .with_context(|| format!("cannot import {}", file.display()))?;
+            (source, file.display().to_string(), None)
+        }
+        (None, Some(date)) => {
+            let date = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+                .map_err(|_| anyhow::anyhow!("invalid --date {date:?}: expected YYYY-MM-DD"))?;
+            let (url, credentials) = config::feeds(&args.source)?.context(
+                "--date needs SKYBOOK_FEEDS_URL (--feeds-url): where the partners' feeds are",
+            )?;
+            let client = wiring::feed_client(url, credentials)?;
+            let (source, url) =
+                skybook_import::remote::download(&client, slug.as_str(), &feed, date, limits)
+                    .await
+                    .with_context(|| {
+                        format!("cannot fetch {slug}'s {} feed for {date}", feed.name())
+                    })?;
+            (source, url, Some(date))
+        }
+        (None, None) => bail!("give --file PATH or --date YYYY-MM-DD"),
+    };
     let store = store(&args.database).await?;
     let tenant = store
         .tenant_by_slug(&slug)
@@ -67,8 +88,8 @@ async fn run_one(args: ImportRunArgs) -> Result<()> {
         tenant: &tenant,
         feed: &feed,
         source: Arc::new(source),
-        label: args.file.display().to_string(),
-        feed_date: None,
+        label,
+        feed_date,
         dry_run: args.dry_run,
         limits,
     };

@@ -160,6 +160,55 @@ async fn an_operator_adds_a_partner_and_imports_its_file(engine: Engine) {
         "{out}"
     );
 
+    // One day's feed from the partner's endpoint (the sandbox, over HTTP, with skybook's own OAuth2 token):
+    // the base64 envelope of a zip, imported; the same day again is skipped.
+    let (_sandbox, sandbox) =
+        skybook_testkit::process::start_sandbox(env!("CARGO_BIN_EXE_skybook"), &dir);
+    let by_date = || {
+        let mut cmd = at(
+            &url,
+            &[
+                "import",
+                "run",
+                "--tenant",
+                "partner-two",
+                "--feed",
+                "flights",
+                "--date",
+                "2027-04-01",
+            ],
+        );
+        cmd.env("SKYBOOK_FEEDS_URL", &sandbox)
+            .env("SKYBOOK_FEEDS_TOKEN_URL", format!("{sandbox}/oauth/token"))
+            .env("SKYBOOK_FEEDS_CLIENT_ID", "skybook")
+            .env("SKYBOOK_FEEDS_CLIENT_SECRET", "sandbox-secret");
+        output(cmd)
+    };
+    let (code, out, err) = by_date();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(": succeeded") && out.contains(" 0 rejected"),
+        "{out}"
+    );
+    let (code, out, _) = by_date();
+    assert_eq!(code, 0);
+    assert!(out.contains(": skipped"), "{out}");
+    let (code, _, err) = output(at(
+        &url,
+        &[
+            "import",
+            "run",
+            "--tenant",
+            "partner-two",
+            "--feed",
+            "flights",
+            "--date",
+            "2027-04-01",
+        ],
+    ));
+    assert_ne!(code, 0);
+    assert!(err.contains("SKYBOOK_FEEDS_URL"), "{err}");
+
     let (code, out, _) = output(at(&url, &["import", "feeds"]));
     assert_eq!(code, 0);
     assert!(
