@@ -114,19 +114,35 @@ impl FeedClient {
         path: &std::path::Path,
         max_bytes: u64,
     ) -> Result<u64, FeedError> {
-        let mut request = self.http.get(url.clone()).timeout(self.timeout);
-        if let Some(auth) = &self.auth {
-            let token = auth.token().await.map_err(FeedError::Auth)?;
-            request = request.header(AUTHORIZATION, token.bearer_header());
-        }
         let unavailable = |cause: String, retry_after: Option<Duration>| FeedError::Unavailable {
             cause,
             retry_after,
         };
-        let mut response = request
-            .send()
-            .await
-            .map_err(|e| unavailable(e.to_string(), None))?;
+        // A 401 to our own token: the token was revoked or the server forgot it. Once, a fresh token.
+        let mut reauthed = false;
+        let mut response = loop {
+            let token = match &self.auth {
+                Some(auth) => Some(auth.token().await.map_err(FeedError::Auth)?),
+                None => None,
+            };
+            let mut request = self.http.get(url.clone()).timeout(self.timeout);
+            if let Some(token) = &token {
+                request = request.header(AUTHORIZATION, token.bearer_header());
+            }
+            let response = request
+                .send()
+                .await
+                .map_err(|e| unavailable(e.to_string(), None))?;
+            match (&self.auth, &token) {
+                (Some(auth), Some(token))
+                    if response.status() == StatusCode::UNAUTHORIZED && !reauthed =>
+                {
+                    auth.invalidate(token);
+                    reauthed = true;
+                }
+                _ => break response,
+            }
+        };
         let status = response.status();
         if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
             let after = retry::retry_after(response.headers());

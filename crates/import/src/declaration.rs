@@ -364,7 +364,8 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ("airports.toml", include_str!("../feeds/airports.toml")),
 ];
 
-/// The built-in feed types and every `*.toml` in `dir` (an operator's, which may not reuse a built-in's name).
+/// The built-in feed types and every `*.toml` in `dir`. An operator's declaration with a built-in's name
+/// replaces it (to change its schedule, aliases or budget); two of the operator's may not share a name.
 pub fn load_all(dir: Option<&Path>) -> Result<Vec<FeedType>, DeclarationError> {
     let mut feeds = Vec::new();
     for (file, text) in BUILT_IN {
@@ -391,18 +392,24 @@ pub fn load_all(dir: Option<&Path>) -> Result<Vec<FeedType>, DeclarationError> {
                 message: e.to_string(),
             })?;
             let feed = parse(&file, &text)?;
-            if let Some(other) = feeds.iter().find(|f: &&FeedType| f.name() == feed.name()) {
-                return Err(DeclarationError {
-                    file,
-                    field: "name".into(),
-                    message: format!(
-                        "feed {:?} is already declared by {}",
-                        feed.name(),
-                        other.origin
-                    ),
-                });
+            match feeds
+                .iter()
+                .position(|f: &FeedType| f.name() == feed.name())
+            {
+                Some(i) if feeds[i].origin.starts_with("built-in ") => feeds[i] = feed,
+                Some(i) => {
+                    return Err(DeclarationError {
+                        file,
+                        field: "name".into(),
+                        message: format!(
+                            "feed {:?} is already declared by {}",
+                            feed.name(),
+                            feeds[i].origin
+                        ),
+                    })
+                }
+                None => feeds.push(feed),
             }
-            feeds.push(feed);
         }
     }
     Ok(feeds)

@@ -121,6 +121,11 @@ pub fn start(
     if config.fault_injection {
         queue = queue.handle(SLOW_JOB, SlowJob);
     }
+    let mut schedules = vec![config.sentinel_schedule.clone()];
+    if let Some(imports) = &config.imports {
+        queue = crate::imports::register(queue, store, imports);
+        schedules.extend(crate::imports::schedules(imports)?);
+    }
     let queue = Arc::new(queue);
     let worker_id = queue.worker_id().to_owned();
     tracing::info!(worker_id, "background workers starting");
@@ -132,14 +137,8 @@ pub fn start(
         }
     });
 
-    let cron = Arc::new(
-        CronScheduler::new(
-            store.clone(),
-            &worker_id,
-            vec![config.sentinel_schedule.clone()],
-        )
-        .waking(queue.waker()),
-    );
+    let cron =
+        Arc::new(CronScheduler::new(store.clone(), &worker_id, schedules).waking(queue.waker()));
     supervisor.spawn("cron", move |cancel| {
         let cron = Arc::clone(&cron);
         async move { cron.run(cancel).await }

@@ -51,7 +51,7 @@ pub enum Command {
     /// The in-cluster OAuth2 token-injecting proxy to third-party APIs.
     AuthProxy(AuthProxyArgs),
     /// Background workers only: job queue, cron, email outbox, alert delivery, the sentinel, housekeeping.
-    Worker(WorkerArgs),
+    Worker(Box<WorkerArgs>),
     /// The partner-data importer: run an import, list feed types, runs and rejected rows.
     #[command(subcommand)]
     Import(ImportCommand),
@@ -242,6 +242,10 @@ pub struct ServeArgs {
     pub background: BackgroundArgs,
     #[command(flatten)]
     pub faults: FaultInjectionArgs,
+    #[command(flatten)]
+    pub feeds: FeedsArgs,
+    #[command(flatten)]
+    pub feed_source: FeedSourceArgs,
 }
 
 /// Crash-test hooks, the same for every command that serves HTTP or runs workers (CONTRACT.md).
@@ -362,6 +366,10 @@ pub struct WorkerArgs {
     /// At SIGTERM: the longest the process takes to exit (work still running then is cut off, resumable).
     #[arg(long, env = "SKYBOOK_SHUTDOWN_GRACE", default_value = "25s")]
     pub shutdown_grace: String,
+    #[command(flatten)]
+    pub feeds: FeedsArgs,
+    #[command(flatten)]
+    pub feed_source: FeedSourceArgs,
 }
 
 /// The background workers' settings: email, alerts, the sentinel.

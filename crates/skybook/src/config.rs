@@ -336,6 +336,8 @@ pub struct BackgroundConfig {
     pub job_lease: Duration,
     /// Registers the `debug.slow` job kind (`SKYBOOK_ENABLE_FAULT_INJECTION=1`), for crash tests.
     pub fault_injection: bool,
+    /// The importer's schedules and jobs (`serve` and `worker` prepare them at startup).
+    pub imports: Option<crate::imports::Imports>,
 }
 
 /// The sentinel's job, as cron enqueues it.
@@ -423,6 +425,7 @@ pub fn background(
         sentinel,
         job_lease,
         fault_injection: false,
+        imports: None,
     })
 }
 

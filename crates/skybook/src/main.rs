@@ -4,6 +4,7 @@ mod background;
 mod cli;
 mod commands;
 mod config;
+mod imports;
 mod logging;
 mod wiring;
 

@@ -226,3 +226,31 @@ impl Store {
         Ok(on_pool!(&self.backend, c => sqlx::query_scalar(sql).bind(tenant).fetch_all(c).await)?)
     }
 }
+
+impl Store {
+    /// The tenants that take `feed`, by slug.
+    pub async fn tenants_subscribed_to(&self, feed: &str) -> Result<Vec<crate::Tenant>> {
+        let sql =
+            "SELECT t.id, t.slug, t.name FROM tenants t JOIN tenant_feeds f ON f.tenant_id = t.id \
+                   WHERE f.feed = $1 ORDER BY t.slug";
+        Ok(on_pool!(&self.backend, c => sqlx::query_as(sql).bind(feed).fetch_all(c).await)?)
+    }
+
+    /// Ends as `failed` the runs of `feed` for `tenant` and `date` still marked `running`: their process died
+    /// mid-run (its load rolled back with its connection), and the job that now redoes them says so.
+    pub async fn abandon_import_runs(
+        &self,
+        tenant: TenantId,
+        feed: &str,
+        date: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let sql = "UPDATE import_runs SET status = 'failed', finished_at = $4, \
+                   error = 'interrupted: the process running it stopped; the import was run again' \
+                   WHERE tenant_id = $1 AND feed = $2 AND feed_date = $3 AND status = 'running'";
+        Ok(
+            on_writer!(&self.backend, c => sqlx::query(sql).bind(tenant).bind(feed).bind(date).bind(now)
+            .execute(c).await.map(|r| r.rows_affected()))?,
+        )
+    }
+}

@@ -30,29 +30,26 @@ fn bad_declarations_name_the_file_the_field_and_the_problem() {
 }
 
 #[test]
-fn the_built_in_feeds_parse_and_an_operators_feed_cannot_take_their_names() {
+fn an_operators_feeds_join_the_built_in_ones_and_may_replace_them() {
     let dir = skybook_testkit::test_dir("feeds_dir");
-    std::fs::write(
-        dir.join("extra.toml"),
-        "name = \"fares\"\nkey = [\"code\"]\n[[columns]]\nname = \"code\"\ntype = \"text\"\n",
-    )
-    .unwrap();
-    let names: Vec<String> = declaration::load_all(Some(&dir))
-        .unwrap()
-        .iter()
-        .map(|f| f.name().to_owned())
-        .collect();
+    let declare = |file: &str, name: &str, schedule: &str| {
+        let text = format!("name = \"{name}\"\nkey = [\"code\"]\nschedule = \"{schedule}\"\n[[columns]]\nname = \"code\"\ntype = \"text\"\n");
+        std::fs::write(dir.join(file), text).unwrap();
+    };
+    declare("extra.toml", "fares", "0 0 3 * * *");
+    declare("mine.toml", "flights", "0 */5 * * * *");
+    let feeds = declaration::load_all(Some(&dir)).unwrap();
+    let names: Vec<&str> = feeds.iter().map(|f| f.name()).collect();
     assert_eq!(names, ["flights", "airports", "fares"]);
-    std::fs::write(
-        dir.join("zz.toml"),
-        "name = \"flights\"\nkey = [\"code\"]\n[[columns]]\nname = \"code\"\ntype = \"text\"\n",
-    )
-    .unwrap();
+    assert_eq!(
+        feeds[0].schedule.as_deref(),
+        Some("0 */5 * * * *"),
+        "the operator's flights replaced the built-in"
+    );
+    declare("zz.toml", "fares", "0 0 4 * * *");
     let error = declaration::load_all(Some(&dir)).unwrap_err().to_string();
     assert!(
-        error.contains(
-            "zz.toml: name: feed \"flights\" is already declared by built-in flights.toml"
-        ),
+        error.contains("zz.toml: name: feed \"fares\" is already declared by"),
         "{error}"
     );
 }

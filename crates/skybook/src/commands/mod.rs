@@ -20,7 +20,7 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Migrate(args) => migrate::run(args).await,
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::AuthProxy(args) => auth_proxy::run(args).await,
-        Command::Worker(args) => worker::run(args).await,
+        Command::Worker(args) => worker::run(*args).await,
         Command::Import(command) => import::run(command).await,
         Command::Tenant(command) => tenant::run(command).await,
     }

@@ -36,6 +36,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     background.fault_injection = fault_injection;
     let pool = config::pool(args.database.database_max_connections.as_deref())?;
     let store = wiring::connect(&url, &pool, Schema::MigrateSqliteOnly).await?;
+    background.imports =
+        Some(crate::imports::prepare(&store, &args.feeds, &args.feed_source).await?);
     let options = WebOptions {
         fault_injection,
         site,

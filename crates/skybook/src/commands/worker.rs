@@ -19,6 +19,8 @@ pub async fn run(args: WorkerArgs) -> Result<()> {
     background.fault_injection = config::fault_injection(&args.faults)?;
     let pool = config::pool(args.database.database_max_connections.as_deref())?;
     let store = wiring::connect(&url, &pool, Schema::MigrateSqliteOnly).await?;
+    background.imports =
+        Some(crate::imports::prepare(&store, &args.feeds, &args.feed_source).await?);
     let bookings = wiring::booking_service(
         store.clone(),
         wiring::payment_provider(payments)?,

@@ -8,6 +8,7 @@ mod deploy;
 mod failover;
 mod hardening;
 mod import_cli;
+mod import_cron;
 mod multi_node;
 mod outage;
 mod process;

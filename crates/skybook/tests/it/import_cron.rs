@@ -1,0 +1,106 @@
+//! Scheduled imports on two `skybook worker` processes sharing one database: each tick fetches the tenant's feed
+//! from the partner's endpoint (the sandbox, over HTTP) once — never two runs at a time — loads it once, and the
+//! same day's content again is `skipped`.
+
+use std::time::{Duration, Instant};
+
+use skybook_domain::TenantSlug;
+use skybook_storage::{ImportRun, ImportRunFilter};
+use skybook_testkit::process::{deployment, migrate, start_sandbox, Running};
+use skybook_testkit::Engine;
+
+const EXE: &str = env!("CARGO_BIN_EXE_skybook");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_import_each_tick_once_and_skip_the_same_content() {
+    let dir = skybook_testkit::test_dir("import_cron");
+    let url = skybook_testkit::fresh_database_url(Engine::Postgres, "import_cron").await;
+    migrate(EXE, &url);
+    let store = skybook_testkit::store_at(&url).await;
+    let tenant = store
+        .ensure_tenant(&TenantSlug::parse("air").unwrap(), "Air")
+        .await
+        .unwrap();
+    store
+        .subscribe_tenant_feed(tenant.id, "airports", chrono::Utc::now())
+        .await
+        .unwrap();
+    // The built-in airports feed, on a schedule a test can wait for.
+    let feeds_dir = dir.join("feeds");
+    std::fs::create_dir_all(&feeds_dir).unwrap();
+    let airports = skybook_import::declaration::BUILT_IN
+        .iter()
+        .find(|(file, _)| *file == "airports.toml")
+        .unwrap()
+        .1
+        .replace(
+            "schedule = \"0 30 1 * * *\"",
+            "schedule = \"*/2 * * * * *\"",
+        );
+    assert!(airports.contains("*/2 * * * * *"));
+    std::fs::write(feeds_dir.join("airports.toml"), airports).unwrap();
+
+    let (_sandbox, sandbox) = start_sandbox(EXE, &dir);
+    let workers: Vec<Running> = (0..2)
+        .map(|i| {
+            let mut cmd = deployment(EXE, "worker", &url, &sandbox);
+            cmd.env("SKYBOOK_FEEDS_URL", &sandbox)
+                .env("SKYBOOK_FEEDS_TOKEN_URL", format!("{sandbox}/oauth/token"))
+                .env("SKYBOOK_FEEDS_CLIENT_ID", "skybook")
+                .env("SKYBOOK_FEEDS_CLIENT_SECRET", "sandbox-secret")
+                .env("SKYBOOK_FEEDS_DIR", &feeds_dir);
+            let worker = Running::start(cmd, &dir, &format!("worker-{i}"));
+            worker.wait_for_line("background workers starting");
+            worker
+        })
+        .collect();
+
+    let filter = ImportRunFilter {
+        tenant_id: Some(tenant.id),
+        feed: Some("airports".into()),
+        status: None,
+        limit: 100,
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let runs: Vec<ImportRun> = loop {
+        let runs = store.import_runs(&filter).await.unwrap();
+        if runs.iter().filter(|r| r.finished_at.is_some()).count() >= 3 {
+            break runs;
+        }
+        assert!(Instant::now() < deadline, "three ticks never ran: {runs:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    drop(workers);
+
+    let finished: Vec<&ImportRun> = runs.iter().filter(|r| r.finished_at.is_some()).collect();
+    let succeeded = finished.iter().filter(|r| r.status == "succeeded").count();
+    let skipped = finished.iter().filter(|r| r.status == "skipped").count();
+    assert_eq!(succeeded, 1, "loaded once: {runs:?}");
+    assert_eq!(
+        succeeded + skipped,
+        finished.len(),
+        "every other tick found the same content: {runs:?}"
+    );
+    assert!(
+        finished
+            .iter()
+            .all(|r| r.source.starts_with(&sandbox) && r.feed_date.is_some()),
+        "{runs:?}"
+    );
+    // Never two runs at once (one job per tenant, feed and day).
+    let mut spans: Vec<_> = finished
+        .iter()
+        .map(|r| (r.started_at.unwrap(), r.finished_at.unwrap()))
+        .collect();
+    spans.sort();
+    for pair in spans.windows(2) {
+        assert!(pair[0].1 <= pair[1].0, "two runs overlapped: {pair:?}");
+    }
+    let airports = skybook_import::load_all(None)
+        .unwrap()
+        .into_iter()
+        .find(|f| f.name() == "airports")
+        .unwrap();
+    let keys = store.feed_keys(&airports.table, tenant.id).await.unwrap();
+    assert_eq!(keys.len(), 12, "the sandbox's airports: {keys:?}");
+}
