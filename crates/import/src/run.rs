@@ -21,6 +21,8 @@ use crate::source::{Limits, Source, SourceError};
 
 /// Rejects kept in memory for a dry run's report (all are counted).
 const DRY_RUN_REJECTS: usize = 10_000;
+/// The feed whose rows are the tenant's bookable flights.
+pub const CATALOG_FEED: &str = "flights";
 /// Rejects a run's summary shows (all are stored).
 const SUMMARY_REJECTS: usize = 20;
 
@@ -293,6 +295,32 @@ async fn import(
             .collect();
         state.counts.rejected += rejects.len() as u64;
         state.keep(rejects, cap);
+    }
+    // The `flights` feed is the booking catalog: a row that would leave fewer seats than are sold is rejected.
+    if feed.name() == CATALOG_FEED {
+        let short = load.as_catalog().await?;
+        if !short.is_empty() {
+            let lines: Vec<u64> = short.iter().map(|(line, _)| *line).collect();
+            let texts = read_raw(
+                Arc::clone(&request.source),
+                feed,
+                request.limits.max_row_bytes,
+                lines,
+            )
+            .await?;
+            let rejects: Vec<ImportReject> = short
+                .into_iter()
+                .map(|(line, reason)| ImportReject {
+                    line: line as i64,
+                    column_name: Some("capacity".into()),
+                    value: None,
+                    reason,
+                    raw: texts.get(&line).cloned().unwrap_or_default(),
+                })
+                .collect();
+            state.counts.rejected += rejects.len() as u64;
+            state.keep(rejects, cap);
+        }
     }
     if feed
         .budget

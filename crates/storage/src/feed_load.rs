@@ -40,7 +40,20 @@ pub struct FeedLoad {
     /// SQLite: rows not yet inserted.
     rows: Vec<(u64, Vec<FeedValue>)>,
     rows_per_insert: usize,
+    /// The file is also the tenant's booking catalog (the `flights` feed): applied to `flights` too.
+    catalog: bool,
 }
+
+/// The columns a feed must have to be the booking catalog.
+const CATALOG_COLUMNS: [&str; 7] = [
+    "number",
+    "origin",
+    "destination",
+    "departs_at",
+    "capacity",
+    "fare_minor",
+    "currency",
+];
 
 impl Store {
     /// Opens a load of `feed` for `tenant` on behalf of import run `run`.
@@ -78,6 +91,7 @@ impl Store {
             copy: Vec::with_capacity(COPY_CHUNK + 4096),
             rows: Vec::new(),
             rows_per_insert: (SQLITE_PARAMETERS / (feed.columns.len() + 1)).max(1),
+            catalog: false,
         })
     }
 }
@@ -169,6 +183,48 @@ impl FeedLoad {
             .collect())
     }
 
+    /// Makes this load the tenant's booking catalog too: [`FeedLoad::apply`] then inserts the staged flights into
+    /// `flights` or updates their schedule, capacity and fare. Returns the rows that cannot apply — a capacity
+    /// below the seats already sold, as `(line, reason)` — after taking them out of the load. The flights they
+    /// name are locked (PostgreSQL) until the load ends, so no booking sells past the new capacity meanwhile.
+    pub async fn as_catalog(&mut self) -> Result<Vec<(u64, String)>> {
+        for column in CATALOG_COLUMNS {
+            if !self.feed.columns.iter().any(|c| c.name.as_str() == column) {
+                return Err(crate::StorageError::FeedSchema {
+                    feed: self.feed.name.to_string(),
+                    column: column.to_owned(),
+                    reason: "the booking catalog's feed must have it".into(),
+                });
+            }
+        }
+        self.flush().await?;
+        self.catalog = true;
+        let lock = match self.tx.engine() {
+            Engine::Postgres => " FOR UPDATE OF f",
+            Engine::Sqlite => "",
+        };
+        let sql = format!(
+            "SELECT s.line, s.capacity, f.seats_sold FROM {} s JOIN flights f ON f.tenant_id = $1 \
+             AND f.number = s.number AND f.departs_at = s.departs_at WHERE s.capacity < f.seats_sold{lock}",
+            self.stage
+        );
+        let short: Vec<(i64, i64, i32)> =
+            on_tx!(self.tx, c => sqlx::query_as(&sql).bind(self.tenant).fetch_all(c).await)?;
+        for (line, _, _) in &short {
+            let delete = format!("DELETE FROM {} WHERE line = $1", self.stage);
+            on_tx!(self.tx, c => sqlx::query(&delete).bind(line).execute(c).await.map(|_| ()))?;
+        }
+        Ok(short
+            .into_iter()
+            .map(|(line, capacity, sold)| {
+                (
+                    line as u64,
+                    format!("a capacity of {capacity} is below the {sold} seats already sold on this flight"),
+                )
+            })
+            .collect())
+    }
+
     /// Merges the staged rows into the feed's table (`mode`), and commits: the file is in, whole.
     pub async fn apply(mut self, mode: LoadMode, now: DateTime<Utc>) -> Result<LoadCounts> {
         self.flush().await?;
@@ -242,6 +298,25 @@ impl FeedLoad {
                 on_tx!(self.tx, c => sqlx::query(&delete).bind(self.tenant).execute(c).await.map(|r| r.rows_affected()))?
             }
         };
+        if self.catalog {
+            // New flights become bookable; known ones take the new schedule, capacity and fare (never below
+            // the seats sold: those rows were taken out by `as_catalog`). Flights absent from the file stay.
+            let id = match self.tx.engine() {
+                Engine::Postgres => "gen_random_uuid()",
+                Engine::Sqlite => "randomblob(16)",
+            };
+            let sql = format!(
+                "INSERT INTO flights (id, tenant_id, number, origin, destination, departs_at, capacity, seats_sold, \
+                 fare_minor, currency, created_at) \
+                 SELECT {id}, $1, s.number, s.origin, s.destination, s.departs_at, s.capacity, 0, s.fare_minor, \
+                 s.currency, $2 FROM {} s WHERE true \
+                 ON CONFLICT (tenant_id, number, departs_at) DO UPDATE SET origin = excluded.origin, \
+                 destination = excluded.destination, capacity = excluded.capacity, \
+                 fare_minor = excluded.fare_minor, currency = excluded.currency",
+                self.stage
+            );
+            on_tx!(self.tx, c => sqlx::query(&sql).bind(self.tenant).bind(now).execute(c).await.map(|_| ()))?;
+        }
         if self.tx.engine() == Engine::Sqlite {
             let drop = format!("DROP TABLE {}", self.stage);
             on_tx!(self.tx, c => sqlx::query(&drop).execute(c).await.map(|_| ()))?;

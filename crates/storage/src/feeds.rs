@@ -82,11 +82,11 @@ impl Store {
 async fn create(tx: &mut Tx, engine: Engine, feed: &FeedTable) -> Result<()> {
     let tenant_type = match engine {
         Engine::Postgres => "UUID NOT NULL REFERENCES tenants (id)",
-        Engine::Sqlite => "TEXT NOT NULL REFERENCES tenants (id)",
+        Engine::Sqlite => "BLOB NOT NULL REFERENCES tenants (id)",
     };
     let (run_type, time_type) = match engine {
         Engine::Postgres => ("UUID NOT NULL", "TIMESTAMPTZ NOT NULL"),
-        Engine::Sqlite => ("TEXT NOT NULL", "TEXT NOT NULL"),
+        Engine::Sqlite => ("BLOB NOT NULL", "TEXT NOT NULL"),
     };
     let mut columns = vec![format!("tenant_id {tenant_type}")];
     for column in &feed.columns {

@@ -10,6 +10,8 @@ use skybook_storage::{Engine, ImportReject, Store, Tenant};
 
 pub struct Importer {
     pub store: Store,
+    /// The store's database, for edits from outside skybook.
+    pub url: String,
     pub tenant: Tenant,
     pub dir: PathBuf,
 }
@@ -24,6 +26,7 @@ impl Importer {
             .unwrap();
         Self {
             store,
+            url,
             tenant,
             dir: skybook_testkit::test_dir(name),
         }

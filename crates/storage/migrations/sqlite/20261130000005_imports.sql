@@ -1,8 +1,9 @@
--- The partner-data importer (see migrations/postgres). SQLite dialect: UUIDs, dates and times as TEXT.
+-- The partner-data importer (see migrations/postgres). SQLite dialect: UUIDs as BLOB (as sqlx binds them), dates
+-- and times as TEXT.
 
 CREATE TABLE import_runs (
-    id              TEXT PRIMARY KEY,
-    tenant_id       TEXT NOT NULL REFERENCES tenants (id),
+    id              BLOB PRIMARY KEY,
+    tenant_id       BLOB NOT NULL REFERENCES tenants (id),
     feed            TEXT NOT NULL,
     source          TEXT NOT NULL,
     feed_date       TEXT,
@@ -25,7 +26,7 @@ CREATE INDEX import_runs_recent ON import_runs (created_at DESC);
 CREATE INDEX import_runs_content ON import_runs (tenant_id, feed, content_sha256) WHERE status = 'succeeded';
 
 CREATE TABLE import_rejects (
-    run_id      TEXT NOT NULL REFERENCES import_runs (id) ON DELETE CASCADE,
+    run_id      BLOB NOT NULL REFERENCES import_runs (id) ON DELETE CASCADE,
     line        INTEGER NOT NULL,
     seq         INTEGER NOT NULL,
     column_name TEXT,
@@ -46,7 +47,7 @@ CREATE TABLE feed_columns (
 
 -- Which feeds each tenant takes: cron fetches a subscribed feed on its schedule.
 CREATE TABLE tenant_feeds (
-    tenant_id   TEXT NOT NULL REFERENCES tenants (id),
+    tenant_id   BLOB NOT NULL REFERENCES tenants (id),
     feed        TEXT NOT NULL,
     created_at  TEXT NOT NULL,
     PRIMARY KEY (tenant_id, feed)
