@@ -116,7 +116,7 @@ async fn is_admin(
 }
 
 /// The admin API's gate: a 401 (JSON) rather than the pages' redirect to the sign-in form.
-async fn require_admin(
+pub(super) async fn require_admin(
     state: &AppState,
     headers: &HeaderMap,
     client: Client,

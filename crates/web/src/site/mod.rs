@@ -10,6 +10,7 @@
 //! card meets the pipeline's duplicate guard and is told the booking exists and nothing was charged.
 
 mod admin;
+mod admin_imports;
 mod book;
 mod bookings;
 mod forms;
@@ -74,6 +75,11 @@ pub(crate) fn routes(state: &AppState) -> Result<Routes, StorageError> {
         .route("/admin", get(admin::dashboard))
         .route("/admin/api/crashes", get(admin::crashes_api))
         .route("/admin/api/alerts", get(admin::alerts_api))
+        .route("/admin/api/imports", get(admin_imports::imports_api))
+        .route(
+            "/admin/api/imports/{run}/rejects",
+            get(admin_imports::import_rejects_api),
+        )
         .layer(axum::middleware::from_fn_with_state(
             (
                 options.sessions.clone(),

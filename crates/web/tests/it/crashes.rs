@@ -23,7 +23,11 @@ async fn panic_once(app: &TestApp) -> String {
     id
 }
 
-async fn admin_get(app: &TestApp, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+pub(crate) async fn admin_get(
+    app: &TestApp,
+    path: &str,
+    token: Option<&str>,
+) -> (StatusCode, Value) {
     let mut request = Request::get(path);
     if let Some(token) = token {
         request = request.header("authorization", format!("Bearer {token}"));

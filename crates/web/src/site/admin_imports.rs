@@ -1,0 +1,152 @@
+//! The importer's runs and rejected rows for the admin, as JSON: `GET /admin/api/imports` (filter by `tenant`
+//! slug, `feed`, `status`; newest first) and `GET /admin/api/imports/{run}/rejects`. Behind the admin token,
+//! like the rest of `/admin/api`.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use serde_json::{json, Value};
+use skybook_domain::{FieldErrors, ImportRunId, TenantSlug};
+use skybook_storage::{ImportRun, ImportRunFilter};
+
+use super::admin::require_admin;
+use super::session::Visit;
+use crate::throttle::Client;
+use crate::{ApiError, AppState};
+
+/// Runs listed when no `limit` is given, and the most a `limit` may ask for.
+const DEFAULT_RUNS: i64 = 50;
+const MAX_RUNS: i64 = 500;
+
+pub async fn imports_api(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    client: Client,
+    visit: Visit,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&state, &headers, client, &visit).await?;
+    let mut errors = FieldErrors::new();
+    let tenant = match query
+        .get("tenant")
+        .map(|t| t.trim())
+        .filter(|t| !t.is_empty())
+    {
+        Some(slug) => match errors.check("tenant", TenantSlug::parse(slug)) {
+            Some(slug) => Some(
+                state
+                    .store
+                    .tenant_by_slug(&slug)
+                    .await?
+                    .ok_or(ApiError::NotFound("tenant"))?,
+            ),
+            None => None,
+        },
+        None => None,
+    };
+    let status = query.get("status").cloned().filter(|s| !s.is_empty());
+    if let Some(status) = &status {
+        if !["queued", "running", "succeeded", "failed", "skipped"].contains(&status.as_str()) {
+            errors.add(
+                "status",
+                "must be one of queued, running, succeeded, failed, skipped",
+            );
+        }
+    }
+    let limit = match query.get("limit") {
+        None => DEFAULT_RUNS,
+        Some(raw) => match raw.trim().parse::<i64>() {
+            Ok(n) if (1..=MAX_RUNS).contains(&n) => n,
+            _ => {
+                errors.add(
+                    "limit",
+                    format!("must be a whole number from 1 to {MAX_RUNS}"),
+                );
+                DEFAULT_RUNS
+            }
+        },
+    };
+    errors.into_result().map_err(ApiError::Invalid)?;
+    let filter = ImportRunFilter {
+        tenant_id: tenant.map(|t| t.id),
+        feed: query.get("feed").cloned().filter(|f| !f.is_empty()),
+        status,
+        limit,
+    };
+    let slugs: HashMap<_, _> = state
+        .store
+        .tenants()
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t.slug))
+        .collect();
+    let runs: Vec<Value> = state
+        .store
+        .import_runs(&filter)
+        .await?
+        .iter()
+        .map(|run| run_json(run, slugs.get(&run.tenant_id).map(TenantSlug::as_str)))
+        .collect();
+    Ok(Json(json!({ "runs": runs })))
+}
+
+fn run_json(run: &ImportRun, tenant: Option<&str>) -> Value {
+    json!({
+        "id": run.id,
+        "tenant": tenant,
+        "feed": run.feed,
+        "source": run.source,
+        "feed_date": run.feed_date,
+        "status": run.status,
+        "dry_run": run.dry_run,
+        "rows": {
+            "read": run.rows_read,
+            "inserted": run.rows_inserted,
+            "updated": run.rows_updated,
+            "deleted": run.rows_deleted,
+            "rejected": run.rows_rejected,
+        },
+        "bytes": run.bytes,
+        "content_sha256": run.content_sha256,
+        "error": run.error,
+        "created_at": run.created_at,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+    })
+}
+
+pub async fn import_rejects_api(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    client: Client,
+    visit: Visit,
+    Path(run): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&state, &headers, client, &visit).await?;
+    let id: ImportRunId = run.parse().map_err(|_| ApiError::NotFound("import run"))?;
+    let run = state
+        .store
+        .import_run(id)
+        .await?
+        .ok_or(ApiError::NotFound("import run"))?;
+    let rejects: Vec<Value> = state
+        .store
+        .import_rejects(id)
+        .await?
+        .into_iter()
+        .map(|r| {
+            json!({
+                "line": r.line,
+                "column": r.column_name,
+                "value": r.value,
+                "reason": r.reason,
+                "raw": r.raw,
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({ "run": run.id, "header": run.header, "rejects": rejects }),
+    ))
+}
