@@ -52,6 +52,9 @@ pub async fn set_faults(State(state): State<AppState>, body: Bytes) -> Result<Re
     } else {
         parse_json(&body)?
     };
+    if let Some(query) = &patch.feed_query {
+        crate::feeds::check_defaults(query)?;
+    }
     if patch.revoke_tokens == Some(true) {
         let revoked_through = state
             .store

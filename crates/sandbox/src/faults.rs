@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::state::AppState;
 
 /// Current fault settings, as `/sandbox/faults` and `/sandbox/stats` report them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Faults {
     /// The next n charge requests answer `500` before charging.
     pub fail_next_charges: u32,
@@ -27,6 +27,12 @@ pub struct Faults {
     pub latency_ms: u64,
     /// `/oauth/token` answers `503`.
     pub token_endpoint_down: bool,
+    /// The next n feed requests answer `503` before anything else.
+    pub fail_next_feeds: u32,
+    /// Query parameters every feed request is answered as if it also had (its own win), e.g.
+    /// `fault=zip_bomb`: the importer builds its feed URLs itself, so this is how a test reaches
+    /// them. Empty: none.
+    pub feed_query: String,
     /// Always `false`: `revoke_tokens` is a one-shot action (every access token issued so far is
     /// revoked when it is set), not a lasting setting. Reported so the settings list every key.
     pub revoke_tokens: bool,
@@ -34,7 +40,7 @@ pub struct Faults {
 
 /// A `POST /sandbox/faults` body: each given field replaces the current setting; an empty object
 /// clears all.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultsPatch {
     pub fail_next_charges: Option<u32>,
@@ -42,6 +48,9 @@ pub struct FaultsPatch {
     pub decline_all: Option<bool>,
     pub latency_ms: Option<u64>,
     pub token_endpoint_down: Option<bool>,
+    pub fail_next_feeds: Option<u32>,
+    /// Checked by the handler (`controls::set_faults`) before it is applied.
+    pub feed_query: Option<String>,
     /// `true` revokes every access token issued so far (done by the handler, see
     /// `controls::set_faults`); it changes no setting.
     pub revoke_tokens: Option<bool>,
@@ -54,6 +63,8 @@ impl FaultsPatch {
             && self.decline_all.is_none()
             && self.latency_ms.is_none()
             && self.token_endpoint_down.is_none()
+            && self.fail_next_feeds.is_none()
+            && self.feed_query.is_none()
             && self.revoke_tokens.is_none()
     }
 }
@@ -74,7 +85,7 @@ impl FaultSwitch {
     }
 
     pub fn current(&self) -> Faults {
-        *self.lock()
+        self.lock().clone()
     }
 
     /// Applies a patch (`{}` clears everything) and returns the resulting settings.
@@ -83,7 +94,7 @@ impl FaultSwitch {
         if patch.is_empty() {
             *faults = Faults::default();
         } else {
-            let current = *faults;
+            let current = std::mem::take(&mut *faults);
             *faults = Faults {
                 fail_next_charges: patch.fail_next_charges.unwrap_or(current.fail_next_charges),
                 lose_next_charge_responses: patch
@@ -94,15 +105,26 @@ impl FaultSwitch {
                 token_endpoint_down: patch
                     .token_endpoint_down
                     .unwrap_or(current.token_endpoint_down),
+                fail_next_feeds: patch.fail_next_feeds.unwrap_or(current.fail_next_feeds),
+                feed_query: patch.feed_query.unwrap_or(current.feed_query),
                 revoke_tokens: false,
             };
         }
-        *faults
+        faults.clone()
     }
 
     /// Consumes one `fail_next_charges`, if any is left.
     pub fn take_charge_failure(&self) -> bool {
         take_one(&mut self.lock().fail_next_charges)
+    }
+
+    /// Consumes one `fail_next_feeds`, if any is left.
+    pub fn take_feed_failure(&self) -> bool {
+        take_one(&mut self.lock().fail_next_feeds)
+    }
+
+    pub fn feed_query(&self) -> String {
+        self.lock().feed_query.clone()
     }
 
     /// Consumes one `lose_next_charge_responses`, if any is left.

@@ -21,6 +21,8 @@ async fn settings_apply_on_top_and_empty_object_clears_them() {
             "decline_all": true,
             "latency_ms": 5,
             "token_endpoint_down": false,
+            "fail_next_feeds": 0,
+            "feed_query": "",
             "revoke_tokens": false,
         })
     );

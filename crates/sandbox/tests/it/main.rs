@@ -7,6 +7,7 @@ mod client_jwt;
 mod common;
 mod echo;
 mod faults;
+mod feed_faults;
 mod feeds;
 mod oauth;
 mod payments;
