@@ -244,7 +244,16 @@ impl JobHandler for ImportFeed {
             dry_run: false,
             limits,
         };
-        let summary = skybook_import::run_import(&self.store, request, &|_, _| {}).await?;
+        // Progress in the log: at the first rows, then every few seconds.
+        let last = std::sync::Mutex::new(None::<std::time::Instant>);
+        let progress = |rows: u64, bytes: u64| {
+            let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(5)) {
+                *last = Some(std::time::Instant::now());
+                tracing::info!(job.id = %job.id, rows, bytes, "import progress");
+            }
+        };
+        let summary = skybook_import::run_import(&self.store, request, &progress).await?;
         tracing::info!(run.id = ?summary.run, tenant = %tenant.slug, feed = feed.name(), status = summary.status, read = summary.counts.read, rejected = summary.counts.rejected, "import finished");
         Ok(())
     }

@@ -104,3 +104,114 @@ async fn two_workers_import_each_tick_once_and_skip_the_same_content() {
     let keys = store.feed_keys(&airports.table, tenant.id).await.unwrap();
     assert_eq!(keys.len(), 12, "the sandbox's airports: {keys:?}");
 }
+
+/// A worker SIGKILLed in the middle of loading a large feed: the feed's table (and the catalog) stay as they
+/// were, the job is rescued by another worker once its lease lapses, and the import completes once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_killed_mid_load_changes_nothing_and_is_completed_once() {
+    const ROWS: usize = 200_000;
+    let dir = skybook_testkit::test_dir("import_killed");
+    let url = skybook_testkit::fresh_database_url(Engine::Postgres, "import_killed").await;
+    migrate(EXE, &url);
+    let store = skybook_testkit::store_at(&url).await;
+    let tenant = store
+        .ensure_tenant(&TenantSlug::parse("air").unwrap(), "Air")
+        .await
+        .unwrap();
+    store
+        .subscribe_tenant_feed(tenant.id, "flights", chrono::Utc::now())
+        .await
+        .unwrap();
+    let feeds_dir = dir.join("feeds");
+    std::fs::create_dir_all(&feeds_dir).unwrap();
+    let flights = skybook_import::declaration::BUILT_IN
+        .iter()
+        .find(|(file, _)| *file == "flights.toml")
+        .unwrap()
+        .1
+        .replace("schedule = \"0 0 2 * * *\"", "schedule = \"*/2 * * * * *\"");
+    assert!(flights.contains("*/2 * * * * *"));
+    std::fs::write(feeds_dir.join("flights.toml"), flights).unwrap();
+    let (_sandbox, sandbox) = start_sandbox(EXE, &dir);
+    skybook_testkit::process::sandbox_faults(
+        &sandbox,
+        serde_json::json!({"feed_query": format!("rows={ROWS}")}),
+    )
+    .await;
+    let worker = |name: &str| {
+        let mut cmd = deployment(EXE, "worker", &url, &sandbox);
+        cmd.env("SKYBOOK_FEEDS_URL", &sandbox)
+            .env("SKYBOOK_FEEDS_TOKEN_URL", format!("{sandbox}/oauth/token"))
+            .env("SKYBOOK_FEEDS_CLIENT_ID", "skybook")
+            .env("SKYBOOK_FEEDS_CLIENT_SECRET", "sandbox-secret")
+            .env("SKYBOOK_FEEDS_DIR", &feeds_dir)
+            .env("SKYBOOK_JOB_LEASE", "3s");
+        Running::start(cmd, &dir, name)
+    };
+    let feed = skybook_import::load_all(Some(&feeds_dir))
+        .unwrap()
+        .into_iter()
+        .find(|f| f.name() == "flights")
+        .unwrap();
+
+    let mut first = worker("worker-killed");
+    first.wait_for_line("import progress");
+    first.kill();
+    assert!(
+        store
+            .feed_keys(&feed.table, tenant.id)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing of the killed load remains"
+    );
+    let catalog = skybook_storage::FlightSearch {
+        limit: 10,
+        ..Default::default()
+    };
+    assert!(
+        store
+            .search_flights(tenant.id, &catalog)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nor in the catalog"
+    );
+
+    let _second = worker("worker-rescuer");
+    let filter = ImportRunFilter {
+        tenant_id: Some(tenant.id),
+        feed: Some("flights".into()),
+        status: None,
+        limit: 100,
+    };
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let runs = loop {
+        let runs = store.import_runs(&filter).await.unwrap();
+        if runs.iter().any(|r| r.status == "succeeded") {
+            break runs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the import was never completed: {runs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let succeeded: Vec<&ImportRun> = runs.iter().filter(|r| r.status == "succeeded").collect();
+    assert_eq!(succeeded.len(), 1, "{runs:?}");
+    assert_eq!(succeeded[0].rows_inserted, ROWS as i64, "{runs:?}");
+    let interrupted = runs
+        .iter()
+        .filter(|r| {
+            r.error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("interrupted"))
+        })
+        .count();
+    assert_eq!(interrupted, 1, "the killed run is marked: {runs:?}");
+    assert_eq!(
+        store.feed_keys(&feed.table, tenant.id).await.unwrap().len(),
+        ROWS,
+        "applied once"
+    );
+}
