@@ -131,3 +131,39 @@ pg_detach_standby() {
   echo "pg_detach_standby: the WAL receiver did not stop" >&2
   return 1
 }
+
+# Restarts the server in PG_DIR as an operator's `pg_ctl restart -m fast` does (sessions cut, transactions in
+# flight rolled back), on the same port and options. Stop then start rather than `pg_ctl restart`, whose new
+# server would write its log to pg_ctl's stdout, holding our caller's pipe open.
+pg_restart() {
+  pg_stop
+  pg_resume
+}
+
+# Rebuilds DIR (a member of a pg_start_replicated pair whose server is dead or to be discarded: the old primary
+# after a failover, whose WAL may have run ahead of its successor's) as a fresh streaming standby of the primary
+# at port $2, from a base backup, on the port and options DIR had; then, unless $3 is `async`, makes it the
+# primary's synchronous standby (synchronous_standby_names = '*' once it streams, so the primary never waits
+# for a standby that is not there yet). The settings a base backup copies (ALTER SYSTEM's file) lose
+# synchronous_standby_names: a standby promoted later starts asynchronous until it has a standby of its own.
+pg_reseed_standby() {
+  local dir=$1 primary_port=$2 mode=${3:-sync} i
+  PG_BIN=${PG_BIN:-$(pg_bindir)}
+  PG_DIR=$dir pg_stop
+  rm -rf "$dir/data"
+  # A fast checkpoint: a spread one (the default) takes minutes on a primary busy after its promotion.
+  pg_as_owner "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$primary_port" -U postgres -D "$dir/data" -R -X stream -c fast \
+    >"$dir/basebackup.log" 2>&1 || { cat "$dir/basebackup.log" >&2; return 1; }
+  pg_as_owner sed -i '/^synchronous_standby_names/d' "$dir/data/postgresql.auto.conf"
+  sed -E -i 's/ -c synchronous_standby_names=[^ ]*//' "$dir/options"
+  PG_DIR=$dir pg_resume || return 1
+  for i in $(seq 1 200); do
+    [ "$(pg_psql "$primary_port" "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")" -ge 1 ] && break
+    sleep 0.05
+  done
+  [ "$i" -lt 200 ] || { echo "pg_reseed_standby: the new standby never streamed" >&2; return 1; }
+  if [ "$mode" != async ]; then
+    pg_psql "$primary_port" "ALTER SYSTEM SET synchronous_standby_names = '*'" >/dev/null
+    pg_psql "$primary_port" "SELECT pg_reload_conf()" >/dev/null
+  fi
+}

@@ -161,6 +161,88 @@ impl ReplicatedPostgres {
     }
 }
 
+/// One of the two servers of a [`ReplicatedPostgres`], named by the directory it started in: the two trade roles
+/// at every failover, so a soak that fails over again and again tracks which one is the primary now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Member {
+    /// Started as the primary (`<dir>/primary`).
+    First,
+    /// Started as the standby (`<dir>/standby`).
+    Second,
+}
+
+impl Member {
+    pub fn other(self) -> Self {
+        match self {
+            Self::First => Self::Second,
+            Self::Second => Self::First,
+        }
+    }
+
+    fn dir(self) -> &'static str {
+        match self {
+            Self::First => "primary",
+            Self::Second => "standby",
+        }
+    }
+}
+
+/// Role-free operations for soaks that fail over repeatedly. Each returns `scripts/pg.sh`'s complaint instead
+/// of panicking: a soak reports a fault that could not be injected, it does not abort.
+impl ReplicatedPostgres {
+    pub fn port_of(&self, member: Member) -> u16 {
+        match member {
+            Member::First => self.primary_port,
+            Member::Second => self.standby_port,
+        }
+    }
+
+    pub fn addr_of(&self, member: Member) -> std::net::SocketAddr {
+        ([127, 0, 0, 1], self.port_of(member)).into()
+    }
+
+    /// SIGKILLs `member`'s postmaster and backends.
+    pub fn kill(&self, member: Member) -> Result<(), String> {
+        try_run(&format!("pg_kill \"$PG_DIR/{}\"", member.dir()), &self.dir).map(drop)
+    }
+
+    /// Promotes `member` (a standby); returns once it takes writes.
+    pub fn promote(&self, member: Member) -> Result<(), String> {
+        try_run(
+            &format!("pg_promote \"$PG_DIR/{}\"", member.dir()),
+            &self.dir,
+        )
+        .map(drop)
+    }
+
+    /// Restarts `member` with a fast shutdown (`pg_restart`).
+    pub fn restart(&self, member: Member) -> Result<(), String> {
+        try_run(
+            &format!("PG_DIR=\"$PG_DIR/{}\" pg_restart", member.dir()),
+            &self.dir,
+        )
+        .map(drop)
+    }
+
+    /// Discards `standby`'s server and data and rebuilds it as a streaming standby of the other member, the
+    /// primary (`pg_reseed_standby`); synchronous if `replication` says so, once it streams.
+    pub fn reseed_standby(&self, standby: Member, replication: Replication) -> Result<(), String> {
+        let mode = match replication {
+            Replication::Synchronous => "sync",
+            Replication::Asynchronous => "async",
+        };
+        try_run(
+            &format!(
+                "pg_reseed_standby \"$PG_DIR/{}\" {} {mode}",
+                standby.dir(),
+                self.port_of(standby.other())
+            ),
+            &self.dir,
+        )
+        .map(drop)
+    }
+}
+
 impl Drop for ReplicatedPostgres {
     fn drop(&mut self) {
         let _ = std::panic::catch_unwind(|| {

@@ -8,7 +8,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use skybook_booking::{BookingError, Rendered};
-use skybook_domain::{FieldErrors, Flight, FlightId, IdempotencyKey, MAX_PASSENGERS};
+use skybook_domain::{
+    BookingStatus, FieldErrors, Flight, FlightId, IdempotencyKey, MAX_PASSENGERS,
+};
 use skybook_storage::Tenant;
 
 use super::forms::{BookingForm, CsrfForm};
@@ -150,9 +152,17 @@ pub async fn status(
         return answer(&visit, &tenant, &flight, &mut draft, &rendered).await;
     }
     if let Some(booking) = booking {
-        let reference = booking.reference.to_string();
-        visit.allow_booking(&reference).await?;
-        return Ok(see_other(&format!("/bookings/{reference}")));
+        if booking.status == BookingStatus::SeatHeld {
+            if !record.is_locked(Utc::now()) {
+                return interrupted(&state, &visit, &tenant, &booking, raw_key).await;
+            }
+            // A request is still working on it (or its node died and its lease has not lapsed yet): wait here,
+            // where the page comes back to this check, not on the booking's page.
+        } else {
+            let reference = booking.reference.to_string();
+            visit.allow_booking(&reference).await?;
+            return Ok(see_other(&format!("/bookings/{reference}")));
+        }
     }
     let mut page = MessagePage::new(
         "Confirming your payment",
@@ -160,6 +170,38 @@ pub async fn status(
         "warn",
     );
     page.refresh = true;
+    Ok(page.into_response())
+}
+
+/// The request that placed `booking` stopped before its payment was settled (its node died mid-payment) and
+/// no request holds the key any more. The site keeps no card, so nothing else can finish it: the form again,
+/// with the same key, so the traveller's next submit resumes this booking — a charge the stopped request did
+/// make is found by the provider's idempotency key, not made again. Left alone, the hold expires and the seats
+/// go back on sale, nothing charged.
+async fn interrupted(
+    state: &AppState,
+    visit: &Visit,
+    tenant: &Tenant,
+    booking: &skybook_storage::BookingRecord,
+    key: String,
+) -> Result<Response, PageError> {
+    let flight = state
+        .store
+        .flight(tenant.id, booking.flight_id)
+        .await?
+        .ok_or(PageError(ApiError::NotFound("booking")))?;
+    let mut draft = visit
+        .draft_for(&flight.id.to_string(), booking.passengers.len())
+        .await?;
+    draft.key = key;
+    draft.booked_reference = None;
+    visit.save_draft(&draft).await?;
+    tracing::info!(tenant = %tenant.slug, booking.id = %booking.id, "site: a payment was interrupted; asking for the card again");
+    let notice = format!(
+        "Your payment for booking {} was interrupted before it completed. Your seats are still held: enter your card details again to finish. You will not be charged twice.",
+        booking.reference
+    );
+    let page = form_page(visit, &flight, &draft, &FieldErrors::new(), Some(&notice)).await?;
     Ok(page.into_response())
 }
 

@@ -11,6 +11,7 @@ mod probes;
 mod search;
 mod site;
 mod site_hostile;
+mod site_interrupted;
 mod site_sessions;
 mod storms;
 mod visitor;

@@ -31,7 +31,7 @@ fn tomorrow() -> String {
 }
 
 /// The booking form's fields for one traveller, with the form's hidden fields from `form`.
-fn booking_fields(form: &Page, given: &str, card: &str) -> Vec<(&'static str, String)> {
+pub(crate) fn booking_fields(form: &Page, given: &str, card: &str) -> Vec<(&'static str, String)> {
     vec![
         ("csrf", form.csrf()),
         ("idempotency_key", form.input("idempotency_key").unwrap()),
@@ -48,7 +48,7 @@ fn booking_fields(form: &Page, given: &str, card: &str) -> Vec<(&'static str, St
     ]
 }
 
-fn borrowed<'a>(fields: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+pub(crate) fn borrowed<'a>(fields: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     fields.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
