@@ -256,6 +256,7 @@ impl<'a> Visit<'a> {
                     // A second click's post while the first pays: wait on the key's status page.
                     Read::Follow(to) => path = to,
                     Read::Again => {}
+                    Read::Repost => path.clone_from(&post),
                 }
             }
             self.stream.backoff().await;
@@ -312,6 +313,8 @@ enum Read {
     Final(Answer),
     Follow(String),
     Again,
+    /// Send the form again (with the card).
+    Repost,
 }
 
 /// What a page after the booking post says.
@@ -326,6 +329,8 @@ fn read(page: &Page) -> Read {
         303 if location.starts_with("/book/status/") => Read::Follow(location.to_owned()),
         // The status page while the first post is still paying: it refreshes itself.
         200 if page.html.contains("Confirming your payment") => Read::Again,
+        // The request paying for it died with its node: the form again, the same key; a visitor pays again.
+        200 if page.html.contains("was interrupted before it completed") => Read::Repost,
         409 if page.html.contains("id=\"reference\"") => {
             match text_of_id(&page.html, "reference") {
                 Some(existing) => Read::Final(Answer::Duplicate { existing }),

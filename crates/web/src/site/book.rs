@@ -123,11 +123,9 @@ pub async fn status(
         return Err(not_found());
     }
     let key = IdempotencyKey::parse(&raw_key).map_err(|_| not_found())?;
-    let record = state
-        .store
-        .idempotency_key(tenant.id, &key)
-        .await?
-        .ok_or_else(not_found)?;
+    let Some(record) = state.store.idempotency_key(tenant.id, &key).await? else {
+        return forgotten(&state, &visit, &tenant).await;
+    };
     let booking = match record.booking_id {
         Some(id) => state.store.booking(tenant.id, id).await?,
         None => None,
@@ -171,6 +169,29 @@ pub async fn status(
     );
     page.refresh = true;
     Ok(page.into_response())
+}
+
+/// The visitor's key is gone: its attempt was abandoned because nothing could reach the payment provider, and
+/// the key forgotten so that it may start over. Nothing was charged: the form again, as for a failed payment.
+async fn forgotten(
+    state: &AppState,
+    visit: &Visit,
+    tenant: &Tenant,
+) -> Result<Response, PageError> {
+    let not_found = || PageError(ApiError::NotFound("booking"));
+    let mut draft = visit.draft().await?.ok_or_else(not_found)?;
+    let flight_id: FlightId = draft.flight_id.parse().map_err(|_| not_found())?;
+    let flight = state
+        .store
+        .flight(tenant.id, flight_id)
+        .await?
+        .ok_or_else(not_found)?;
+    draft.key = visit.mint_key().await?;
+    draft.booked_reference = None;
+    visit.save_draft(&draft).await?;
+    let notice = "The payment could not be completed and nothing was charged. Please try again or use another card.";
+    let page = form_page(visit, &flight, &draft, &FieldErrors::new(), Some(notice)).await?;
+    Ok((StatusCode::BAD_GATEWAY, page).into_response())
 }
 
 /// The request that placed `booking` stopped before its payment was settled (its node died mid-payment) and
