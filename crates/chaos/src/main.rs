@@ -236,7 +236,7 @@ fn write_faults(path: &std::path::Path, injected: &[faults::Injected]) -> std::i
     std::fs::write(path, lines.join("\n") + "\n")
 }
 
-/// "2 cores, <CPU model>".
+/// "2 cores, CPU model".
 fn machine() -> String {
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     let model = std::fs::read_to_string("/proc/cpuinfo")

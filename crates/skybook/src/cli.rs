@@ -92,7 +92,7 @@ pub struct ImportRunArgs {
     /// The feed type (see `skybook import feeds`).
     #[arg(long)]
     pub feed: String,
-    /// The file: a .csv, a .zip holding one, or the partner's JSON envelope {"data": "<base64 zip>"}.
+    /// The file: a .csv, a .zip holding one, or the partner's JSON envelope `{"data": "<base64 zip>"}`.
     #[arg(long, required_unless_present = "date", conflicts_with = "date")]
     pub file: Option<PathBuf>,
     /// Fetch this day's feed (YYYY-MM-DD) from SKYBOOK_FEEDS_URL instead of reading a file.
