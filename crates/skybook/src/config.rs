@@ -134,7 +134,7 @@ pub fn payments(args: &PaymentsArgs) -> Result<PaymentsConfig> {
         required("SKYBOOK_PAYMENTS_URL (--payments-url)", &args.payments_url)?,
     )?;
     let credentials = credentials(
-        "PAYMENTS",
+        ("PAYMENTS", "payment"),
         [
             &args.payments_token_url,
             &args.payments_client_id,
@@ -146,7 +146,10 @@ pub fn payments(args: &PaymentsArgs) -> Result<PaymentsConfig> {
 
 /// OAuth2 client credentials from `SKYBOOK_<WHAT>_TOKEN_URL`, `_CLIENT_ID` and `_CLIENT_SECRET` (`parts`, in
 /// that order): all three, or none (then an auth proxy in front injects credentials).
-fn credentials(what: &str, parts: [&Option<String>; 3]) -> Result<Option<ClientCredentials>> {
+fn credentials(
+    (what, label): (&str, &str),
+    parts: [&Option<String>; 3],
+) -> Result<Option<ClientCredentials>> {
     let given = parts
         .iter()
         .filter(|p| p.as_deref().is_some_and(|v| !v.trim().is_empty()))
@@ -166,7 +169,7 @@ fn credentials(what: &str, parts: [&Option<String>; 3]) -> Result<Option<ClientC
             extra_params: Vec::new(),
         }),
         _ => bail!(
-            "incomplete {flag} credentials: set all of SKYBOOK_{what}_TOKEN_URL, SKYBOOK_{what}_CLIENT_ID and \
+            "incomplete {label} credentials: set all of SKYBOOK_{what}_TOKEN_URL, SKYBOOK_{what}_CLIENT_ID and \
              SKYBOOK_{what}_CLIENT_SECRET, or none (then an auth proxy must inject credentials)"
         ),
     })
@@ -180,7 +183,7 @@ pub fn feeds(args: &FeedSourceArgs) -> Result<Option<(Url, Option<ClientCredenti
     };
     let url = http_url("SKYBOOK_FEEDS_URL (--feeds-url)", raw)?;
     let credentials = credentials(
-        "FEEDS",
+        ("FEEDS", "feed"),
         [
             &args.feeds_token_url,
             &args.feeds_client_id,
