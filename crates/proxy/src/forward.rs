@@ -128,7 +128,7 @@ async fn forward_on(
         Ok(c) => c,
         Err(e) => return token_unavailable(route, e),
     };
-    let first = send(
+    let mut first = send(
         up,
         &parts.method,
         &uri,
@@ -137,6 +137,19 @@ async fn forward_on(
         Either::Right(Full::new(bytes.clone())),
     )
     .await;
+    if first.extensions().get::<FailedOnOpenConnection>().is_some() {
+        // A pooled connection the upstream had closed (its keep-alive timer fired as we sent): the request is
+        // safe to replay, and the pool hands out a fresh connection. Once.
+        first = send(
+            up,
+            &parts.method,
+            &uri,
+            headers.clone(),
+            &credential,
+            Either::Right(Full::new(bytes.clone())),
+        )
+        .await;
+    }
     if first.status() != StatusCode::UNAUTHORIZED || !route.reject(&credential) {
         return first;
     }
@@ -178,6 +191,11 @@ async fn send_streaming(
     response
 }
 
+/// Marks a `502` for a request that failed on an established connection (not while connecting): a replayable
+/// request is sent once more.
+#[derive(Clone, Copy)]
+struct FailedOnOpenConnection;
+
 async fn send(
     up: &Upstream<'_>,
     method: &Method,
@@ -210,12 +228,18 @@ async fn send(
             strip_hop_by_hop(&mut parts.headers);
             Response::from_parts(parts, Either::Left(body))
         }
-        Ok(Err(e)) => error(
-            StatusCode::BAD_GATEWAY,
-            route,
-            "upstream_unreachable",
-            e.to_string(),
-        ),
+        Ok(Err(e)) => {
+            let mut response = error(
+                StatusCode::BAD_GATEWAY,
+                route,
+                "upstream_unreachable",
+                e.to_string(),
+            );
+            if matches!(e, crate::upstream::UpstreamError::Http(_)) {
+                response.extensions_mut().insert(FailedOnOpenConnection);
+            }
+            response
+        }
         Err(_) => error(
             StatusCode::GATEWAY_TIMEOUT,
             route,
