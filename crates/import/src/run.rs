@@ -50,6 +50,8 @@ pub struct Summary {
     pub error: Option<String>,
     /// The first rejects (a dry run: up to 10,000), in file order.
     pub rejects: Vec<ImportReject>,
+    /// It failed because the database was unavailable: running it again may succeed (a job retries).
+    pub transient: bool,
 }
 
 /// Why a run could not even be recorded (the database is unavailable). A run that was recorded ends `failed`
@@ -120,6 +122,7 @@ pub async fn run_import(
         Ok(status) => (*status, None),
         Err(failure) => ("failed", Some(failure.message())),
     };
+    let transient = matches!(&result, Err(Failure::Storage(e)) if e.is_transient());
     if let Some(error) = &error {
         tracing::warn!(run.id = %run, error, "import failed");
     }
@@ -136,6 +139,7 @@ pub async fn run_import(
         counts: state.counts,
         error: error.clone(),
         rejects: state.rejects,
+        transient,
     };
     if !request.dry_run {
         let outcome = ImportOutcome {
@@ -270,9 +274,29 @@ async fn import(
         );
     };
 
-    let duplicates = load.later_duplicates().await?;
-    if !duplicates.is_empty() {
-        let lines: Vec<u64> = duplicates.iter().map(|(line, _)| *line).collect();
+    // Rows refused only once the whole file is staged: a key repeating an earlier row's, and (the `flights` feed
+    // is the booking catalog) a capacity below the seats already sold.
+    let key: Vec<&str> = feed.table.key_columns().map(|c| c.name.as_str()).collect();
+    let mut late: Vec<(u64, String, String)> = load
+        .later_duplicates()
+        .await?
+        .into_iter()
+        .map(|(line, first)| {
+            let reason =
+                format!("the key repeats line {first}; the first row with a key is the one loaded");
+            (line, key.join(","), reason)
+        })
+        .collect();
+    if feed.name() == CATALOG_FEED {
+        let short = load.as_catalog().await?;
+        late.extend(
+            short
+                .into_iter()
+                .map(|(line, reason)| (line, "capacity".to_owned(), reason)),
+        );
+    }
+    if !late.is_empty() {
+        let lines: Vec<u64> = late.iter().map(|(line, _, _)| *line).collect();
         let texts = read_raw(
             Arc::clone(&request.source),
             feed,
@@ -280,47 +304,18 @@ async fn import(
             lines,
         )
         .await?;
-        let key: Vec<&str> = feed.table.key_columns().map(|c| c.name.as_str()).collect();
-        let rejects: Vec<ImportReject> = duplicates
-            .iter()
-            .map(|(line, first)| ImportReject {
-                line: *line as i64,
-                column_name: Some(key.join(",")),
+        let rejects: Vec<ImportReject> = late
+            .into_iter()
+            .map(|(line, column, reason)| ImportReject {
+                line: line as i64,
+                column_name: Some(column),
                 value: None,
-                reason: format!(
-                    "the key repeats line {first}; the first row with a key is the one loaded"
-                ),
-                raw: texts.get(line).cloned().unwrap_or_default(),
+                reason,
+                raw: texts.get(&line).cloned().unwrap_or_default(),
             })
             .collect();
         state.counts.rejected += rejects.len() as u64;
         state.keep(rejects, cap);
-    }
-    // The `flights` feed is the booking catalog: a row that would leave fewer seats than are sold is rejected.
-    if feed.name() == CATALOG_FEED {
-        let short = load.as_catalog().await?;
-        if !short.is_empty() {
-            let lines: Vec<u64> = short.iter().map(|(line, _)| *line).collect();
-            let texts = read_raw(
-                Arc::clone(&request.source),
-                feed,
-                request.limits.max_row_bytes,
-                lines,
-            )
-            .await?;
-            let rejects: Vec<ImportReject> = short
-                .into_iter()
-                .map(|(line, reason)| ImportReject {
-                    line: line as i64,
-                    column_name: Some("capacity".into()),
-                    value: None,
-                    reason,
-                    raw: texts.get(&line).cloned().unwrap_or_default(),
-                })
-                .collect();
-            state.counts.rejected += rejects.len() as u64;
-            state.keep(rejects, cap);
-        }
     }
     if feed
         .budget

@@ -255,6 +255,13 @@ impl JobHandler for ImportFeed {
         };
         let summary = skybook_import::run_import(&self.store, request, &progress).await?;
         tracing::info!(run.id = ?summary.run, tenant = %tenant.slug, feed = feed.name(), status = summary.status, read = summary.counts.read, rejected = summary.counts.rejected, "import finished");
+        if summary.transient {
+            // The database went away mid-run (nothing was applied): the queue retries the job with backoff.
+            return Err(anyhow!(
+                "the database was unavailable: {}",
+                summary.error.unwrap_or_default()
+            ));
+        }
         Ok(())
     }
 }

@@ -55,6 +55,7 @@ impl Importer {
                     counts: Default::default(),
                     error: Some(e.to_string()),
                     rejects: vec![],
+                    transient: false,
                 }
             }
         };
