@@ -18,5 +18,5 @@ pub mod source;
 pub mod validate;
 
 pub use declaration::{load_all, DeclarationError, FeedType};
-pub use run::{run_import, ImportError, ImportRequest, Summary};
+pub use run::{begin_import, run_import, ImportError, ImportRequest, Started, Summary};
 pub use source::{Limits, Source, SourceError};

@@ -28,6 +28,8 @@ const SUMMARY_REJECTS: usize = 20;
 
 /// What to import.
 pub struct ImportRequest<'a> {
+    /// The run's id, chosen by the caller (so it can point to the run before it ends): `ImportRunId::new()`.
+    pub run: ImportRunId,
     pub tenant: &'a Tenant,
     pub feed: &'a FeedType,
     pub source: Arc<Source>,
@@ -58,7 +60,7 @@ pub struct Summary {
 /// with its error instead.
 #[derive(Debug, thiserror::Error)]
 #[error("import run could not be recorded")]
-pub struct ImportError(#[from] StorageError);
+pub struct ImportError(#[from] pub StorageError);
 
 /// The run's own failure, recorded with it.
 #[derive(Debug)]
@@ -86,16 +88,23 @@ impl From<StorageError> for Failure {
 }
 
 /// Runs one import; `progress(rows, bytes)` is called as the file is read.
-#[tracing::instrument(name = "import.run", skip_all, fields(tenant = %request.tenant.slug, feed = request.feed.name()))]
 pub async fn run_import(
     store: &Store,
     request: ImportRequest<'_>,
     progress: &(dyn Fn(u64, u64) + Send + Sync),
 ) -> Result<Summary, ImportError> {
-    let run = ImportRunId::new();
+    begin_import(store, request).await?.finish(progress).await
+}
+
+/// The first half of [`run_import`]: the run recorded as `running` (a dry run records nothing), so it can be
+/// pointed to before the file is read — [`Started::finish`] does the rest.
+pub async fn begin_import<'a>(
+    store: &Store,
+    request: ImportRequest<'a>,
+) -> Result<Started<'a>, ImportError> {
     if !request.dry_run {
         let new = NewImportRun {
-            id: run,
+            id: request.run,
             tenant_id: request.tenant.id,
             feed: request.feed.name().to_owned(),
             source: request.label.clone(),
@@ -104,6 +113,35 @@ pub async fn run_import(
         };
         store.start_import_run(&new, Utc::now()).await?;
     }
+    Ok(Started {
+        store: store.clone(),
+        request,
+    })
+}
+
+/// A run recorded and not yet read: see [`begin_import`].
+pub struct Started<'a> {
+    store: Store,
+    request: ImportRequest<'a>,
+}
+
+impl Started<'_> {
+    /// Reads, checks and applies the file (or nothing), and records how the run ended.
+    #[tracing::instrument(name = "import.run", skip_all, fields(run.id = %self.request.run, tenant = %self.request.tenant.slug, feed = self.request.feed.name()))]
+    pub async fn finish(
+        self,
+        progress: &(dyn Fn(u64, u64) + Send + Sync),
+    ) -> Result<Summary, ImportError> {
+        finish(&self.store, self.request, progress).await
+    }
+}
+
+async fn finish(
+    store: &Store,
+    request: ImportRequest<'_>,
+    progress: &(dyn Fn(u64, u64) + Send + Sync),
+) -> Result<Summary, ImportError> {
+    let run = request.run;
     let mut state = State {
         counts: ImportCounts {
             bytes: request.source.input_bytes,

@@ -5,10 +5,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
 
+pub use crate::feeds::Timetable;
 pub use crate::jwt::{JwtClientError, JwtPublicKey};
 
 /// Settings of one sandbox instance.
@@ -26,6 +28,9 @@ pub struct SandboxConfig {
     /// the public key their assertions must be signed with (RSA → `RS256`, EC P-256 → `ES256`).
     /// Empty unless configured; the secret client above is accepted either way.
     pub jwt_clients: BTreeMap<String, JwtPublicKey>,
+    /// Tenants whose partner publishes a fixed timetable (the demo's): their flights file is the
+    /// timetable's window from the feed's date, not generated flights. Empty unless configured.
+    pub timetables: BTreeMap<String, Arc<Timetable>>,
 }
 
 impl SandboxConfig {
@@ -44,7 +49,14 @@ impl SandboxConfig {
             client_id: Self::DEFAULT_CLIENT_ID.to_owned(),
             client_secret: SecretString::from(Self::DEFAULT_CLIENT_SECRET),
             jwt_clients: BTreeMap::new(),
+            timetables: BTreeMap::new(),
         }
+    }
+
+    /// The same settings, with `tenant`'s flights feed publishing `timetable`.
+    pub fn with_timetable(mut self, tenant: impl Into<String>, timetable: Timetable) -> Self {
+        self.timetables.insert(tenant.into(), Arc::new(timetable));
+        self
     }
 
     /// The same settings with another access-token lifetime.

@@ -31,6 +31,7 @@ pub async fn stats(State(state): State<AppState>) -> Result<Response, ApiError> 
         "refunds": totals.refunds,
         "charge_requests": Counters::read(&counters.charge_requests),
         "idempotent_replays": Counters::read(&counters.idempotent_replays),
+        "feed_requests": Counters::read(&counters.feed_requests),
         "token_revocations": totals.token_revocations,
         "faults": state.faults.current(),
     }))

@@ -47,6 +47,7 @@ use tokio::task::JoinHandle;
 
 pub use blobs::{blob_byte, MAX_BLOB_BYTES};
 pub use config::{JwtClientError, JwtPublicKey, SandboxConfig};
+pub use feeds::{Departure, Timetable};
 
 use crate::error::ApiError;
 use crate::state::AppState;

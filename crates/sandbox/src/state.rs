@@ -64,6 +64,8 @@ pub struct Counters {
     pub idempotent_replays: AtomicU64,
     /// `POST /oauth/token` requests answered with an error.
     pub token_requests_failed: AtomicU64,
+    /// Every `GET /feeds/...` that reached the handler, failed ones included.
+    pub feed_requests: AtomicU64,
 }
 
 impl Counters {

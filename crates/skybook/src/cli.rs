@@ -187,6 +187,8 @@ pub struct DemoArgs {
     #[arg(long, env = "SKYBOOK_DATABASE_URL")]
     pub database_url: Option<String>,
     #[command(flatten)]
+    pub feeds: FeedsArgs,
+    #[command(flatten)]
     pub background: BackgroundArgs,
     #[command(flatten)]
     pub faults: FaultInjectionArgs,

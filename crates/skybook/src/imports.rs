@@ -9,17 +9,18 @@
 //! killed run's load rolled back with its connection; its record is marked interrupted), and applies once.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use chrono::{NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use skybook_clients::FeedClient;
 use skybook_domain::{ImportRunId, TenantId};
-use skybook_import::{FeedType, ImportRequest, Limits};
+use skybook_import::{FeedType, ImportRequest, Limits, Summary};
 use skybook_storage::{
-    Enqueued, ImportCounts, ImportOutcome, Job, NewImportRun, NewJob, StorageError, Store,
+    Enqueued, ImportCounts, ImportOutcome, Job, NewImportRun, NewJob, StorageError, Store, Tenant,
 };
-use skybook_worker::{JobHandler, QueueWorker, Schedule};
+use skybook_worker::{JobEvents, JobHandler, QueueWorker, Schedule};
 
 use crate::cli::{FeedSourceArgs, FeedsArgs};
 use crate::{config, wiring};
@@ -35,9 +36,23 @@ pub struct Imports {
     pub client: Option<Arc<FeedClient>>,
 }
 
-/// Reads the feed types and makes their tables ready; any problem is one line naming it.
+/// Reads the feed types and makes their tables ready, and the feed endpoint's client from its settings; any
+/// problem is one line naming it.
 pub async fn prepare(store: &Store, feeds: &FeedsArgs, source: &FeedSourceArgs) -> Result<Imports> {
-    let types = skybook_import::load_all(feeds.feeds_dir.as_deref())
+    let client = match config::feeds(source)? {
+        Some((url, credentials)) => Some(wiring::feed_client(url, credentials)?),
+        None => None,
+    };
+    ready(store, feeds.feeds_dir.as_deref(), client).await
+}
+
+/// Reads the feed types (built in, and from `feeds_dir`) and makes their tables ready.
+pub async fn ready(
+    store: &Store,
+    feeds_dir: Option<&std::path::Path>,
+    client: Option<FeedClient>,
+) -> Result<Imports> {
+    let types = skybook_import::load_all(feeds_dir)
         .map_err(|e| anyhow!("invalid feed declaration: {e}"))?;
     for feed in &types {
         store
@@ -52,13 +67,9 @@ pub async fn prepare(store: &Store, feeds: &FeedsArgs, source: &FeedSourceArgs) 
                 }
             })?;
     }
-    let client = match config::feeds(source)? {
-        Some((url, credentials)) => Some(Arc::new(wiring::feed_client(url, credentials)?)),
-        None => None,
-    };
     Ok(Imports {
         feeds: Arc::new(types),
-        client,
+        client: client.map(Arc::new),
     })
 }
 
@@ -67,6 +78,7 @@ pub fn register(queue: QueueWorker, store: &Store, imports: &Imports) -> QueueWo
     let Some(client) = &imports.client else {
         return queue;
     };
+    let events = queue.publisher();
     queue
         .handle(
             SCHEDULE_JOB,
@@ -81,6 +93,7 @@ pub fn register(queue: QueueWorker, store: &Store, imports: &Imports) -> QueueWo
                 store: store.clone(),
                 feeds: Arc::clone(&imports.feeds),
                 client: Arc::clone(client),
+                events,
             },
         )
 }
@@ -168,6 +181,7 @@ struct ImportFeed {
     store: Store,
     feeds: Arc<Vec<FeedType>>,
     client: Arc<FeedClient>,
+    events: JobEvents,
 }
 
 #[async_trait::async_trait]
@@ -185,76 +199,52 @@ impl JobHandler for ImportFeed {
             .tenant(payload.tenant)
             .await?
             .ok_or_else(|| anyhow!("no tenant {}", payload.tenant))?;
-        let now = Utc::now();
         let abandoned = self
             .store
-            .abandon_import_runs(tenant.id, feed.name(), payload.date, now)
+            .abandon_import_runs(tenant.id, feed.name(), payload.date, Utc::now())
             .await?;
         if abandoned > 0 {
             tracing::warn!(tenant = %tenant.slug, feed = feed.name(), date = %payload.date, abandoned, "an earlier run of this import was interrupted; running it again");
         }
-        let limits = Limits::default();
-        let (source, label) = match skybook_import::remote::download(
-            &self.client,
-            tenant.slug.as_str(),
-            feed,
-            payload.date,
-            limits,
-        )
-        .await
-        {
-            Ok(found) => found,
-            // The endpoint is away: the job is retried later with the queue's backoff.
-            Err(e) if e.is_transient() => return Err(anyhow!(e).context("fetching the feed")),
-            // The partner refused, or sent what cannot be read: a failed run, recorded; not retried.
-            Err(e) => {
-                let url = self
-                    .client
-                    .url(tenant.slug.as_str(), feed.name(), payload.date)
-                    .to_string();
-                let run = NewImportRun {
-                    id: ImportRunId::new(),
-                    tenant_id: tenant.id,
-                    feed: feed.name().to_owned(),
-                    source: url,
-                    feed_date: Some(payload.date),
-                    dry_run: false,
-                };
-                self.store.start_import_run(&run, now).await?;
-                let outcome = ImportOutcome {
-                    status: "failed",
-                    counts: ImportCounts::default(),
-                    content_sha256: None,
-                    error: Some(skybook_domain::ErrorChain(&e).to_string()),
-                    header: None,
-                };
-                self.store
-                    .finish_import_run(run.id, &outcome, Utc::now())
-                    .await?;
-                tracing::warn!(tenant = %tenant.slug, feed = feed.name(), error = %skybook_domain::ErrorChain(&e), "import failed");
-                return Ok(());
-            }
-        };
-        let request = ImportRequest {
-            tenant: &tenant,
-            feed,
-            source: Arc::new(source),
-            label,
-            feed_date: Some(payload.date),
-            dry_run: false,
-            limits,
-        };
-        // Progress in the log: at the first rows, then every few seconds.
-        let last = std::sync::Mutex::new(None::<std::time::Instant>);
+        // Progress as job events (the live dashboard) and in the log: at the first rows, then every second
+        // (the log: every few seconds), and the totals once the run has ended.
+        let throttle = std::sync::Mutex::new((None::<Instant>, None::<Instant>));
         let progress = |rows: u64, bytes: u64| {
-            let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
-            if last.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(5)) {
-                *last = Some(std::time::Instant::now());
+            let mut last = throttle.lock().unwrap_or_else(|e| e.into_inner());
+            let due = |at: Option<Instant>, every| at.is_none_or(|at| at.elapsed() >= every);
+            if due(last.0, Duration::from_secs(1)) {
+                last.0 = Some(Instant::now());
+                self.events
+                    .progress(job, progress_event(&tenant, feed, None, rows, bytes, false));
+            }
+            if due(last.1, Duration::from_secs(5)) {
+                last.1 = Some(Instant::now());
                 tracing::info!(job.id = %job.id, rows, bytes, "import progress");
             }
         };
-        let summary = skybook_import::run_import(&self.store, request, &progress).await?;
-        tracing::info!(run.id = ?summary.run, tenant = %tenant.slug, feed = feed.name(), status = summary.status, read = summary.counts.read, rejected = summary.counts.rejected, "import finished");
+        let Some(summary) = fetch_and_import(
+            &self.store,
+            &self.client,
+            &tenant,
+            feed,
+            payload.date,
+            &progress,
+        )
+        .await?
+        else {
+            return Ok(());
+        };
+        self.events.progress(
+            job,
+            progress_event(
+                &tenant,
+                feed,
+                Some(&summary),
+                summary.counts.read,
+                summary.counts.bytes,
+                true,
+            ),
+        );
         if summary.transient {
             // The database went away mid-run (nothing was applied): the queue retries the job with backoff.
             return Err(anyhow!(
@@ -265,3 +255,92 @@ impl JobHandler for ImportFeed {
         Ok(())
     }
 }
+
+/// An import job's progress event: `{"tenant", "feed", "rows", "bytes", "done"}`, and once done the run's id
+/// and status.
+fn progress_event(
+    tenant: &Tenant,
+    feed: &FeedType,
+    summary: Option<&Summary>,
+    rows: u64,
+    bytes: u64,
+    done: bool,
+) -> serde_json::Value {
+    serde_json::json!({
+        "tenant": tenant.slug.as_str(),
+        "feed": feed.name(),
+        "rows": rows,
+        "bytes": bytes,
+        "done": done,
+        "run": summary.and_then(|s| s.run).map(|run| run.to_string()),
+        "status": summary.map(|s| s.status),
+    })
+}
+
+/// Fetches `tenant`'s `feed` for `date` and imports it. `Err` when the fetch failed for a reason that may pass
+/// (the endpoint is away: try again later); `Ok(None)` when the partner refused or sent what cannot be read,
+/// recorded as a failed run (trying again would not help); otherwise the run's summary.
+pub async fn fetch_and_import(
+    store: &Store,
+    client: &FeedClient,
+    tenant: &Tenant,
+    feed: &FeedType,
+    date: NaiveDate,
+    progress: &(dyn Fn(u64, u64) + Send + Sync),
+) -> Result<Option<Summary>> {
+    let limits = Limits::default();
+    let (source, label) = match skybook_import::remote::download(
+        client,
+        tenant.slug.as_str(),
+        feed,
+        date,
+        limits,
+    )
+    .await
+    {
+        Ok(found) => found,
+        Err(e) if e.is_transient() => return Err(anyhow!(e).context("fetching the feed")),
+        Err(e) => {
+            let now = Utc::now();
+            let run = NewImportRun {
+                id: ImportRunId::new(),
+                tenant_id: tenant.id,
+                feed: feed.name().to_owned(),
+                source: client
+                    .url(tenant.slug.as_str(), feed.name(), date)
+                    .to_string(),
+                feed_date: Some(date),
+                dry_run: false,
+            };
+            store.start_import_run(&run, now).await?;
+            let outcome = ImportOutcome {
+                status: "failed",
+                counts: ImportCounts::default(),
+                content_sha256: None,
+                error: Some(skybook_domain::ErrorChain(&e).to_string()),
+                header: None,
+            };
+            store
+                .finish_import_run(run.id, &outcome, Utc::now())
+                .await?;
+            tracing::warn!(tenant = %tenant.slug, feed = feed.name(), error = %skybook_domain::ErrorChain(&e), "import failed");
+            return Ok(None);
+        }
+    };
+    let request = ImportRequest {
+        run: ImportRunId::new(),
+        tenant,
+        feed,
+        source: Arc::new(source),
+        label,
+        feed_date: Some(date),
+        dry_run: false,
+        limits,
+    };
+    let summary = skybook_import::run_import(store, request, progress).await?;
+    tracing::info!(run.id = ?summary.run, tenant = %tenant.slug, feed = feed.name(), status = summary.status, read = summary.counts.read, rejected = summary.counts.rejected, "import finished");
+    Ok(Some(summary))
+}
+
+#[cfg(test)]
+mod tests;

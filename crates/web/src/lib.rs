@@ -93,6 +93,8 @@ pub struct WebOptions {
     pub throttle: throttle::ThrottleOptions,
     /// Who may read `/metrics` here.
     pub metrics: probes::MetricsAccess,
+    /// The feed types files can be uploaded for (`POST /admin/api/imports`); none unless the importer is set up.
+    pub feeds: Arc<Vec<skybook_import::FeedType>>,
 }
 
 impl Default for WebOptions {
@@ -103,6 +105,7 @@ impl Default for WebOptions {
             site: site::SiteOptions::default(),
             throttle: throttle::ThrottleOptions::default(),
             metrics: probes::MetricsAccess::Open,
+            feeds: Arc::default(),
         }
     }
 }

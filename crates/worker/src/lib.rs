@@ -17,6 +17,6 @@ pub mod supervisor;
 pub mod wakeups;
 
 pub use cron::{CronScheduler, Schedule};
-pub use queue::{JobEvent, JobHandler, QueueWorker, QueueWorkerConfig};
+pub use queue::{JobEvent, JobEvents, JobHandler, QueueWorker, QueueWorkerConfig};
 pub use supervisor::Supervisor;
 pub use wakeups::Wakeups;

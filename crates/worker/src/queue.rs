@@ -49,6 +49,27 @@ pub enum JobEvent {
         kind: String,
         error: String,
     },
+    /// A running job's own report of how far it has come (an import: rows and bytes so far).
+    Progress {
+        id: JobId,
+        kind: String,
+        progress: serde_json::Value,
+    },
+}
+
+/// Lets a handler publish [`JobEvent::Progress`] for the job it runs. Cheap to clone; publishing with nobody
+/// listening costs nothing.
+#[derive(Clone)]
+pub struct JobEvents(broadcast::Sender<JobEvent>);
+
+impl JobEvents {
+    pub fn progress(&self, job: &Job, progress: serde_json::Value) {
+        let _ = self.0.send(JobEvent::Progress {
+            id: job.id,
+            kind: job.kind.clone(),
+            progress,
+        });
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +135,11 @@ impl QueueWorker {
 
     pub fn events(&self) -> broadcast::Receiver<JobEvent> {
         self.events.subscribe()
+    }
+
+    /// What a handler publishes its progress through (give it to the handler before [`Self::handle`]).
+    pub fn publisher(&self) -> JobEvents {
+        JobEvents(self.events.clone())
     }
 
     /// Notify it to end the worker's idle wait early (a job was enqueued: [`crate::Wakeups`] on a notification,

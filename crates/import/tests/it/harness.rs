@@ -60,6 +60,7 @@ impl Importer {
             }
         };
         let request = ImportRequest {
+            run: skybook_domain::ImportRunId::new(),
             tenant: &self.tenant,
             feed,
             source: Arc::new(source),

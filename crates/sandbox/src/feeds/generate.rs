@@ -54,6 +54,8 @@ pub struct Content {
     pub bad_ppm: u32,
     /// Airports with local spellings, encoded ISO-8859-1 instead of UTF-8.
     pub latin1: bool,
+    /// The tenant's partner publishes this timetable: its small flights file is the timetable's window.
+    pub timetable: Option<std::sync::Arc<super::timetable::Timetable>>,
 }
 
 impl Content {
@@ -183,7 +185,10 @@ pub fn write_csv(content: &Content, out: &mut dyn Write) -> io::Result<()> {
     let mut lines = Lines::new(out, content.latin1);
     lines.buf.push_str(content.feed.header());
     match (content.feed, content.rows) {
-        (Feed::Flights, None) => nightly_flights(content, &mut lines)?,
+        (Feed::Flights, None) => match &content.timetable {
+            Some(timetable) => timetable.write_rows(content.date, &mut lines.buf),
+            None => nightly_flights(content, &mut lines)?,
+        },
         (Feed::Flights, Some(rows)) => many_flights(content, rows, &mut lines)?,
         (Feed::Airports, _) => airports(content, &mut lines)?,
     }
@@ -419,6 +424,7 @@ mod tests {
             rows,
             bad_ppm: 0,
             latin1: false,
+            timetable: None,
         }
     }
 

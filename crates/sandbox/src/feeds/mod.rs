@@ -15,6 +15,7 @@
 mod encode;
 mod generate;
 mod params;
+mod timetable;
 mod zipstream;
 
 use std::collections::HashMap;
@@ -30,9 +31,10 @@ use self::encode::{streamed_body, Base64Writer};
 use self::generate::Feed;
 use self::params::{Fault, FeedRequest, Format};
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{AppState, Counters};
 
 pub use self::params::check_defaults;
+pub use self::timetable::{Departure, Timetable};
 
 fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
@@ -58,6 +60,7 @@ pub async fn get_feed(
     Path((tenant, feed)): Path<(String, String)>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    Counters::bump(&state.counters.feed_requests);
     if state.faults.take_feed_failure() {
         return Err(unavailable("fail_next_feeds"));
     }
@@ -84,7 +87,10 @@ pub async fn get_feed(
             names.join(", ")
         ))
     })?;
-    let request = params::parse(&tenant, feed, &query)?;
+    let mut request = params::parse(&tenant, feed, &query)?;
+    if feed == Feed::Flights {
+        request.content.timetable = state.config.timetables.get(&tenant).cloned();
+    }
     if !request.delay.is_zero() {
         tokio::time::sleep(request.delay).await;
     }

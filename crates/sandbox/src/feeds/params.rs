@@ -216,6 +216,7 @@ pub fn parse(
             rows,
             bad_ppm,
             latin1: fault == Some(Fault::Latin1),
+            timetable: None,
         },
         format,
         fault,

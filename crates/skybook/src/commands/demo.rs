@@ -4,32 +4,37 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
-use chrono::{Duration, NaiveTime, Utc};
+use anyhow::{bail, Context, Result};
+use chrono::{NaiveTime, Utc};
 use secrecy::SecretString;
 use skybook_booking::PipelineConfig;
 use skybook_clients::ClientCredentials;
-use skybook_domain::{AirportCode, Currency, FlightNumber, Money, SecretKey, TenantSlug};
-use skybook_sandbox::SandboxConfig;
-use skybook_storage::{NewFlight, Store};
+use skybook_domain::{SecretKey, TenantSlug};
+use skybook_sandbox::{Departure, SandboxConfig, Timetable};
+use skybook_storage::Store;
 use skybook_web::site::{SessionOptions, SiteOptions};
 use skybook_web::WebOptions;
 
 use crate::background;
 use crate::cli::DemoArgs;
 use crate::config::{self, MailTransport, PaymentsConfig};
+use crate::imports::{self, Imports};
 use crate::wiring::{self, Schema};
 
-/// The demo timetable: each day, these departures each way (UTC).
+/// The demo tenant's partner publishes this timetable (UTC): each day, these departures each way.
 const DEPARTURES: [(&str, &str, &str, u32, u32); 4] = [
     ("EI154", "DUB", "LHR", 7, 30),
     ("EI164", "DUB", "LHR", 17, 45),
     ("EI155", "LHR", "DUB", 10, 15),
     ("EI165", "LHR", "DUB", 20, 30),
 ];
-const DAYS: i64 = 30;
+/// Days each nightly file covers, from its date.
+const DAYS: u32 = 30;
 const SEATS: u32 = 12;
-const FARE_MINOR: i64 = 9599;
+const FARE_MINOR: u64 = 9599;
+const TENANT: &str = "demo";
+/// The feeds the demo tenant subscribes to: both fetched nightly, and once at start.
+const FEEDS: [&str; 2] = ["flights", "airports"];
 
 pub async fn run(args: DemoArgs) -> Result<()> {
     let listen = config::socket_addr("SKYBOOK_LISTEN (--listen)", &args.listen)?;
@@ -56,20 +61,31 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let admin_token_path = data_dir.join("admin-token");
     let admin_token = read_or_create(&admin_token_path, SecretKey::generate_hex)?;
 
-    let sandbox = skybook_sandbox::spawn(SandboxConfig::new(data_dir), sandbox_listen).await?;
+    let sandbox = skybook_sandbox::spawn(
+        SandboxConfig::new(data_dir).with_timetable(TENANT, timetable()),
+        sandbox_listen,
+    )
+    .await?;
     let store = wiring::connect(&url, &Default::default(), Schema::Migrate).await?;
-    seed(&store).await.context("seeding demo data")?;
+    let sandbox_url = url::Url::parse(&sandbox.url())?;
+    let credentials = ClientCredentials {
+        token_url: sandbox_url.join("/oauth/token")?,
+        client_id: SandboxConfig::DEFAULT_CLIENT_ID.into(),
+        client_secret: SecretString::from(SandboxConfig::DEFAULT_CLIENT_SECRET),
+        scope: None,
+        audience: None,
+        extra_params: Vec::new(),
+    };
+    let feed_client = wiring::feed_client(sandbox_url.clone(), Some(credentials.clone()))?;
+    let imports =
+        imports::ready(&store, args.feeds.feeds_dir.as_deref(), Some(feed_client)).await?;
+    let catalog = seed(&store, &imports).await.context("seeding demo data")?;
+    let feeds = std::sync::Arc::clone(&imports.feeds);
+    background.imports = Some(imports);
 
     let payments = PaymentsConfig {
-        url: url::Url::parse(&sandbox.url())?,
-        credentials: Some(ClientCredentials {
-            token_url: url::Url::parse(&format!("{}/oauth/token", sandbox.url()))?,
-            client_id: SandboxConfig::DEFAULT_CLIENT_ID.into(),
-            client_secret: SecretString::from(SandboxConfig::DEFAULT_CLIENT_SECRET),
-            scope: None,
-            audience: None,
-            extra_params: Vec::new(),
-        }),
+        url: sandbox_url,
+        credentials: Some(credentials),
     };
     let app = wiring::app(
         store.clone(),
@@ -87,6 +103,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
                 ..SiteOptions::default()
             },
             fault_injection,
+            feeds,
             ..WebOptions::default()
         },
     )?;
@@ -101,6 +118,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         sandbox.url(),
         sandbox.url()
     );
+    println!("  catalog:     {catalog}");
     println!("  admin token: {}", admin_token_path.display());
     println!("  database:    {}", skybook_storage::redact(&url));
     match &background.mail {
@@ -138,28 +156,65 @@ fn read_or_create(path: &Path, generate: impl FnOnce() -> String) -> Result<Stri
     Ok(value)
 }
 
-/// Tenant `demo` with DUB⇄LHR flights on each of the next 30 days. Idempotent: re-running adds only the days
-/// that came into the window.
-pub async fn seed(store: &Store) -> Result<()> {
+/// The demo partner's timetable, as the sandbox publishes it.
+fn timetable() -> Timetable {
+    Timetable {
+        departures: DEPARTURES
+            .iter()
+            .map(|&(number, origin, destination, hour, minute)| Departure {
+                number: number.into(),
+                origin: origin.into(),
+                destination: destination.into(),
+                time: NaiveTime::from_hms_opt(hour, minute, 0).expect("valid time"),
+            })
+            .collect(),
+        days: DAYS,
+        capacity: SEATS,
+        fare_minor: FARE_MINOR,
+        currency: "EUR".into(),
+    }
+}
+
+/// Tenant `demo`, subscribed to both feeds (so their nightly schedules fetch its files), and today's files
+/// imported now: its catalog — DUB⇄LHR on each of the next 30 days — comes in through the importer. Idempotent:
+/// a restart the same day finds the same content and skips it; a restart on a later day brings the days that
+/// came into the window. Returns a line on the catalog import for the banner.
+pub async fn seed(store: &Store, imports: &Imports) -> Result<String> {
     let tenant = store
-        .ensure_tenant(&TenantSlug::parse("demo")?, "Skybook Demo Air")
+        .ensure_tenant(&TenantSlug::parse(TENANT)?, "Skybook Demo Air")
         .await?;
-    let fare = Money::new(FARE_MINOR, Currency::parse("EUR")?);
-    let today = Utc::now().date_naive();
-    for day in 0..DAYS {
-        let date = today + Duration::days(day);
-        for (number, origin, destination, hour, minute) in DEPARTURES {
-            let time = NaiveTime::from_hms_opt(hour, minute, 0).expect("valid time");
-            let flight = NewFlight {
-                number: FlightNumber::parse(number)?,
-                origin: AirportCode::parse(origin)?,
-                destination: AirportCode::parse(destination)?,
-                departs_at: date.and_time(time).and_utc(),
-                capacity: SEATS,
-                fare: fare.clone(),
+    let client = imports
+        .client
+        .as_deref()
+        .context("the demo's feeds come from its sandbox")?;
+    let now = Utc::now();
+    let today = now.date_naive();
+    let mut catalog = String::new();
+    for name in FEEDS {
+        store.subscribe_tenant_feed(tenant.id, name, now).await?;
+        let feed = imports
+            .feeds
+            .iter()
+            .find(|f| f.name() == name)
+            .with_context(|| format!("no feed type {name:?}"))?;
+        let summary = imports::fetch_and_import(store, client, &tenant, feed, today, &|_, _| {})
+            .await?
+            .with_context(|| format!("the sandbox refused the {name} feed"))?;
+        if summary.status == "failed" {
+            bail!(
+                "importing the {name} feed failed: {}",
+                summary.error.unwrap_or_default()
+            );
+        }
+        if name == "flights" {
+            catalog = match summary.status {
+                "skipped" => format!("today's flights file was imported already ({today})"),
+                _ => format!(
+                    "{} flights imported from today's file ({} new, {} updated)",
+                    summary.counts.read, summary.counts.inserted, summary.counts.updated
+                ),
             };
-            store.ensure_flight(tenant.id, &flight).await?;
         }
     }
-    Ok(())
+    Ok(catalog)
 }

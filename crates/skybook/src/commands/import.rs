@@ -85,6 +85,7 @@ async fn run_one(args: ImportRunArgs) -> Result<()> {
     let progress = Progress::new();
     let started = Instant::now();
     let request = ImportRequest {
+        run: ImportRunId::new(),
         tenant: &tenant,
         feed: &feed,
         source: Arc::new(source),

@@ -36,9 +36,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     background.fault_injection = fault_injection;
     let pool = config::pool(args.database.database_max_connections.as_deref())?;
     let store = wiring::connect(&url, &pool, Schema::MigrateSqliteOnly).await?;
-    background.imports =
-        Some(crate::imports::prepare(&store, &args.feeds, &args.feed_source).await?);
+    let imports = crate::imports::prepare(&store, &args.feeds, &args.feed_source).await?;
+    let feeds = std::sync::Arc::clone(&imports.feeds);
+    background.imports = Some(imports);
     let options = WebOptions {
+        feeds,
         fault_injection,
         site,
         metrics,

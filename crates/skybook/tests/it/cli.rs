@@ -296,6 +296,48 @@ async fn demo_runs_from_an_empty_data_dir(engine: Engine) {
         dub_to_lhr(&site).await.len() <= 60,
         "re-seeding added no duplicates"
     );
+
+    // The catalog came in through the importer: today's files of both feeds the demo tenant subscribes to,
+    // imported at the first start and skipped at the second (the same content).
+    let url = database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", data.join("skybook.db").display()));
+    let store = skybook_testkit::store_at(&url).await;
+    let tenant = store
+        .tenant_by_slug(&skybook_domain::TenantSlug::parse("demo").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut feeds = store.tenant_feeds(tenant.id).await.unwrap();
+    feeds.sort();
+    assert_eq!(feeds, ["airports", "flights"]);
+    for feed in ["flights", "airports"] {
+        let filter = skybook_storage::ImportRunFilter {
+            tenant_id: Some(tenant.id),
+            feed: Some(feed.into()),
+            status: None,
+            limit: 10,
+        };
+        let runs = store.import_runs(&filter).await.unwrap();
+        // Newest first. The nightly schedule may have caught up on last night's tick as well: skipped too.
+        let statuses: Vec<&str> = runs.iter().map(|r| r.status.as_str()).collect();
+        let (first, later) = runs.split_last().unwrap();
+        assert_eq!(first.status, "succeeded", "{feed}: {statuses:?}");
+        assert!(
+            !later.is_empty() && later.iter().all(|r| r.status == "skipped"),
+            "{feed}: {statuses:?}"
+        );
+        assert_eq!(first.feed_date, Some(chrono::Utc::now().date_naive()));
+        assert!(
+            first.source.contains(&format!("/feeds/demo/{feed}?date=")),
+            "{}",
+            first.source
+        );
+        if feed == "flights" {
+            assert_eq!(first.rows_read, 4 * 30, "four departures a day for 30 days");
+            assert_eq!(first.rows_inserted, 4 * 30);
+        }
+    }
 }
 
 backend_tests!(demo_runs_from_an_empty_data_dir);

@@ -91,7 +91,7 @@ async fn refused(state: &AppState, client: Client) {
 }
 
 /// The token of an `Authorization: Bearer <token>` header (the scheme in any case, as RFC 7235 has it).
-fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())

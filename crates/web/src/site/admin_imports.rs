@@ -117,6 +117,22 @@ fn run_json(run: &ImportRun, tenant: Option<&str>) -> Value {
     })
 }
 
+/// `GET /admin/api/imports/{run}`: one run, as listed.
+pub async fn import_run_api(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    client: Client,
+    visit: Visit,
+    Path(run): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&state, &headers, client, &visit).await?;
+    let run = find_run(&state, &run).await?;
+    let tenant = state.store.tenant(run.tenant_id).await?;
+    Ok(Json(
+        json!({ "run": run_json(&run, tenant.as_ref().map(|t| t.slug.as_str())) }),
+    ))
+}
+
 pub async fn import_rejects_api(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -125,15 +141,10 @@ pub async fn import_rejects_api(
     Path(run): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     require_admin(&state, &headers, client, &visit).await?;
-    let id: ImportRunId = run.parse().map_err(|_| ApiError::NotFound("import run"))?;
-    let run = state
-        .store
-        .import_run(id)
-        .await?
-        .ok_or(ApiError::NotFound("import run"))?;
+    let run = find_run(&state, &run).await?;
     let rejects: Vec<Value> = state
         .store
-        .import_rejects(id)
+        .import_rejects(run.id)
         .await?
         .into_iter()
         .map(|r| {
@@ -149,4 +160,14 @@ pub async fn import_rejects_api(
     Ok(Json(
         json!({ "run": run.id, "header": run.header, "rejects": rejects }),
     ))
+}
+
+/// The run `id` names (`404` for an id that is not one, or no run's).
+async fn find_run(state: &AppState, id: &str) -> Result<ImportRun, ApiError> {
+    let id: ImportRunId = id.parse().map_err(|_| ApiError::NotFound("import run"))?;
+    state
+        .store
+        .import_run(id)
+        .await?
+        .ok_or(ApiError::NotFound("import run"))
 }

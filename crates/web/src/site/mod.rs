@@ -11,6 +11,7 @@
 
 mod admin;
 mod admin_imports;
+mod admin_upload;
 mod book;
 mod bookings;
 mod forms;
@@ -75,7 +76,17 @@ pub(crate) fn routes(state: &AppState) -> Result<Routes, StorageError> {
         .route("/admin", get(admin::dashboard))
         .route("/admin/api/crashes", get(admin::crashes_api))
         .route("/admin/api/alerts", get(admin::alerts_api))
-        .route("/admin/api/imports", get(admin_imports::imports_api))
+        .route(
+            "/admin/api/imports",
+            get(admin_imports::imports_api)
+                .post(admin_upload::upload)
+                // The upload's own limit (`Limits::max_input_bytes`) applies as the file streams in.
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/admin/api/imports/{run}",
+            get(admin_imports::import_run_api),
+        )
         .route(
             "/admin/api/imports/{run}/rejects",
             get(admin_imports::import_rejects_api),

@@ -67,6 +67,7 @@ impl TestApp {
                 sessions,
                 admin_token: Some(ADMIN_TOKEN.to_owned().into()),
             },
+            feeds: Arc::new(skybook_import::load_all(None).expect("built-in feed types")),
             ..WebOptions::default()
         };
         let router = node(

@@ -6,6 +6,7 @@ mod crashes;
 mod harness;
 mod headers;
 mod hostile;
+mod import_upload;
 mod imports;
 mod probes;
 mod search;

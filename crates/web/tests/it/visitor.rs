@@ -55,6 +55,12 @@ impl Visitor {
         self.send(request, Body::from(body)).await
     }
 
+    /// POSTs `body` as it is, of `content_type` (a multipart form, say).
+    pub async fn post_body(&mut self, path: &str, content_type: &str, body: Vec<u8>) -> Page {
+        let request = Request::post(path).header(header::CONTENT_TYPE, content_type);
+        self.send(request, Body::from(body)).await
+    }
+
     /// Follows one redirect with a GET.
     pub async fn follow(&mut self, page: &Page) -> Page {
         let to = page

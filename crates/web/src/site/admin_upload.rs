@@ -1,0 +1,264 @@
+//! A partner file uploaded from the admin: `POST /admin/api/imports` (`multipart/form-data`: `tenant` slug,
+//! `feed` type, `file` — a .csv, a .zip holding one, or the partner's JSON envelope — and `dry_run` optional). The
+//! third source of the importer, through the same pipeline as a fetched feed or a file on the command line.
+//!
+//! The file is streamed to a temporary file (never held in memory) and its container checked (not a zip, a zip
+//! bomb, several CSVs…: a `422` naming `file`) before anything is recorded. Then the run is recorded and the
+//! import goes on in its own task, so a slow client or the request timeout cannot cut a load half-way: the
+//! answer is `202` with the run's id and where to watch it (`GET /admin/api/imports/{run}`). A dry run is read
+//! while the request waits, and answers `200` with every reject (up to 10,000); it records nothing.
+//!
+//! Behind the admin token. Signed in with the session rather than a bearer token, the upload must carry the
+//! session's CSRF token: an `X-CSRF-Token` header, or a `csrf` field before the file.
+
+use std::sync::Arc;
+
+use axum::extract::multipart::{Field, MultipartRejection};
+use axum::extract::{Multipart, State};
+use axum::http::header::LOCATION;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use skybook_domain::{ErrorChain, FieldErrors, ImportRunId, TenantSlug};
+use skybook_import::{FeedType, ImportRequest, Limits, Source, Summary};
+use tokio::io::AsyncWriteExt as _;
+
+use super::admin::{bearer_token, require_admin};
+use super::session::Visit;
+use crate::throttle::Client;
+use crate::{ApiError, AppState};
+
+/// What the form carried.
+#[derive(Default)]
+struct Upload {
+    tenant: Option<String>,
+    feed: Option<String>,
+    dry_run: bool,
+    csrf: Option<String>,
+    /// The file, spooled, and its name as the browser gave it.
+    file: Option<(tempfile::TempPath, String)>,
+}
+
+pub async fn upload(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    client: Client,
+    visit: Visit,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, ApiError> {
+    require_admin(&state, &headers, client, &visit).await?;
+    let signed_in_by_session = bearer_token(&headers).is_none();
+    let mut multipart = multipart.map_err(|_| {
+        invalid(
+            "body",
+            "must be multipart/form-data with the fields tenant, feed and file",
+        )
+    })?;
+    let limits = Limits::default();
+    let mut errors = FieldErrors::new();
+    let mut upload = Upload::default();
+    let header_csrf = headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    while let Some(field) = multipart.next_field().await.map_err(body_error)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        match name.as_str() {
+            "file" => {
+                // Checked before the file is read: a forged form gets no further than its first field.
+                if signed_in_by_session {
+                    check_csrf(&visit, header_csrf.as_deref().or(upload.csrf.as_deref())).await?;
+                }
+                let filename = field.file_name().unwrap_or("upload").to_owned();
+                upload.file = Some((spool(field, limits.max_input_bytes).await?, filename));
+            }
+            "tenant" | "feed" | "dry_run" | "csrf" => {
+                let value = field.text().await.map_err(body_error)?.trim().to_owned();
+                match name.as_str() {
+                    "tenant" => upload.tenant = Some(value),
+                    "feed" => upload.feed = Some(value),
+                    "csrf" => upload.csrf = Some(value),
+                    _ => match value.as_str() {
+                        "" | "false" | "0" | "off" => upload.dry_run = false,
+                        "true" | "1" | "on" => upload.dry_run = true,
+                        _ => errors.add("dry_run", "must be true or false"),
+                    },
+                }
+            }
+            other => errors.add(other, "unknown field; expected tenant, feed, file, dry_run"),
+        }
+    }
+    if signed_in_by_session && upload.file.is_none() {
+        check_csrf(&visit, header_csrf.as_deref().or(upload.csrf.as_deref())).await?;
+    }
+
+    let tenant = match upload.tenant.as_deref().filter(|t| !t.is_empty()) {
+        None => {
+            errors.add("tenant", "is required");
+            None
+        }
+        Some(slug) => match errors.check("tenant", TenantSlug::parse(slug)) {
+            Some(slug) => {
+                let found = state.store.tenant_by_slug(&slug).await?;
+                if found.is_none() {
+                    errors.add("tenant", format!("no tenant {slug}"));
+                }
+                found
+            }
+            None => None,
+        },
+    };
+    let feed = match upload.feed.as_deref().filter(|f| !f.is_empty()) {
+        None => {
+            errors.add("feed", "is required");
+            None
+        }
+        Some(name) => {
+            let found = state.options.feeds.iter().find(|f| f.name() == name);
+            if found.is_none() {
+                let names: Vec<&str> = state.options.feeds.iter().map(FeedType::name).collect();
+                errors.add(
+                    "feed",
+                    format!("no feed type {name:?}; declared: {}", names.join(", ")),
+                );
+            }
+            found.cloned()
+        }
+    };
+    if upload.file.is_none() {
+        errors.add("file", "is required");
+    }
+    errors.into_result().map_err(ApiError::Invalid)?;
+    let (Some(tenant), Some(feed), Some((file, filename))) = (tenant, feed, upload.file) else {
+        return Err(ApiError::Internal("checked above".into()));
+    };
+
+    let entry = feed.entry.clone();
+    let source =
+        tokio::task::spawn_blocking(move || Source::from_download(file, entry.as_deref(), limits))
+            .await
+            .map_err(|e| ApiError::Internal(format!("checking the upload: {e}")))?
+            .map_err(|e| invalid("file", e.to_string()))?;
+    let label = format!("upload: {filename}");
+    let (run, dry_run) = (ImportRunId::new(), upload.dry_run);
+    // The run goes on in its own task; it tells this request once it is recorded (or could not be).
+    let (recorded, is_recorded) = tokio::sync::oneshot::channel();
+    let store = state.store.clone();
+    let task = tokio::spawn(async move {
+        let request = ImportRequest {
+            run,
+            tenant: &tenant,
+            feed: &feed,
+            source: Arc::new(source),
+            label,
+            feed_date: None,
+            dry_run,
+            limits,
+        };
+        let started = match skybook_import::begin_import(&store, request).await {
+            Ok(started) => {
+                let _ = recorded.send(Ok(()));
+                started
+            }
+            Err(e) => {
+                let _ = recorded.send(Err(e));
+                return None;
+            }
+        };
+        match started.finish(&|_, _| {}).await {
+            Ok(summary) => {
+                tracing::info!(run.id = %run, tenant = %tenant.slug, feed = feed.name(), dry_run, status = summary.status, read = summary.counts.read, rejected = summary.counts.rejected, "uploaded import finished");
+                Some(summary)
+            }
+            Err(e) => {
+                tracing::error!(run.id = %run, error = %ErrorChain(&e), "uploaded import could not record its end");
+                None
+            }
+        }
+    });
+    is_recorded
+        .await
+        .map_err(|_| ApiError::Internal("the import task ended before recording its run".into()))?
+        .map_err(|e| ApiError::from(e.0))?;
+    if dry_run {
+        // Nothing recorded: the report is the answer, so this request waits for it.
+        let summary = task
+            .await
+            .map_err(|e| ApiError::Internal(format!("the dry run's task: {e}")))?
+            .ok_or_else(|| ApiError::Internal("the dry run did not finish".into()))?;
+        return Ok((StatusCode::OK, Json(summary_json(&summary))).into_response());
+    }
+    let link = format!("/admin/api/imports/{run}");
+    Ok((
+        StatusCode::ACCEPTED,
+        [(LOCATION, link.clone())],
+        Json(json!({
+            "run": run,
+            "status": "running",
+            "links": { "run": link, "rejects": format!("{link}/rejects") },
+        })),
+    )
+        .into_response())
+}
+
+/// A dry run's report: what a run would have done, and every reject (up to 10,000).
+fn summary_json(summary: &Summary) -> Value {
+    json!({
+        "dry_run": true,
+        "status": summary.status,
+        "error": summary.error,
+        "rows": {
+            "read": summary.counts.read,
+            "rejected": summary.counts.rejected,
+        },
+        "bytes": summary.counts.bytes,
+        "rejects": summary.rejects.iter().map(|r| json!({
+            "line": r.line,
+            "column": r.column_name,
+            "value": r.value,
+            "reason": r.reason,
+            "raw": r.raw,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+async fn check_csrf(visit: &Visit, presented: Option<&str>) -> Result<(), ApiError> {
+    match presented {
+        Some(token) if !token.is_empty() && visit.csrf_matches(token).await? => Ok(()),
+        _ => Err(ApiError::Forbidden("csrf_token")),
+    }
+}
+
+/// Streams the file part to a temporary file, refusing it past `limit` bytes.
+async fn spool(mut field: Field<'_>, limit: u64) -> Result<tempfile::TempPath, ApiError> {
+    let internal = |e: std::io::Error| ApiError::Internal(format!("spooling the upload: {e}"));
+    let path = tempfile::NamedTempFile::new()
+        .map_err(internal)?
+        .into_temp_path();
+    let mut file = tokio::fs::File::create(&path).await.map_err(internal)?;
+    let mut written = 0u64;
+    while let Some(chunk) = field.chunk().await.map_err(body_error)? {
+        written += chunk.len() as u64;
+        if written > limit {
+            return Err(invalid(
+                "file",
+                format!("is larger than the limit of {limit} bytes"),
+            ));
+        }
+        file.write_all(&chunk).await.map_err(internal)?;
+    }
+    file.flush().await.map_err(internal)?;
+    Ok(path)
+}
+
+/// A body that is not well-formed multipart, or was cut off.
+fn body_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    invalid("body", format!("is not readable multipart/form-data: {e}"))
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+    let mut errors = FieldErrors::new();
+    errors.add(field, message);
+    ApiError::Invalid(errors)
+}
