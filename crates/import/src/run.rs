@@ -151,7 +151,15 @@ async fn finish(
         sha256: None,
         header: None,
     };
-    let result = import(store, &request, run, &mut state, progress).await;
+    let fresh = state.clone();
+    let mut result = import(store, &request, run, &mut state, progress, true).await;
+    if matches!(&result, Err(Failure::Storage(StorageError::RepeatedKey))) {
+        // A first load went straight into the feed's table and met a key twice: rolled back. Through the
+        // staging table this time, which names every repeat.
+        tracing::info!(run.id = %run, "the file repeats a key: loading it again through the staging table");
+        state = fresh;
+        result = import(store, &request, run, &mut state, progress, false).await;
+    }
     if !request.dry_run {
         state.rejects.sort_by_key(|r| r.line);
         store.add_import_rejects(run, &state.rejects).await?;
@@ -192,6 +200,7 @@ async fn finish(
     Ok(summary)
 }
 
+#[derive(Clone)]
 struct State {
     counts: ImportCounts,
     /// Every reject (a dry run: up to a cap), stored once the load has ended.
@@ -213,6 +222,7 @@ async fn import(
     run: ImportRunId,
     state: &mut State,
     progress: &(dyn Fn(u64, u64) + Send + Sync),
+    first_load_direct: bool,
 ) -> Result<&'static str, Failure> {
     let feed = request.feed;
     let cap = if request.dry_run {
@@ -226,7 +236,13 @@ async fn import(
         store.ensure_feed_table(&feed.table).await?;
         Some(
             store
-                .begin_feed_load(&feed.table, request.tenant.id, run)
+                .begin_feed_load(
+                    &feed.table,
+                    request.tenant.id,
+                    run,
+                    // The catalog's checks need the staging table.
+                    first_load_direct && feed.name() != CATALOG_FEED,
+                )
                 .await?,
         )
     };

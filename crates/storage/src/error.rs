@@ -36,6 +36,11 @@ pub enum StorageError {
         column: String,
         reason: String,
     },
+    /// A first load written straight into the feed's table met a key twice in the file: nothing of it stays
+    /// (the load's transaction is done for); load the file again through the staging table, which names the
+    /// repeats.
+    #[error("the file repeats a key")]
+    RepeatedKey,
 }
 
 impl StorageError {

@@ -2,6 +2,12 @@
 //! transaction (PostgreSQL: `COPY ... FROM STDIN`, chunk by chunk; SQLite: prepared multi-row inserts), then
 //! merged into the feed's table with one statement, and the transaction commits — or, dropped, rolls back and
 //! leaves the table exactly as it was. Nobody reading the table ever sees part of a file.
+//!
+//! On PostgreSQL, a tenant's first load of a feed (no rows of theirs in its table yet) may skip the staging table: with nothing
+//! to merge with, the rows go straight into the feed's table, in the same transaction, at the speed of the
+//! database's own bulk load (bench/README.md). The table's primary key then finds repeated keys: a repeat ends
+//! the load with [`StorageError::RepeatedKey`](crate::StorageError::RepeatedKey), and the caller loads the file
+//! again through the staging table, which names every repeat.
 
 use chrono::{DateTime, Utc};
 use skybook_domain::feed::{FeedTable, FeedValue, LoadMode};
@@ -42,6 +48,9 @@ pub struct FeedLoad {
     rows_per_insert: usize,
     /// The file is also the tenant's booking catalog (the `flights` feed): applied to `flights` too.
     catalog: bool,
+    /// A first load written straight into the feed's table (no staging table): the rows written so far, and the
+    /// time stamped on them.
+    direct: Option<(u64, DateTime<Utc>)>,
 }
 
 /// The columns a feed must have to be the booking catalog.
@@ -56,37 +65,55 @@ const CATALOG_COLUMNS: [&str; 7] = [
 ];
 
 impl Store {
-    /// Opens a load of `feed` for `tenant` on behalf of import run `run`.
+    /// Opens a load of `feed` for `tenant` on behalf of import run `run`. With `first_load_direct`, a first load
+    /// (the tenant has no rows in the feed's table) goes straight into the table; see the module's doc. Not for the
+    /// booking catalog, whose checks need the staging table.
     pub async fn begin_feed_load(
         &self,
         feed: &FeedTable,
         tenant: TenantId,
         run: ImportRunId,
+        first_load_direct: bool,
     ) -> Result<FeedLoad> {
         let mut tx = self.begin().await?;
         let engine = tx.engine();
-        let stage = quoted(&format!("stage_{}", feed.name));
-        let mut columns = vec!["line BIGINT NOT NULL".to_owned()];
-        columns.extend(
-            feed.columns
-                .iter()
-                .map(|c| format!("{} {}", quoted(c.name.as_str()), sql_type(engine, &c.ty))),
-        );
-        let create = match engine {
-            Engine::Postgres => format!(
-                "CREATE TEMP TABLE {stage} ({}) ON COMMIT DROP",
-                columns.join(", ")
-            ),
-            // SQLite's temporary tables live with the (one, pooled) writer connection, and DDL is
-            // transactional: a rollback drops the table with everything else.
-            Engine::Sqlite => format!("CREATE TEMP TABLE {stage} ({})", columns.join(", ")),
-        };
-        on_tx!(tx, c => sqlx::query(&create).execute(c).await.map(|_| ()))?;
         if engine == Engine::Postgres {
             // One load of a feed for a tenant at a time (SQLite's single writer gives this by itself): `apply`
-            // relies on it between its update and its insert.
+            // relies on it between its update and its insert, and a direct load on the table staying empty.
             let lock = format!("skybook.feed.{}.{}", feed.name, tenant);
             on_tx!(tx, c => sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))").bind(&lock).execute(c).await.map(|_| ()))?;
+        }
+        // SQLite stays with the staging table: its multi-row inserts straight into the keyed table measured
+        // slower than staging and one `INSERT ... SELECT` (bench/README.md).
+        let direct = if first_load_direct && engine == Engine::Postgres {
+            let sql = format!(
+                "SELECT EXISTS (SELECT 1 FROM {} WHERE tenant_id = $1)",
+                table(&feed.name)
+            );
+            let any: bool =
+                on_tx!(tx, c => sqlx::query_scalar(&sql).bind(tenant).fetch_one(c).await)?;
+            (!any).then(|| (0, Utc::now()))
+        } else {
+            None
+        };
+        let stage = quoted(&format!("stage_{}", feed.name));
+        if direct.is_none() {
+            let mut columns = vec!["line BIGINT NOT NULL".to_owned()];
+            columns.extend(
+                feed.columns
+                    .iter()
+                    .map(|c| format!("{} {}", quoted(c.name.as_str()), sql_type(engine, &c.ty))),
+            );
+            let create = match engine {
+                Engine::Postgres => format!(
+                    "CREATE TEMP TABLE {stage} ({}) ON COMMIT DROP",
+                    columns.join(", ")
+                ),
+                // SQLite's temporary tables live with the (one, pooled) writer connection, and DDL is
+                // transactional: a rollback drops the table with everything else.
+                Engine::Sqlite => format!("CREATE TEMP TABLE {stage} ({})", columns.join(", ")),
+            };
+            on_tx!(tx, c => sqlx::query(&create).execute(c).await.map(|_| ()))?;
         }
         Ok(FeedLoad {
             tx,
@@ -98,6 +125,7 @@ impl Store {
             rows: Vec::new(),
             rows_per_insert: (SQLITE_PARAMETERS / (feed.columns.len() + 1)).max(1),
             catalog: false,
+            direct,
         })
     }
 }
@@ -105,9 +133,17 @@ impl Store {
 impl FeedLoad {
     /// Stages one parsed row, read at `line` of the file.
     pub async fn stage(&mut self, line: u64, row: Vec<FeedValue>) -> Result<()> {
+        if let Some((written, _)) = &mut self.direct {
+            *written += 1;
+        }
         match self.tx.engine() {
             Engine::Postgres => {
-                write_copy_row(&mut self.copy, line, &row);
+                match self.direct {
+                    Some((_, now)) => {
+                        write_direct_row(&mut self.copy, self.tenant, self.run, now, &row);
+                    }
+                    None => write_copy_row(&mut self.copy, line, &row),
+                }
                 if self.copy.len() >= COPY_CHUNK {
                     self.flush().await?;
                 }
@@ -123,14 +159,37 @@ impl FeedLoad {
     }
 
     async fn flush(&mut self) -> Result<()> {
-        let columns: Vec<String> = std::iter::once("line".to_owned())
-            .chain(self.feed.columns.iter().map(|c| quoted(c.name.as_str())))
-            .collect();
+        let result = self.send().await;
+        match result {
+            Err(sqlx::Error::Database(e)) if self.direct.is_some() && e.is_unique_violation() => {
+                Err(crate::StorageError::RepeatedKey)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// Sends the rows gathered so far: to the staging table, or (a direct load) to the feed's table.
+    async fn send(&mut self) -> std::result::Result<(), sqlx::Error> {
+        let feed_columns = self.feed.columns.iter().map(|c| quoted(c.name.as_str()));
+        let (target, columns): (String, Vec<String>) = match self.direct {
+            Some(_) => (
+                table(&self.feed.name),
+                std::iter::once("tenant_id".to_owned())
+                    .chain(feed_columns)
+                    .chain(["run_id".to_owned(), "updated_at".to_owned()])
+                    .collect(),
+            ),
+            None => (
+                self.stage.clone(),
+                std::iter::once("line".to_owned())
+                    .chain(feed_columns)
+                    .collect(),
+            ),
+        };
         match &mut self.tx.inner {
             TxInner::Postgres(t) if !self.copy.is_empty() => {
                 let sql = format!(
-                    "COPY {} ({}) FROM STDIN WITH (FORMAT csv)",
-                    self.stage,
+                    "COPY {target} ({}) FROM STDIN WITH (FORMAT csv)",
                     columns.join(", ")
                 );
                 let mut copy = t.copy_in_raw(&sql).await?;
@@ -141,12 +200,12 @@ impl FeedLoad {
             TxInner::Sqlite(t) if !self.rows.is_empty() => {
                 let one = format!("({})", vec!["?"; columns.len()].join(", "));
                 let sql = format!(
-                    "INSERT INTO {} ({}) VALUES {}",
-                    self.stage,
+                    "INSERT INTO {target} ({}) VALUES {}",
                     columns.join(", "),
                     vec![one.as_str(); self.rows.len()].join(", ")
                 );
                 let mut query = sqlx::query(&sql);
+                // (Always the staging table: direct loads are PostgreSQL's.)
                 for (line, row) in self.rows.drain(..) {
                     query = query.bind(line as i64);
                     for value in row {
@@ -164,6 +223,10 @@ impl FeedLoad {
     /// are taken out of the staging table: the first row of a key is the one loaded.
     pub async fn later_duplicates(&mut self) -> Result<Vec<(u64, u64)>> {
         self.flush().await?;
+        if self.direct.is_some() {
+            // Every row is in the feed's table, whose primary key let no repeat through.
+            return Ok(Vec::new());
+        }
         let key: Vec<String> = self
             .feed
             .key_columns()
@@ -204,6 +267,12 @@ impl FeedLoad {
     /// below the seats already sold, as `(line, reason)` — after taking them out of the load. The flights they
     /// name are locked (PostgreSQL) until the load ends, so no booking sells past the new capacity meanwhile.
     pub async fn as_catalog(&mut self) -> Result<Vec<(u64, String)>> {
+        if self.direct.is_some() {
+            return Err(crate::StorageError::Corrupt(
+                "a direct load cannot be the booking catalog (begin it without first_load_direct)"
+                    .into(),
+            ));
+        }
         for column in CATALOG_COLUMNS {
             if !self.feed.columns.iter().any(|c| c.name.as_str() == column) {
                 return Err(crate::StorageError::FeedSchema {
@@ -244,6 +313,15 @@ impl FeedLoad {
     /// Merges the staged rows into the feed's table (`mode`), and commits: the file is in, whole.
     pub async fn apply(mut self, mode: LoadMode, now: DateTime<Utc>) -> Result<LoadCounts> {
         self.flush().await?;
+        if let Some((written, _)) = self.direct {
+            // A first load: the rows are in the table already, and there was nothing to update or remove.
+            self.tx.commit().await?;
+            return Ok(LoadCounts {
+                inserted: written,
+                updated: 0,
+                deleted: 0,
+            });
+        }
         let target = table(&self.feed.name);
         let names: Vec<String> = self
             .feed
@@ -327,7 +405,9 @@ impl FeedLoad {
         };
         if self.catalog {
             // New flights become bookable; known ones take the new schedule, capacity and fare (never below
-            // the seats sold: those rows were taken out by `as_catalog`). Flights absent from the file stay.
+            // the seats sold: those rows were taken out by `as_catalog`). Flights absent from the file stay,
+            // unless the feed is declared `replace`: then those nobody has booked go (a flight with bookings, of
+            // any state, stays — the bookings point to it).
             let id = match self.tx.engine() {
                 Engine::Postgres => "gen_random_uuid()",
                 Engine::Sqlite => "randomblob(16)",
@@ -343,6 +423,15 @@ impl FeedLoad {
                 self.stage
             );
             on_tx!(self.tx, c => sqlx::query(&sql).bind(self.tenant).bind(now).execute(c).await.map(|_| ()))?;
+            if mode == LoadMode::Replace {
+                let sql = format!(
+                    "DELETE FROM flights AS f WHERE f.tenant_id = $1 AND f.seats_sold = 0 \
+                     AND NOT EXISTS (SELECT 1 FROM {} s WHERE s.number = f.number AND s.departs_at = f.departs_at) \
+                     AND NOT EXISTS (SELECT 1 FROM bookings b WHERE b.flight_id = f.id)",
+                    self.stage
+                );
+                on_tx!(self.tx, c => sqlx::query(&sql).bind(self.tenant).execute(c).await.map(|_| ()))?;
+            }
         }
         if self.tx.engine() == Engine::Sqlite {
             let drop = format!("DROP TABLE {}", self.stage);
@@ -362,6 +451,13 @@ impl FeedLoad {
 fn write_copy_row(out: &mut Vec<u8>, line: u64, row: &[FeedValue]) {
     use std::io::Write as _;
     let _ = write!(out, "{line}");
+    write_copy_values(out, row);
+    out.push(b'\n');
+}
+
+/// The values of a row in COPY's CSV format, each after a comma.
+fn write_copy_values(out: &mut Vec<u8>, row: &[FeedValue]) {
+    use std::io::Write as _;
     for value in row {
         out.push(b',');
         let _ = match value {
@@ -384,7 +480,20 @@ fn write_copy_row(out: &mut Vec<u8>, line: u64, row: &[FeedValue]) {
             FeedValue::Timestamp(t) => write!(out, "{}", t.format("%Y-%m-%dT%H:%M:%S%.fZ")),
         };
     }
-    out.push(b'\n');
+}
+
+/// One row of a direct load, in COPY's CSV format: the tenant, the row's values, the run and the time.
+fn write_direct_row(
+    out: &mut Vec<u8>,
+    tenant: TenantId,
+    run: ImportRunId,
+    now: DateTime<Utc>,
+    row: &[FeedValue],
+) {
+    use std::io::Write as _;
+    let _ = write!(out, "{tenant}");
+    write_copy_values(out, row);
+    let _ = writeln!(out, ",{run},{}", now.format("%Y-%m-%dT%H:%M:%S%.fZ"));
 }
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;

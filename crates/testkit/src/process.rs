@@ -212,6 +212,17 @@ pub fn deployment(exe: &str, command: &str, database_url: &str, sandbox_url: &st
     cmd
 }
 
+/// Points `cmd` at the sandbox's partner feeds, with skybook's own OAuth2 client.
+pub fn feeds_from(cmd: &mut Command, sandbox_url: &str) {
+    cmd.env("SKYBOOK_FEEDS_URL", sandbox_url)
+        .env(
+            "SKYBOOK_FEEDS_TOKEN_URL",
+            format!("{sandbox_url}/oauth/token"),
+        )
+        .env("SKYBOOK_FEEDS_CLIENT_ID", "skybook")
+        .env("SKYBOOK_FEEDS_CLIENT_SECRET", "sandbox-secret");
+}
+
 /// The sandbox's `/sandbox/stats` (what it has issued, charged, refunded...).
 pub async fn sandbox_stats(sandbox_url: &str) -> serde_json::Value {
     reqwest::get(format!("{sandbox_url}/sandbox/stats"))

@@ -1,10 +1,11 @@
 //! Good files in every form load whole; the same content again is skipped; replace mode removes exactly the
-//! rows a new file lacks; a file over its reject budget applies nothing.
+//! rows a new file lacks; a file over its reject budget applies nothing; a tenant's first load, which goes
+//! straight into the feed's table, still names a repeated key's first line, and later loads merge with it.
 
 use skybook_storage::Engine;
 use skybook_testkit::backend_tests;
 
-use crate::harness::{built_in, envelope, flights_csv, zip, Importer, AIRPORTS_CSV};
+use crate::harness::{built_in, envelope, feed, flights_csv, zip, Importer, AIRPORTS_CSV};
 
 async fn a_file_loads_in_every_form_and_the_same_content_is_skipped(engine: Engine) {
     let importer = Importer::start(engine, "import_forms").await;
@@ -160,10 +161,80 @@ async fn a_dry_run_reports_every_reject_and_writes_nothing(engine: Engine) {
         .is_empty());
 }
 
+const FARES: &str =
+    "name = \"fares\"\nkey = [\"code\"]\n[budget]\nmax_rejected = 5\nmax_rejected_ratio = 0.5\n\
+    [[columns]]\nname = \"code\"\ntype = \"text\"\nrequired = true\n\
+    [[columns]]\nname = \"price\"\ntype = \"integer\"\n";
+
+async fn a_first_load_goes_straight_in_and_still_names_a_repeated_key(engine: Engine) {
+    let importer = Importer::start(engine, "import_first_load").await;
+    let fares = feed(FARES);
+    // Over budget on a first load: nothing stays.
+    let bad = "code,price\nA,1\nB,x\nC,x\nD,x\nE,x\nF,x\nG,x\n";
+    let summary = importer
+        .run(&fares, &importer.file("bad.csv", bad.as_bytes()))
+        .await;
+    assert_eq!(summary.status, "failed", "{summary:?}");
+    assert!(importer.keys(&fares).await.is_empty(), "nothing applied");
+
+    // Line 5 repeats line 3's key: the first load is loaded again through the staging table, which names it.
+    let first = "code,price\nA,1\nB,2\nC,3\nB,4\n";
+    let summary = importer
+        .run(&fares, &importer.file("first.csv", first.as_bytes()))
+        .await;
+    assert_eq!(summary.status, "succeeded", "{summary:?}");
+    assert_eq!(
+        (
+            summary.counts.read,
+            summary.counts.inserted,
+            summary.counts.rejected
+        ),
+        (4, 3, 1)
+    );
+    let rejects = importer.stored_rejects(&summary).await;
+    assert_eq!(rejects.len(), 1, "{rejects:?}");
+    assert_eq!(rejects[0].line, 5);
+    assert!(rejects[0].reason.contains("repeats line 3"), "{rejects:?}");
+    assert_eq!(rejects[0].raw, "B,4");
+    assert_eq!(importer.keys(&fares).await, ["A", "B", "C"]);
+
+    // The next load merges with what the first put in.
+    let next = "code,price\nA,1\nB,20\nD,5\n";
+    let summary = importer
+        .run(&fares, &importer.file("next.csv", next.as_bytes()))
+        .await;
+    assert_eq!(summary.status, "succeeded", "{summary:?}");
+    assert_eq!(
+        (
+            summary.counts.inserted,
+            summary.counts.updated,
+            summary.counts.deleted
+        ),
+        (1, 1, 0)
+    );
+    assert_eq!(importer.keys(&fares).await, ["A", "B", "C", "D"]);
+
+    // A clean first load for another tenant's table rows: counted as inserted, every row.
+    let other = Importer::start(engine, "import_first_load_clean").await;
+    let summary = other
+        .run(&fares, &other.file("clean.csv", next.as_bytes()))
+        .await;
+    assert_eq!(
+        (
+            summary.status,
+            summary.counts.inserted,
+            summary.counts.rejected
+        ),
+        ("succeeded", 3, 0)
+    );
+    assert_eq!(other.keys(&fares).await, ["A", "B", "D"]);
+}
+
 backend_tests!(
     a_file_loads_in_every_form_and_the_same_content_is_skipped,
     replace_mode_removes_exactly_the_rows_the_new_file_lacks,
     over_budget_applies_nothing_and_keeps_its_rejects_with_their_lines,
     a_repeated_key_is_rejected_naming_the_first_line,
     a_dry_run_reports_every_reject_and_writes_nothing,
+    a_first_load_goes_straight_in_and_still_names_a_repeated_key,
 );

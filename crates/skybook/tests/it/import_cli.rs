@@ -13,6 +13,23 @@ fn at(url: &str, args: &[&str]) -> Command {
     cmd
 }
 
+/// `skybook import run --tenant partner-two --feed flights` with `source` (`--file PATH`, `--date D`, ...).
+fn import_flights(url: &str, source: &[&str]) -> Command {
+    let mut cmd = at(
+        url,
+        &[
+            "import",
+            "run",
+            "--tenant",
+            "partner-two",
+            "--feed",
+            "flights",
+        ],
+    );
+    cmd.args(source);
+    cmd
+}
+
 /// Runs to the end; returns (exit code, stdout, stderr).
 fn output(mut cmd: Command) -> (i32, String, String) {
     let out = cmd.output().expect("run skybook");
@@ -141,19 +158,7 @@ async fn an_operator_adds_a_partner_and_imports_its_file(engine: Engine) {
     // A file that cannot be imported: exit status 1, with the reason.
     std::fs::write(dir.join("broken.csv"), "number;origin\n").unwrap();
     let broken = dir.join("broken.csv");
-    let (code, out, _) = output(at(
-        &url,
-        &[
-            "import",
-            "run",
-            "--tenant",
-            "partner-two",
-            "--feed",
-            "flights",
-            "--file",
-            broken.to_str().unwrap(),
-        ],
-    ));
+    let (code, out, _) = output(import_flights(&url, &["--file", broken.to_str().unwrap()]));
     assert_eq!(code, 1);
     assert!(
         out.contains("failed") && out.contains("lacks required column"),
@@ -165,23 +170,8 @@ async fn an_operator_adds_a_partner_and_imports_its_file(engine: Engine) {
     let (_sandbox, sandbox) =
         skybook_testkit::process::start_sandbox(env!("CARGO_BIN_EXE_skybook"), &dir);
     let by_date = || {
-        let mut cmd = at(
-            &url,
-            &[
-                "import",
-                "run",
-                "--tenant",
-                "partner-two",
-                "--feed",
-                "flights",
-                "--date",
-                "2027-04-01",
-            ],
-        );
-        cmd.env("SKYBOOK_FEEDS_URL", &sandbox)
-            .env("SKYBOOK_FEEDS_TOKEN_URL", format!("{sandbox}/oauth/token"))
-            .env("SKYBOOK_FEEDS_CLIENT_ID", "skybook")
-            .env("SKYBOOK_FEEDS_CLIENT_SECRET", "sandbox-secret");
+        let mut cmd = import_flights(&url, &["--date", "2027-04-01"]);
+        skybook_testkit::process::feeds_from(&mut cmd, &sandbox);
         output(cmd)
     };
     let (code, out, err) = by_date();
@@ -193,19 +183,7 @@ async fn an_operator_adds_a_partner_and_imports_its_file(engine: Engine) {
     let (code, out, _) = by_date();
     assert_eq!(code, 0);
     assert!(out.contains(": skipped"), "{out}");
-    let (code, _, err) = output(at(
-        &url,
-        &[
-            "import",
-            "run",
-            "--tenant",
-            "partner-two",
-            "--feed",
-            "flights",
-            "--date",
-            "2027-04-01",
-        ],
-    ));
+    let (code, _, err) = output(import_flights(&url, &["--date", "2027-04-01"]));
     assert_ne!(code, 0);
     assert!(err.contains("SKYBOOK_FEEDS_URL"), "{err}");
 

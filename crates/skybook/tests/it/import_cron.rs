@@ -11,44 +11,75 @@ use skybook_testkit::Engine;
 
 const EXE: &str = env!("CARGO_BIN_EXE_skybook");
 
+/// A database with tenant `air` subscribed to `feed`, and a feeds dir whose `feed` is the built-in declaration
+/// with its `schedule` line made every two seconds, so a test can wait for its ticks.
+struct Cron {
+    dir: std::path::PathBuf,
+    url: String,
+    store: skybook_storage::Store,
+    tenant: skybook_storage::Tenant,
+    feeds_dir: std::path::PathBuf,
+}
+
+impl Cron {
+    async fn setup(name: &str, feed: &str, schedule: &str) -> Self {
+        let dir = skybook_testkit::test_dir(name);
+        let url = skybook_testkit::fresh_database_url(Engine::Postgres, name).await;
+        migrate(EXE, &url);
+        let store = skybook_testkit::store_at(&url).await;
+        let tenant = store
+            .ensure_tenant(&TenantSlug::parse("air").unwrap(), "Air")
+            .await
+            .unwrap();
+        store
+            .subscribe_tenant_feed(tenant.id, feed, chrono::Utc::now())
+            .await
+            .unwrap();
+        let feeds_dir = dir.join("feeds");
+        std::fs::create_dir_all(&feeds_dir).unwrap();
+        let file = format!("{feed}.toml");
+        let declaration = skybook_import::declaration::BUILT_IN
+            .iter()
+            .find(|(name, _)| *name == file)
+            .unwrap()
+            .1
+            .replace(schedule, "schedule = \"*/2 * * * * *\"");
+        assert!(
+            declaration.contains("*/2 * * * * *"),
+            "{schedule} is not in {file}"
+        );
+        std::fs::write(feeds_dir.join(file), declaration).unwrap();
+        Self {
+            dir,
+            url,
+            store,
+            tenant,
+            feeds_dir,
+        }
+    }
+}
+
+/// `skybook worker` on `url`, fetching feeds from the sandbox, with the feed types of `feeds_dir`.
+fn worker(url: &str, sandbox: &str, feeds_dir: &std::path::Path) -> std::process::Command {
+    let mut cmd = deployment(EXE, "worker", url, sandbox);
+    skybook_testkit::process::feeds_from(&mut cmd, sandbox);
+    cmd.env("SKYBOOK_FEEDS_DIR", feeds_dir);
+    cmd
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_import_each_tick_once_and_skip_the_same_content() {
-    let dir = skybook_testkit::test_dir("import_cron");
-    let url = skybook_testkit::fresh_database_url(Engine::Postgres, "import_cron").await;
-    migrate(EXE, &url);
-    let store = skybook_testkit::store_at(&url).await;
-    let tenant = store
-        .ensure_tenant(&TenantSlug::parse("air").unwrap(), "Air")
-        .await
-        .unwrap();
-    store
-        .subscribe_tenant_feed(tenant.id, "airports", chrono::Utc::now())
-        .await
-        .unwrap();
-    // The built-in airports feed, on a schedule a test can wait for.
-    let feeds_dir = dir.join("feeds");
-    std::fs::create_dir_all(&feeds_dir).unwrap();
-    let airports = skybook_import::declaration::BUILT_IN
-        .iter()
-        .find(|(file, _)| *file == "airports.toml")
-        .unwrap()
-        .1
-        .replace(
-            "schedule = \"0 30 1 * * *\"",
-            "schedule = \"*/2 * * * * *\"",
-        );
-    assert!(airports.contains("*/2 * * * * *"));
-    std::fs::write(feeds_dir.join("airports.toml"), airports).unwrap();
-
+    let Cron {
+        dir,
+        url,
+        store,
+        tenant,
+        feeds_dir,
+    } = Cron::setup("import_cron", "airports", "schedule = \"0 30 1 * * *\"").await;
     let (_sandbox, sandbox) = start_sandbox(EXE, &dir);
     let workers: Vec<Running> = (0..2)
         .map(|i| {
-            let mut cmd = deployment(EXE, "worker", &url, &sandbox);
-            cmd.env("SKYBOOK_FEEDS_URL", &sandbox)
-                .env("SKYBOOK_FEEDS_TOKEN_URL", format!("{sandbox}/oauth/token"))
-                .env("SKYBOOK_FEEDS_CLIENT_ID", "skybook")
-                .env("SKYBOOK_FEEDS_CLIENT_SECRET", "sandbox-secret")
-                .env("SKYBOOK_FEEDS_DIR", &feeds_dir);
+            let cmd = worker(&url, &sandbox, &feeds_dir);
             let worker = Running::start(cmd, &dir, &format!("worker-{i}"));
             worker.wait_for_line("background workers starting");
             worker
@@ -110,28 +141,13 @@ async fn two_workers_import_each_tick_once_and_skip_the_same_content() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_killed_mid_load_changes_nothing_and_is_completed_once() {
     const ROWS: usize = 200_000;
-    let dir = skybook_testkit::test_dir("import_killed");
-    let url = skybook_testkit::fresh_database_url(Engine::Postgres, "import_killed").await;
-    migrate(EXE, &url);
-    let store = skybook_testkit::store_at(&url).await;
-    let tenant = store
-        .ensure_tenant(&TenantSlug::parse("air").unwrap(), "Air")
-        .await
-        .unwrap();
-    store
-        .subscribe_tenant_feed(tenant.id, "flights", chrono::Utc::now())
-        .await
-        .unwrap();
-    let feeds_dir = dir.join("feeds");
-    std::fs::create_dir_all(&feeds_dir).unwrap();
-    let flights = skybook_import::declaration::BUILT_IN
-        .iter()
-        .find(|(file, _)| *file == "flights.toml")
-        .unwrap()
-        .1
-        .replace("schedule = \"0 0 2 * * *\"", "schedule = \"*/2 * * * * *\"");
-    assert!(flights.contains("*/2 * * * * *"));
-    std::fs::write(feeds_dir.join("flights.toml"), flights).unwrap();
+    let Cron {
+        dir,
+        url,
+        store,
+        tenant,
+        feeds_dir,
+    } = Cron::setup("import_killed", "flights", "schedule = \"0 0 2 * * *\"").await;
     let (_sandbox, sandbox) = start_sandbox(EXE, &dir);
     skybook_testkit::process::sandbox_faults(
         &sandbox,
@@ -139,13 +155,8 @@ async fn an_import_killed_mid_load_changes_nothing_and_is_completed_once() {
     )
     .await;
     let worker = |name: &str| {
-        let mut cmd = deployment(EXE, "worker", &url, &sandbox);
-        cmd.env("SKYBOOK_FEEDS_URL", &sandbox)
-            .env("SKYBOOK_FEEDS_TOKEN_URL", format!("{sandbox}/oauth/token"))
-            .env("SKYBOOK_FEEDS_CLIENT_ID", "skybook")
-            .env("SKYBOOK_FEEDS_CLIENT_SECRET", "sandbox-secret")
-            .env("SKYBOOK_FEEDS_DIR", &feeds_dir)
-            .env("SKYBOOK_JOB_LEASE", "3s");
+        let mut cmd = worker(&url, &sandbox, &feeds_dir);
+        cmd.env("SKYBOOK_JOB_LEASE", "3s");
         Running::start(cmd, &dir, name)
     };
     let feed = skybook_import::load_all(Some(&feeds_dir))

@@ -74,7 +74,10 @@ pub async fn upload(
                 upload.file = Some((spool(field, limits.max_input_bytes).await?, filename));
             }
             "tenant" | "feed" | "dry_run" | "csrf" => {
-                let value = field.text().await.map_err(body_error)?.trim().to_owned();
+                let Some(value) = short_text(field).await? else {
+                    errors.add(&name, format!("is longer than {MAX_TEXT} bytes"));
+                    continue;
+                };
                 match name.as_str() {
                     "tenant" => upload.tenant = Some(value),
                     "feed" => upload.feed = Some(value),
@@ -228,6 +231,21 @@ async fn check_csrf(visit: &Visit, presented: Option<&str>) -> Result<(), ApiErr
         Some(token) if !token.is_empty() && visit.csrf_matches(token).await? => Ok(()),
         _ => Err(ApiError::Forbidden("csrf_token")),
     }
+}
+
+/// Longest value of a text field (a slug, a feed name, a token).
+const MAX_TEXT: usize = 1024;
+
+/// A text field's value, trimmed; `None` past [`MAX_TEXT`] bytes (read no further).
+async fn short_text(mut field: Field<'_>) -> Result<Option<String>, ApiError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(body_error)? {
+        if bytes.len() + chunk.len() > MAX_TEXT {
+            return Ok(None);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Some(String::from_utf8_lossy(&bytes).trim().to_owned()))
 }
 
 /// Streams the file part to a temporary file, refusing it past `limit` bytes.

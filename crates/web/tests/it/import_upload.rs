@@ -179,6 +179,17 @@ async fn a_bad_upload_names_every_bad_field_and_records_nothing(engine: Engine) 
         "{body}"
     );
 
+    let long = "a".repeat(5000);
+    let (status, _, body) = upload(&app, token, &[("tenant", None, long.as_bytes())]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["fields"]["tenant"][0]
+            .as_str()
+            .unwrap()
+            .contains("longer than"),
+        "{body}"
+    );
+
     // Files the pipeline cannot read: named as `file`, before anything is recorded.
     let not_a_zip = b"PK\x03\x04 this is no zip at all";
     for (name, content) in [
