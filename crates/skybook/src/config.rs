@@ -400,6 +400,7 @@ pub fn background(
         max_attempts: 1,
         run_at: chrono::Utc::now(),
         unique_key: None,
+        tenant_id: None,
     };
     // Exclusive: a sweep slower than the schedule is not joined by a second one.
     let sentinel_schedule = skybook_worker::Schedule::new("sentinel", pattern, job).map(skybook_worker::Schedule::exclusive).map_err(|_| {

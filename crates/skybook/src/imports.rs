@@ -116,6 +116,7 @@ pub fn schedules(imports: &Imports) -> Result<Vec<Schedule>> {
             max_attempts: 5,
             run_at: Utc::now(),
             unique_key: None,
+            tenant_id: None,
         };
         let schedule = Schedule::new(&format!("import.{}", feed.name()), pattern, job)
             .map_err(|e| anyhow!("invalid schedule of feed declaration {}: {e}", feed.origin))?;
@@ -167,6 +168,7 @@ impl JobHandler for FanOut {
                 max_attempts: 8,
                 run_at: Utc::now(),
                 unique_key: Some(format!("import:{}:{}:{date}", tenant.id, payload.feed)),
+                tenant_id: Some(tenant.id),
             };
             if let Enqueued::New(id) = self.store.enqueue_job(&new, Utc::now()).await? {
                 tracing::info!(job.id = %id, tenant = %tenant.slug, feed = payload.feed, %date, "import enqueued");

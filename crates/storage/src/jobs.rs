@@ -5,10 +5,11 @@
 //! workers never wait on, or take, the same job; SQLite's single writer serialises claims by itself. A claim
 //! takes `queued` jobs that are due and `running` jobs whose lease has lapsed (their worker died): every job
 //! handler must therefore be idempotent. Finishing is conditional on still holding the lease, so a worker whose
-//! job was rescued by another cannot overwrite the rescuer's outcome.
+//! job was rescued by another cannot overwrite the rescuer's outcome. A paused queue (`paused_queues`, see
+//! `job_admin`) is not claimed from; every failed attempt is kept in `job_errors`.
 
 use chrono::{DateTime, Utc};
-use skybook_domain::JobId;
+use skybook_domain::{JobId, TenantId};
 
 use crate::backend::on_writer;
 use crate::error::Result;
@@ -26,6 +27,8 @@ pub struct NewJob {
     pub run_at: DateTime<Utc>,
     /// At most one unfinished job per key.
     pub unique_key: Option<String>,
+    /// The tenant the job works for, if any (its operators see it).
+    pub tenant_id: Option<TenantId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,21 +54,24 @@ pub struct Job {
     pub locked_by: Option<String>,
     pub locked_until: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
+    pub tenant_id: Option<TenantId>,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
 }
 
-const JOB_COLUMNS: &str =
+pub(crate) const JOB_COLUMNS: &str =
     "id, queue, kind, payload, priority, state, attempts, max_attempts, run_at, unique_key, \
-                           locked_by, locked_until, last_error";
+     locked_by, locked_until, last_error, tenant_id, created_at, finished_at";
 
 impl Store {
     pub async fn enqueue_job(&self, job: &NewJob, now: DateTime<Utc>) -> Result<Enqueued> {
         let id = JobId::new();
         let sql = "INSERT INTO jobs (id, queue, kind, payload, priority, state, attempts, max_attempts, run_at, \
-                   unique_key, created_at) VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8, $9) \
+                   unique_key, created_at, tenant_id) VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8, $9, $10) \
                    ON CONFLICT DO NOTHING";
         let inserted = on_writer!(&self.backend, c => sqlx::query(sql)
             .bind(id).bind(&job.queue).bind(&job.kind).bind(&job.payload).bind(job.priority)
-            .bind(job.max_attempts).bind(job.run_at).bind(&job.unique_key).bind(now)
+            .bind(job.max_attempts).bind(job.run_at).bind(&job.unique_key).bind(now).bind(job.tenant_id)
             .execute(c).await.map(|r| r.rows_affected()))?;
         Ok(if inserted == 1 {
             Enqueued::New(id)
@@ -87,6 +93,7 @@ impl Store {
         let sql = format!(
             "UPDATE jobs SET state = 'running', locked_by = $1, locked_until = $2, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM jobs WHERE queue = $3 \
+                 AND NOT EXISTS (SELECT 1 FROM paused_queues p WHERE p.queue = $3) \
                  AND ((state = 'queued' AND run_at <= $4) OR (state = 'running' AND locked_until < $4)) \
                  ORDER BY priority DESC, run_at LIMIT $5{skip_locked}) \
              RETURNING {JOB_COLUMNS}"
@@ -154,10 +161,17 @@ impl Store {
                 now,
             ),
         };
-        Ok(
-            on_writer!(&self.backend, c => sqlx::query(sql).bind(at).bind(error).bind(id).bind(worker).execute(c).await.map(|r| r.rows_affected()))?
-                == 1,
-        )
+        let failed = on_writer!(&self.backend, c => sqlx::query(sql).bind(at).bind(error).bind(id).bind(worker).execute(c).await.map(|r| r.rows_affected()))?
+            == 1;
+        if failed {
+            // The attempt's error, kept beside the job (a retried attempt of the same number replaces it).
+            let sql = "INSERT INTO job_errors (job_id, attempt, worker, error, at) \
+                       SELECT id, attempts, $1, $2, $3 FROM jobs WHERE id = $4 \
+                       ON CONFLICT (job_id, attempt) DO UPDATE SET worker = excluded.worker, \
+                       error = excluded.error, at = excluded.at";
+            on_writer!(&self.backend, c => sqlx::query(sql).bind(worker).bind(error).bind(now).bind(id).execute(c).await.map(|_| ()))?;
+        }
+        Ok(failed)
     }
 
     pub async fn job(&self, id: JobId) -> Result<Option<Job>> {

@@ -21,6 +21,7 @@ mod feed_load;
 mod feeds;
 mod idempotency;
 mod imports;
+mod job_admin;
 mod jobs;
 mod outbox;
 mod placing;
@@ -46,6 +47,7 @@ pub use idempotency::IdempotencyRecord;
 pub use imports::{
     ImportCounts, ImportOutcome, ImportReject, ImportRun, ImportRunFilter, NewImportRun,
 };
+pub use job_admin::{JobCount, JobError, JobFilter, JobPage, JobSelection};
 pub use jobs::{Enqueued, Job, NewJob};
 pub use outbox::{NewOutboxEmail, OutboxEmail, UnsentEmail};
 pub use placing::PlaceBooking;

@@ -101,6 +101,7 @@ impl Setup {
             max_attempts: 3,
             run_at: Utc::now(),
             unique_key: None,
+            tenant_id: None,
         };
         match self
             .store

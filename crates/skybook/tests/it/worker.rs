@@ -20,6 +20,7 @@ fn job(kind: &str, payload: serde_json::Value) -> NewJob {
         max_attempts: 3,
         run_at: Utc::now(),
         unique_key: None,
+        tenant_id: None,
     }
 }
 

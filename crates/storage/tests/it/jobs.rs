@@ -17,6 +17,7 @@ fn job(kind: &str, unique_key: Option<&str>) -> NewJob {
         max_attempts: 3,
         run_at: Utc::now() - Duration::seconds(1),
         unique_key: unique_key.map(str::to_owned),
+        tenant_id: None,
     }
 }
 

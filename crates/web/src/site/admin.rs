@@ -128,6 +128,28 @@ pub(super) async fn require_admin(
     }
 }
 
+/// The gate of an admin API that changes something: the admin token as a bearer header, or the signed-in
+/// session with its CSRF token in `X-CSRF-Token` (a form elsewhere must not be able to act in the admin's name).
+pub(super) async fn require_admin_to_act(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: Client,
+    visit: &Visit,
+) -> Result<(), ApiError> {
+    require_admin(state, headers, client, visit).await?;
+    if bearer_token(headers).is_some() {
+        return Ok(());
+    }
+    let presented = headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    match !presented.is_empty() && visit.csrf_matches(presented).await? {
+        true => Ok(()),
+        false => Err(ApiError::Forbidden("csrf_token")),
+    }
+}
+
 /// How many alerts and crash groups the admin shows.
 const LISTED: i64 = 50;
 

@@ -12,6 +12,7 @@ use skybook_domain::{FieldErrors, ImportRunId, TenantSlug};
 use skybook_storage::{ImportRun, ImportRunFilter};
 
 use super::admin::require_admin;
+use super::admin_params as params;
 use super::session::Visit;
 use crate::throttle::Client;
 use crate::{ApiError, AppState};
@@ -29,23 +30,8 @@ pub async fn imports_api(
 ) -> Result<Json<Value>, ApiError> {
     require_admin(&state, &headers, client, &visit).await?;
     let mut errors = FieldErrors::new();
-    let tenant = match query
-        .get("tenant")
-        .map(|t| t.trim())
-        .filter(|t| !t.is_empty())
-    {
-        Some(slug) => match errors.check("tenant", TenantSlug::parse(slug)) {
-            Some(slug) => Some(
-                state
-                    .store
-                    .tenant_by_slug(&slug)
-                    .await?
-                    .ok_or(ApiError::NotFound("tenant"))?,
-            ),
-            None => None,
-        },
-        None => None,
-    };
+    let tenant =
+        params::tenant(&state, query.get("tenant").map(String::as_str), &mut errors).await?;
     let status = query.get("status").cloned().filter(|s| !s.is_empty());
     if let Some(status) = &status {
         if !["queued", "running", "succeeded", "failed", "skipped"].contains(&status.as_str()) {
@@ -55,33 +41,15 @@ pub async fn imports_api(
             );
         }
     }
-    let limit = match query.get("limit") {
-        None => DEFAULT_RUNS,
-        Some(raw) => match raw.trim().parse::<i64>() {
-            Ok(n) if (1..=MAX_RUNS).contains(&n) => n,
-            _ => {
-                errors.add(
-                    "limit",
-                    format!("must be a whole number from 1 to {MAX_RUNS}"),
-                );
-                DEFAULT_RUNS
-            }
-        },
-    };
+    let limit = params::limit(query.get("limit"), &mut errors, DEFAULT_RUNS, MAX_RUNS);
     errors.into_result().map_err(ApiError::Invalid)?;
     let filter = ImportRunFilter {
-        tenant_id: tenant.map(|t| t.id),
+        tenant_id: tenant,
         feed: query.get("feed").cloned().filter(|f| !f.is_empty()),
         status,
         limit,
     };
-    let slugs: HashMap<_, _> = state
-        .store
-        .tenants()
-        .await?
-        .into_iter()
-        .map(|t| (t.id, t.slug))
-        .collect();
+    let slugs = params::tenant_slugs(&state).await?;
     let runs: Vec<Value> = state
         .store
         .import_runs(&filter)

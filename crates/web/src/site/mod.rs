@@ -11,6 +11,8 @@
 
 mod admin;
 mod admin_imports;
+mod admin_jobs;
+mod admin_params;
 mod admin_upload;
 mod book;
 mod bookings;
@@ -90,6 +92,16 @@ pub(crate) fn routes(state: &AppState) -> Result<Routes, StorageError> {
         .route(
             "/admin/api/imports/{run}/rejects",
             get(admin_imports::import_rejects_api),
+        )
+        .route("/admin/api/jobs", get(admin_jobs::jobs_api))
+        // `GET` a job by id; `POST` an action (`retry`, `cancel`, `delete`) — one path, so one parameter name.
+        .route(
+            "/admin/api/jobs/{job}",
+            get(admin_jobs::job_api).post(admin_jobs::job_action_api),
+        )
+        .route(
+            "/admin/api/queues/{queue}/{action}",
+            post(admin_jobs::queue_action_api),
         )
         .layer(axum::middleware::from_fn_with_state(
             (

@@ -8,6 +8,7 @@ mod headers;
 mod hostile;
 mod import_upload;
 mod imports;
+mod jobs;
 mod probes;
 mod search;
 mod site;

@@ -57,7 +57,21 @@ impl Visitor {
 
     /// POSTs `body` as it is, of `content_type` (a multipart form, say).
     pub async fn post_body(&mut self, path: &str, content_type: &str, body: Vec<u8>) -> Page {
-        let request = Request::post(path).header(header::CONTENT_TYPE, content_type);
+        self.post_with_headers(path, content_type, body, &[]).await
+    }
+
+    /// [`Self::post_body`] with more headers.
+    pub async fn post_with_headers(
+        &mut self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> Page {
+        let mut request = Request::post(path).header(header::CONTENT_TYPE, content_type);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         self.send(request, Body::from(body)).await
     }
 

@@ -13,6 +13,7 @@ fn job() -> NewJob {
         max_attempts: 3,
         run_at: Utc::now(),
         unique_key: None,
+        tenant_id: None,
     }
 }
 

@@ -48,6 +48,7 @@ async fn enqueue(store: &Store, kind: &str, max_attempts: i32) -> skybook_domain
         max_attempts,
         run_at: Utc::now() - chrono::Duration::seconds(1),
         unique_key: None,
+        tenant_id: None,
     };
     match store.enqueue_job(&job, Utc::now()).await.unwrap() {
         Enqueued::New(id) => id,

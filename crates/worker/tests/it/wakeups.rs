@@ -19,6 +19,7 @@ async fn enqueue(store: &Store) {
         max_attempts: 1,
         run_at: Utc::now(),
         unique_key: None,
+        tenant_id: None,
     };
     store.enqueue_job(&job, Utc::now()).await.unwrap();
 }

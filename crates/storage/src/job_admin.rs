@@ -1,0 +1,292 @@
+//! The operators' statements over the job queue: list and count jobs, a job's failed attempts, act on jobs
+//! (retry now, cancel, delete) picked by id or by a filter, and pause or resume a queue.
+//!
+//! An action "on every job matching the filter" is one statement whose `WHERE` is the filter's, so it acts on
+//! exactly the rows that match when it runs, however many, without reading them first. Running jobs are left
+//! alone by every action but cancel: retrying or deleting a job a worker holds would run it twice or lose its
+//! outcome. A cancelled job ends `failed` with the error "cancelled by an operator" (and a running one's worker
+//! then finds its lease gone, so its outcome is not recorded over the cancel).
+
+use chrono::{DateTime, Utc};
+use skybook_domain::{JobId, TenantId};
+
+use crate::backend::{on_pool, on_writer, Engine};
+use crate::error::Result;
+use crate::jobs::{Job, JOB_COLUMNS};
+use crate::store::Store;
+
+/// Which jobs: every field optional; all given must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobFilter {
+    pub state: Option<String>,
+    pub queue: Option<String>,
+    pub kind: Option<String>,
+    pub tenant_id: Option<TenantId>,
+    /// Text the payload or the last error contains (case-insensitive on ASCII).
+    pub text: Option<String>,
+}
+
+/// A page of the listing: newest first, after the cursor `(created_at, id)` of the previous page's last job.
+#[derive(Debug, Clone, Default)]
+pub struct JobPage {
+    pub after: Option<(DateTime<Utc>, JobId)>,
+    pub limit: i64,
+}
+
+/// The jobs an action applies to.
+#[derive(Debug, Clone)]
+pub enum JobSelection {
+    Ids(Vec<JobId>),
+    /// Every job matching the filter when the action runs.
+    Matching(JobFilter),
+}
+
+/// A failed attempt of a job.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct JobError {
+    pub attempt: i32,
+    pub worker: String,
+    pub error: String,
+    pub at: DateTime<Utc>,
+}
+
+/// How many jobs of a queue are in a state.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct JobCount {
+    pub queue: String,
+    pub state: String,
+    pub count: i64,
+}
+
+/// A `WHERE` clause and the values for its placeholders, numbered from `first`.
+struct Where {
+    clause: String,
+    binds: Vec<Bind>,
+}
+
+enum Bind {
+    Text(String),
+    Tenant(TenantId),
+    Job(JobId),
+    Time(DateTime<Utc>),
+}
+
+impl Where {
+    fn new() -> Self {
+        Self {
+            clause: "TRUE".into(),
+            binds: Vec::new(),
+        }
+    }
+
+    fn and(&mut self, condition: impl FnOnce(usize) -> String, bind: Bind) {
+        self.binds.push(bind);
+        let n = self.binds.len();
+        self.clause = format!("{} AND {}", self.clause, condition(n));
+    }
+
+    fn filter(filter: &JobFilter, engine: Engine) -> Self {
+        let mut w = Self::new();
+        if let Some(state) = &filter.state {
+            w.and(|n| format!("state = ${n}"), Bind::Text(state.clone()));
+        }
+        if let Some(queue) = &filter.queue {
+            w.and(|n| format!("queue = ${n}"), Bind::Text(queue.clone()));
+        }
+        if let Some(kind) = &filter.kind {
+            w.and(|n| format!("kind = ${n}"), Bind::Text(kind.clone()));
+        }
+        if let Some(tenant) = filter.tenant_id {
+            w.and(|n| format!("tenant_id = ${n}"), Bind::Tenant(tenant));
+        }
+        if let Some(text) = filter.text.as_deref().filter(|t| !t.is_empty()) {
+            // The text is matched literally: LIKE's wildcards in it are escaped.
+            let pattern = format!(
+                "%{}%",
+                text.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            );
+            let like = match engine {
+                Engine::Postgres => "ILIKE",
+                Engine::Sqlite => "LIKE",
+            };
+            w.and(
+                |n| {
+                    format!(
+                        "(payload {like} ${n} ESCAPE '\\' OR COALESCE(last_error, '') {like} ${n} ESCAPE '\\')"
+                    )
+                },
+                Bind::Text(pattern),
+            );
+        }
+        w
+    }
+
+    fn selection(selection: &JobSelection, engine: Engine) -> Self {
+        match selection {
+            JobSelection::Matching(filter) => Self::filter(filter, engine),
+            JobSelection::Ids(ids) => {
+                let mut w = Self::new();
+                let mut placeholders = Vec::new();
+                for id in ids {
+                    w.binds.push(Bind::Job(*id));
+                    placeholders.push(format!("${}", w.binds.len()));
+                }
+                w.clause = if placeholders.is_empty() {
+                    "FALSE".into()
+                } else {
+                    format!("id IN ({})", placeholders.join(", "))
+                };
+                w
+            }
+        }
+    }
+}
+
+macro_rules! bind_all {
+    ($query:expr, $binds:expr) => {{
+        let mut query = $query;
+        for bind in $binds {
+            query = match bind {
+                Bind::Text(v) => query.bind(v),
+                Bind::Tenant(v) => query.bind(v),
+                Bind::Job(v) => query.bind(v),
+                Bind::Time(v) => query.bind(v),
+            };
+        }
+        query
+    }};
+}
+
+impl Store {
+    /// One page of the jobs matching `filter`, newest first.
+    pub async fn list_jobs(&self, filter: &JobFilter, page: &JobPage) -> Result<Vec<Job>> {
+        let mut w = Where::filter(filter, self.engine());
+        if let Some((at, id)) = page.after {
+            // The keyset: strictly older than the cursor (ties on time broken by id, the order's second key).
+            w.binds.push(Bind::Time(at));
+            w.binds.push(Bind::Job(id));
+            let n = w.binds.len();
+            w.clause = format!(
+                "{} AND (created_at < ${} OR (created_at = ${} AND id < ${n}))",
+                w.clause,
+                n - 1,
+                n - 1
+            );
+        }
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE {} ORDER BY created_at DESC, id DESC LIMIT {}",
+            w.clause,
+            page.limit.max(1)
+        );
+        Ok(
+            on_pool!(&self.backend, c => bind_all!(sqlx::query_as::<_, Job>(&sql), w.binds).fetch_all(c).await)?,
+        )
+    }
+
+    /// Jobs per queue and state (of one tenant's, when given).
+    pub async fn job_state_counts(&self, tenant: Option<TenantId>) -> Result<Vec<JobCount>> {
+        let filter = JobFilter {
+            tenant_id: tenant,
+            ..JobFilter::default()
+        };
+        let w = Where::filter(&filter, self.engine());
+        let sql = format!(
+            "SELECT queue, state, COUNT(*) AS count FROM jobs WHERE {} GROUP BY queue, state ORDER BY queue, state",
+            w.clause
+        );
+        Ok(
+            on_pool!(&self.backend, c => bind_all!(sqlx::query_as::<_, JobCount>(&sql), w.binds).fetch_all(c).await)?,
+        )
+    }
+
+    /// A job's failed attempts, in order.
+    pub async fn job_errors(&self, id: JobId) -> Result<Vec<JobError>> {
+        let sql =
+            "SELECT attempt, worker, error, at FROM job_errors WHERE job_id = $1 ORDER BY attempt";
+        Ok(on_pool!(&self.backend, c => sqlx::query_as(sql).bind(id).fetch_all(c).await)?)
+    }
+
+    /// Queues the selected jobs that are not running to run now (a job out of attempts gets one more). Returns
+    /// how many.
+    pub async fn retry_jobs(&self, selection: &JobSelection, now: DateTime<Utc>) -> Result<u64> {
+        let w = Where::selection(selection, self.engine());
+        let n = w.binds.len() + 1;
+        let sql = format!(
+            "UPDATE jobs SET state = 'queued', run_at = ${n}, finished_at = NULL, locked_by = NULL, \
+             locked_until = NULL, max_attempts = CASE WHEN attempts >= max_attempts THEN attempts + 1 \
+             ELSE max_attempts END WHERE ({}) AND state <> 'running'",
+            w.clause
+        );
+        let binds = w.binds.into_iter().chain([Bind::Time(now)]);
+        let changed = on_writer!(&self.backend, c => bind_all!(sqlx::query(&sql), binds).execute(c).await.map(|r| r.rows_affected()))?;
+        self.announce_jobs().await?;
+        Ok(changed)
+    }
+
+    /// Ends the selected jobs that have not finished as `failed`, "cancelled by an operator". Returns how many.
+    pub async fn cancel_jobs(&self, selection: &JobSelection, now: DateTime<Utc>) -> Result<u64> {
+        let w = Where::selection(selection, self.engine());
+        let n = w.binds.len() + 1;
+        let sql = format!(
+            "UPDATE jobs SET state = 'failed', finished_at = ${n}, last_error = 'cancelled by an operator', \
+             locked_by = NULL, locked_until = NULL WHERE ({}) AND state IN ('queued', 'running')",
+            w.clause
+        );
+        let binds = w.binds.into_iter().chain([Bind::Time(now)]);
+        Ok(
+            on_writer!(&self.backend, c => bind_all!(sqlx::query(&sql), binds).execute(c).await.map(|r| r.rows_affected()))?,
+        )
+    }
+
+    /// Deletes the selected jobs that are not running (their errors with them). Returns how many.
+    pub async fn delete_jobs(&self, selection: &JobSelection) -> Result<u64> {
+        let w = Where::selection(selection, self.engine());
+        let sql = format!(
+            "DELETE FROM jobs WHERE ({}) AND state <> 'running'",
+            w.clause
+        );
+        Ok(
+            on_writer!(&self.backend, c => bind_all!(sqlx::query(&sql), w.binds).execute(c).await.map(|r| r.rows_affected()))?,
+        )
+    }
+
+    /// Stops claims from `queue` on every node (jobs running go on). `false`: it was paused already.
+    pub async fn pause_queue(&self, queue: &str, now: DateTime<Utc>) -> Result<bool> {
+        let sql =
+            "INSERT INTO paused_queues (queue, paused_at) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+        Ok(
+            on_writer!(&self.backend, c => sqlx::query(sql).bind(queue).bind(now).execute(c).await.map(|r| r.rows_affected()))?
+                == 1,
+        )
+    }
+
+    /// Lets `queue` be claimed from again. `false`: it was not paused.
+    pub async fn resume_queue(&self, queue: &str) -> Result<bool> {
+        let sql = "DELETE FROM paused_queues WHERE queue = $1";
+        let resumed = on_writer!(&self.backend, c => sqlx::query(sql).bind(queue).execute(c).await.map(|r| r.rows_affected()))?
+            == 1;
+        if resumed {
+            self.announce_jobs().await?;
+        }
+        Ok(resumed)
+    }
+
+    /// The paused queues, with when.
+    pub async fn paused_queues(&self) -> Result<Vec<(String, DateTime<Utc>)>> {
+        let sql = "SELECT queue, paused_at FROM paused_queues ORDER BY queue";
+        Ok(on_pool!(&self.backend, c => sqlx::query_as(sql).fetch_all(c).await)?)
+    }
+
+    /// Wakes idle workers on every node (PostgreSQL): jobs became claimable without an insert.
+    async fn announce_jobs(&self) -> Result<()> {
+        if let crate::backend::Backend::Postgres(pool) = &self.backend {
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(crate::wakeups::JOBS_CHANNEL)
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
+    }
+}

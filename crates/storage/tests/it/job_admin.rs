@@ -1,0 +1,221 @@
+//! The operators' statements over the queue: listing with filters and keyset pages, counts, a job's failed
+//! attempts, retry / cancel / delete by id or by filter, and pausing a queue (no claims until resumed).
+
+use chrono::{Duration, Utc};
+use skybook_domain::{JobId, TenantSlug};
+use skybook_storage::{Engine, Enqueued, JobFilter, JobPage, JobSelection, NewJob, Store};
+use skybook_testkit::backend_tests;
+
+async fn enqueue(store: &Store, job: NewJob, seconds_ago: i64) -> JobId {
+    let at = Utc::now() - Duration::seconds(seconds_ago);
+    match store.enqueue_job(&job, at).await.unwrap() {
+        Enqueued::New(id) => id,
+        Enqueued::Duplicate => panic!("duplicate"),
+    }
+}
+
+fn job(kind: &str, payload: &str) -> NewJob {
+    NewJob {
+        queue: "default".into(),
+        kind: kind.into(),
+        payload: payload.into(),
+        priority: 0,
+        max_attempts: 1,
+        run_at: Utc::now() - Duration::seconds(1),
+        unique_key: None,
+        tenant_id: None,
+    }
+}
+
+async fn operators_list_filter_and_page_jobs(engine: Engine) {
+    let store = skybook_testkit::store(engine, "job_admin_list").await;
+    let tenant = store
+        .ensure_tenant(&TenantSlug::parse("acme").unwrap(), "Acme")
+        .await
+        .unwrap();
+    // Seven jobs, the newest last: two of acme's, one whose payload holds a needle.
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let mut new = job("email.send", &format!("{{\"n\": {i}}}"));
+        if i == 2 || i == 5 {
+            new.tenant_id = Some(tenant.id);
+            new.kind = "import.feed".into();
+        }
+        if i == 3 {
+            new.payload = "{\"to\": \"NEEDLE@example.com\"}".into();
+        }
+        ids.push(enqueue(&store, new, 100 - i).await);
+    }
+    let newest_first: Vec<JobId> = ids.iter().rev().copied().collect();
+
+    // Pages of three: the whole listing, newest first, each job once.
+    let mut seen = Vec::new();
+    let mut page = JobPage {
+        after: None,
+        limit: 3,
+    };
+    loop {
+        let jobs = store.list_jobs(&JobFilter::default(), &page).await.unwrap();
+        seen.extend(jobs.iter().map(|j| j.id));
+        match jobs.last() {
+            Some(last) if jobs.len() == 3 => page.after = Some((last.created_at, last.id)),
+            _ => break,
+        }
+    }
+    assert_eq!(seen, newest_first);
+
+    let list = |filter: JobFilter| {
+        let store = store.clone();
+        async move {
+            let page = JobPage {
+                after: None,
+                limit: 100,
+            };
+            let jobs = store.list_jobs(&filter, &page).await.unwrap();
+            jobs.into_iter().map(|j| j.id).collect::<Vec<_>>()
+        }
+    };
+    let acme = JobFilter {
+        tenant_id: Some(tenant.id),
+        ..JobFilter::default()
+    };
+    assert_eq!(list(acme.clone()).await, [ids[5], ids[2]]);
+    let by_kind = JobFilter {
+        kind: Some("import.feed".into()),
+        ..JobFilter::default()
+    };
+    assert_eq!(list(by_kind).await, [ids[5], ids[2]]);
+    let needle = JobFilter {
+        text: Some("needle@".into()),
+        ..JobFilter::default()
+    };
+    assert_eq!(list(needle).await, [ids[3]], "case-insensitive");
+    let wildcard = JobFilter {
+        text: Some("%".into()),
+        ..JobFilter::default()
+    };
+    assert!(list(wildcard).await.is_empty(), "a % is a literal");
+
+    let counts = store.job_state_counts(None).await.unwrap();
+    assert_eq!(counts.len(), 1);
+    assert_eq!(
+        (
+            counts[0].queue.as_str(),
+            counts[0].state.as_str(),
+            counts[0].count
+        ),
+        ("default", "queued", 7)
+    );
+    let counts = store.job_state_counts(Some(tenant.id)).await.unwrap();
+    assert_eq!(counts[0].count, 2);
+}
+
+async fn operators_retry_cancel_delete_and_pause(engine: Engine) {
+    let store = skybook_testkit::store(engine, "job_admin_act").await;
+    let a = enqueue(&store, job("a", "{}"), 30).await;
+    let b = enqueue(&store, job("b", "{}"), 20).await;
+    let c = enqueue(&store, job("b", "{}"), 10).await;
+
+    // `a` runs and fails for good (one attempt): its error is kept with its worker.
+    let now = Utc::now();
+    let claimed = store
+        .claim_jobs("default", "w1", now, Duration::seconds(60), 1)
+        .await
+        .unwrap();
+    assert_eq!(claimed[0].id, a);
+    assert!(store.fail_job(a, "w1", "boom", None, now).await.unwrap());
+    let errors = store.job_errors(a).await.unwrap();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(
+        (
+            errors[0].attempt,
+            errors[0].worker.as_str(),
+            errors[0].error.as_str()
+        ),
+        (1, "w1", "boom")
+    );
+
+    // Retry now: queued again, with one more attempt allowed.
+    assert_eq!(
+        store
+            .retry_jobs(&JobSelection::Ids(vec![a]), Utc::now())
+            .await
+            .unwrap(),
+        1
+    );
+    let retried = store.job(a).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            retried.state.as_str(),
+            retried.max_attempts,
+            retried.finished_at
+        ),
+        ("queued", 2, None)
+    );
+
+    // Cancel every `b`: both end failed, "cancelled by an operator".
+    let bs = JobSelection::Matching(JobFilter {
+        kind: Some("b".into()),
+        ..JobFilter::default()
+    });
+    assert_eq!(store.cancel_jobs(&bs, Utc::now()).await.unwrap(), 2);
+    for id in [b, c] {
+        let job = store.job(id).await.unwrap().unwrap();
+        assert_eq!(job.state, "failed");
+        assert_eq!(job.last_error.as_deref(), Some("cancelled by an operator"));
+    }
+    assert_eq!(
+        store.cancel_jobs(&bs, Utc::now()).await.unwrap(),
+        0,
+        "finished jobs stay as they are"
+    );
+
+    // A running job is neither retried nor deleted.
+    let running = store
+        .claim_jobs("default", "w2", Utc::now(), Duration::seconds(60), 1)
+        .await
+        .unwrap();
+    assert_eq!(running[0].id, a);
+    let all = JobSelection::Matching(JobFilter::default());
+    assert_eq!(
+        store
+            .retry_jobs(&JobSelection::Ids(vec![a]), Utc::now())
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store.delete_jobs(&all).await.unwrap(),
+        2,
+        "b and c, not the running a"
+    );
+    assert!(store.job(b).await.unwrap().is_none());
+    assert!(store.job(a).await.unwrap().is_some());
+    assert!(store.complete_job(a, "w2", Utc::now()).await.unwrap());
+
+    // A paused queue is not claimed from until resumed.
+    let d = enqueue(&store, job("d", "{}"), 1).await;
+    assert!(store.pause_queue("default", Utc::now()).await.unwrap());
+    assert!(
+        !store.pause_queue("default", Utc::now()).await.unwrap(),
+        "paused already"
+    );
+    assert_eq!(store.paused_queues().await.unwrap()[0].0, "default");
+    let none = store
+        .claim_jobs("default", "w3", Utc::now(), Duration::seconds(60), 5)
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "{none:?}");
+    assert!(store.resume_queue("default").await.unwrap());
+    let claimed = store
+        .claim_jobs("default", "w3", Utc::now(), Duration::seconds(60), 5)
+        .await
+        .unwrap();
+    assert_eq!(claimed.iter().map(|j| j.id).collect::<Vec<_>>(), [d]);
+    assert!(store.delete_jobs(&JobSelection::Ids(vec![])).await.unwrap() == 0);
+}
+
+backend_tests!(
+    operators_list_filter_and_page_jobs,
+    operators_retry_cancel_delete_and_pause,
+);

@@ -1,0 +1,276 @@
+//! The job queue for operators, as JSON: `GET /admin/api/jobs` (counts per queue and state, paused queues, and
+//! one keyset page of jobs filtered by `state`, `queue`, `kind`, `tenant` slug and `q` — text in the payload or
+//! the last error), `GET /admin/api/jobs/{id}` (a job with every failed attempt), `POST
+//! /admin/api/jobs/{retry|cancel|delete}` on `{"ids": [...]}` or on every job matching `{"filter": {...}}`, and
+//! `POST /admin/api/queues/{queue}/{pause|resume}`.
+//!
+//! Behind the admin token. Signed in with the session rather than a bearer token, a `POST` must carry the
+//! session's CSRF token in `X-CSRF-Token`. Every bad parameter is named in a `422`.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use skybook_domain::{FieldErrors, JobId, TenantId, TenantSlug};
+use skybook_storage::{Job, JobFilter, JobPage, JobSelection};
+
+use super::admin::{require_admin, require_admin_to_act};
+use super::admin_params as params;
+use super::session::Visit;
+use crate::throttle::Client;
+use crate::{ApiError, AppState};
+
+const DEFAULT_JOBS: i64 = 50;
+const MAX_JOBS: i64 = 500;
+/// Most ids one action may name.
+const MAX_IDS: usize = 1000;
+const STATES: [&str; 4] = ["queued", "running", "done", "failed"];
+
+pub async fn jobs_api(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    client: Client,
+    visit: Visit,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&state, &headers, client, &visit).await?;
+    let mut errors = FieldErrors::new();
+    let filter = filter(&state, &mut errors, |name| query.get(name).cloned()).await?;
+    let limit = params::limit(query.get("limit"), &mut errors, DEFAULT_JOBS, MAX_JOBS);
+    let after = match query.get("after").filter(|a| !a.is_empty()) {
+        None => None,
+        Some(cursor) => {
+            let parsed = parse_cursor(cursor);
+            if parsed.is_none() {
+                errors.add("after", "is not a cursor this listing gave");
+            }
+            parsed
+        }
+    };
+    errors.into_result().map_err(ApiError::Invalid)?;
+    let page = JobPage { after, limit };
+    let jobs = state.store.list_jobs(&filter, &page).await?;
+    let next = (jobs.len() as i64 == limit)
+        .then(|| jobs.last().map(|j| cursor(j.created_at, j.id)))
+        .flatten();
+    let slugs = params::tenant_slugs(&state).await?;
+    let counts: Vec<Value> = state
+        .store
+        .job_state_counts(filter.tenant_id)
+        .await?
+        .into_iter()
+        .map(|c| json!({ "queue": c.queue, "state": c.state, "count": c.count }))
+        .collect();
+    let paused: Vec<Value> = state
+        .store
+        .paused_queues()
+        .await?
+        .into_iter()
+        .map(|(queue, at)| json!({ "queue": queue, "paused_at": at }))
+        .collect();
+    Ok(Json(json!({
+        "counts": counts,
+        "paused": paused,
+        "jobs": jobs.iter().map(|j| job_json(j, &slugs)).collect::<Vec<_>>(),
+        "next": next,
+    })))
+}
+
+pub async fn job_api(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    client: Client,
+    visit: Visit,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&state, &headers, client, &visit).await?;
+    let id: JobId = id.parse().map_err(|_| ApiError::NotFound("job"))?;
+    let job = state
+        .store
+        .job(id)
+        .await?
+        .ok_or(ApiError::NotFound("job"))?;
+    let errors: Vec<Value> = state
+        .store
+        .job_errors(id)
+        .await?
+        .into_iter()
+        .map(|e| json!({ "attempt": e.attempt, "worker": e.worker, "error": e.error, "at": e.at }))
+        .collect();
+    let mut body = job_json(&job, &params::tenant_slugs(&state).await?);
+    body["errors"] = Value::Array(errors);
+    Ok(Json(json!({ "job": body })))
+}
+
+/// `POST /admin/api/jobs/{action}`: `retry` (run now), `cancel`, `delete`.
+pub async fn job_action_api(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    client: Client,
+    visit: Visit,
+    Path(action): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    require_admin_to_act(&state, &headers, client, &visit).await?;
+    if !["retry", "cancel", "delete"].contains(&action.as_str()) {
+        return Err(ApiError::NotFound("job action"));
+    }
+    let mut errors = FieldErrors::new();
+    let body: Value = match serde_json::from_slice(&body) {
+        Ok(value @ Value::Object(_)) => value,
+        _ => {
+            errors.add("body", "must be a JSON object with ids or filter");
+            return Err(ApiError::Invalid(errors));
+        }
+    };
+    let selection = match (body.get("ids"), body.get("filter")) {
+        (Some(ids), None) => match ids.as_array() {
+            Some(ids) if ids.len() <= MAX_IDS => {
+                let parsed: Option<Vec<JobId>> = ids
+                    .iter()
+                    .map(|id| id.as_str().and_then(|s| s.parse().ok()))
+                    .collect();
+                match parsed {
+                    Some(ids) => Some(JobSelection::Ids(ids)),
+                    None => {
+                        errors.add("ids", "must be job ids");
+                        None
+                    }
+                }
+            }
+            _ => {
+                errors.add(
+                    "ids",
+                    format!("must be a list of at most {MAX_IDS} job ids"),
+                );
+                None
+            }
+        },
+        (None, Some(Value::Object(filter_body))) => {
+            let get = |name: &str| {
+                filter_body
+                    .get(name)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            };
+            for (name, value) in filter_body {
+                if !["state", "queue", "kind", "tenant", "q"].contains(&name.as_str())
+                    || !value.is_string()
+                {
+                    errors.add(format!("filter.{name}"), "unknown, or not a string");
+                }
+            }
+            Some(JobSelection::Matching(
+                filter(&state, &mut errors, get).await?,
+            ))
+        }
+        _ => {
+            errors.add("body", "give ids or filter (an object), not both");
+            None
+        }
+    };
+    errors.into_result().map_err(ApiError::Invalid)?;
+    let Some(selection) = selection else {
+        return Err(ApiError::Internal("checked above".into()));
+    };
+    let now = Utc::now();
+    let affected = match action.as_str() {
+        "retry" => state.store.retry_jobs(&selection, now).await?,
+        "cancel" => state.store.cancel_jobs(&selection, now).await?,
+        _ => state.store.delete_jobs(&selection).await?,
+    };
+    tracing::info!(action, affected, "operator acted on jobs");
+    Ok(Json(json!({ "action": action, "affected": affected })))
+}
+
+/// `POST /admin/api/queues/{queue}/{pause|resume}`.
+pub async fn queue_action_api(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    client: Client,
+    visit: Visit,
+    Path((queue, action)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    require_admin_to_act(&state, &headers, client, &visit).await?;
+    if queue.is_empty() || queue.len() > 64 {
+        return Err(ApiError::NotFound("queue"));
+    }
+    let changed = match action.as_str() {
+        "pause" => state.store.pause_queue(&queue, Utc::now()).await?,
+        "resume" => state.store.resume_queue(&queue).await?,
+        _ => return Err(ApiError::NotFound("queue action")),
+    };
+    tracing::info!(queue, action, changed, "operator acted on a queue");
+    Ok(Json(
+        json!({ "queue": queue, "paused": action == "pause", "changed": changed }),
+    ))
+}
+
+/// The filter named by `get` (a query string's or a JSON body's fields), every bad one added to `errors`.
+async fn filter(
+    state: &AppState,
+    errors: &mut FieldErrors,
+    get: impl Fn(&str) -> Option<String>,
+) -> Result<JobFilter, ApiError> {
+    let text = |name: &str| {
+        get(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let job_state = text("state");
+    if let Some(s) = &job_state {
+        if !STATES.contains(&s.as_str()) {
+            errors.add("state", format!("must be one of {}", STATES.join(", ")));
+        }
+    }
+    let tenant_id = params::tenant(state, text("tenant").as_deref(), errors).await?;
+    for name in ["queue", "kind", "q"] {
+        if text(name).is_some_and(|v| v.len() > 200) {
+            errors.add(name, "is longer than 200 characters");
+        }
+    }
+    Ok(JobFilter {
+        state: job_state,
+        queue: text("queue"),
+        kind: text("kind"),
+        tenant_id,
+        text: text("q"),
+    })
+}
+
+/// A page's cursor: the last job's creation time (nanoseconds) and id.
+fn cursor(at: DateTime<Utc>, id: JobId) -> String {
+    format!("{}.{id}", at.timestamp_nanos_opt().unwrap_or_default())
+}
+
+fn parse_cursor(cursor: &str) -> Option<(DateTime<Utc>, JobId)> {
+    let (nanos, id) = cursor.split_once('.')?;
+    let at = DateTime::from_timestamp_nanos(nanos.parse().ok()?);
+    Some((at, id.parse().ok()?))
+}
+
+fn job_json(job: &Job, slugs: &HashMap<TenantId, TenantSlug>) -> Value {
+    json!({
+        "id": job.id,
+        "queue": job.queue,
+        "kind": job.kind,
+        "state": job.state,
+        "tenant": job.tenant_id.and_then(|t| slugs.get(&t)).map(TenantSlug::as_str),
+        // The payload as the JSON it is (kept as text should it not parse).
+        "payload": serde_json::from_str::<Value>(&job.payload).unwrap_or_else(|_| Value::String(job.payload.clone())),
+        "priority": job.priority,
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "run_at": job.run_at,
+        "unique_key": job.unique_key,
+        "locked_by": job.locked_by,
+        "locked_until": job.locked_until,
+        "last_error": job.last_error,
+        "created_at": job.created_at,
+        "finished_at": job.finished_at,
+    })
+}

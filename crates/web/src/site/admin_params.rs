@@ -1,0 +1,56 @@
+//! What the admin's JSON listings share: a page size within bounds, a tenant named by its slug, and the tenants'
+//! slugs to show beside their ids. Each bad parameter is added to the request's field errors (a `422` naming it).
+
+use std::collections::HashMap;
+
+use skybook_domain::{FieldErrors, TenantId, TenantSlug};
+
+use crate::{ApiError, AppState};
+
+/// `limit`: a whole number from 1 to `max`; `default` when absent.
+pub(super) fn limit(raw: Option<&String>, errors: &mut FieldErrors, default: i64, max: i64) -> i64 {
+    match raw {
+        None => default,
+        Some(raw) => match raw.trim().parse::<i64>() {
+            Ok(n) if (1..=max).contains(&n) => n,
+            _ => {
+                errors.add("limit", format!("must be a whole number from 1 to {max}"));
+                default
+            }
+        },
+    }
+}
+
+/// `tenant`: the slug of an existing tenant (blank: none).
+pub(super) async fn tenant(
+    state: &AppState,
+    raw: Option<&str>,
+    errors: &mut FieldErrors,
+) -> Result<Option<TenantId>, ApiError> {
+    let Some(slug) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let Some(slug) = errors.check("tenant", TenantSlug::parse(slug)) else {
+        return Ok(None);
+    };
+    match state.store.tenant_by_slug(&slug).await? {
+        Some(tenant) => Ok(Some(tenant.id)),
+        None => {
+            errors.add("tenant", format!("no tenant {slug}"));
+            Ok(None)
+        }
+    }
+}
+
+/// Every tenant's slug, by id.
+pub(super) async fn tenant_slugs(
+    state: &AppState,
+) -> Result<HashMap<TenantId, TenantSlug>, ApiError> {
+    Ok(state
+        .store
+        .tenants()
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t.slug))
+        .collect())
+}
