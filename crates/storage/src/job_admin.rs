@@ -185,6 +185,15 @@ impl Store {
         )
     }
 
+    /// How many jobs match `filter`.
+    pub async fn count_jobs(&self, filter: &JobFilter) -> Result<i64> {
+        let w = Where::filter(filter, self.engine());
+        let sql = format!("SELECT COUNT(*) FROM jobs WHERE {}", w.clause);
+        Ok(
+            on_pool!(&self.backend, c => bind_all!(sqlx::query_scalar::<_, i64>(&sql), w.binds).fetch_one(c).await)?,
+        )
+    }
+
     /// Jobs per queue and state (of one tenant's, when given).
     pub async fn job_state_counts(&self, tenant: Option<TenantId>) -> Result<Vec<JobCount>> {
         let filter = JobFilter {

@@ -99,7 +99,7 @@ pub(super) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 
 /// The admin token is accepted as a signed-in session or, for scripts, as `Authorization: Bearer <token>`
 /// (each bearer presentation counts against the client's sign-in throttle).
-async fn is_admin(
+pub(super) async fn is_admin(
     state: &AppState,
     headers: &HeaderMap,
     client: Client,

@@ -41,22 +41,11 @@ pub async fn jobs_api(
     let mut errors = FieldErrors::new();
     let filter = filter(&state, &mut errors, |name| query.get(name).cloned()).await?;
     let limit = params::limit(query.get("limit"), &mut errors, DEFAULT_JOBS, MAX_JOBS);
-    let after = match query.get("after").filter(|a| !a.is_empty()) {
-        None => None,
-        Some(cursor) => {
-            let parsed = parse_cursor(cursor);
-            if parsed.is_none() {
-                errors.add("after", "is not a cursor this listing gave");
-            }
-            parsed
-        }
-    };
+    let after = after_param(query.get("after"), &mut errors);
     errors.into_result().map_err(ApiError::Invalid)?;
     let page = JobPage { after, limit };
     let jobs = state.store.list_jobs(&filter, &page).await?;
-    let next = (jobs.len() as i64 == limit)
-        .then(|| jobs.last().map(|j| cursor(j.created_at, j.id)))
-        .flatten();
+    let next = next_cursor(&jobs, limit);
     let slugs = params::tenant_slugs(&state).await?;
     let counts: Vec<Value> = state
         .store
@@ -177,13 +166,7 @@ pub async fn job_action_api(
     let Some(selection) = selection else {
         return Err(ApiError::Internal("checked above".into()));
     };
-    let now = Utc::now();
-    let affected = match action.as_str() {
-        "retry" => state.store.retry_jobs(&selection, now).await?,
-        "cancel" => state.store.cancel_jobs(&selection, now).await?,
-        _ => state.store.delete_jobs(&selection).await?,
-    };
-    tracing::info!(action, affected, "operator acted on jobs");
+    let affected = apply(&state, &action, &selection).await?;
     Ok(Json(json!({ "action": action, "affected": affected })))
 }
 
@@ -210,8 +193,8 @@ pub async fn queue_action_api(
     ))
 }
 
-/// The filter named by `get` (a query string's or a JSON body's fields), every bad one added to `errors`.
-async fn filter(
+/// The filter named by `get` (a query string's, a form's or a JSON body's fields), every bad one added to `errors`.
+pub(super) async fn filter(
     state: &AppState,
     errors: &mut FieldErrors,
     get: impl Fn(&str) -> Option<String>,
@@ -240,6 +223,42 @@ async fn filter(
         tenant_id,
         text: text("q"),
     })
+}
+
+/// Runs `action` (`retry`, `cancel` or anything else: `delete`) on `selection`; returns how many jobs it touched.
+pub(super) async fn apply(
+    state: &AppState,
+    action: &str,
+    selection: &JobSelection,
+) -> Result<u64, ApiError> {
+    let now = Utc::now();
+    let affected = match action {
+        "retry" => state.store.retry_jobs(selection, now).await?,
+        "cancel" => state.store.cancel_jobs(selection, now).await?,
+        _ => state.store.delete_jobs(selection).await?,
+    };
+    tracing::info!(action, affected, "operator acted on jobs");
+    Ok(affected)
+}
+
+/// `after`: a cursor this listing gave (blank: the first page).
+pub(super) fn after_param(
+    raw: Option<&String>,
+    errors: &mut FieldErrors,
+) -> Option<(DateTime<Utc>, JobId)> {
+    let raw = raw.filter(|a| !a.is_empty())?;
+    let parsed = parse_cursor(raw);
+    if parsed.is_none() {
+        errors.add("after", "is not a cursor this listing gave");
+    }
+    parsed
+}
+
+/// The cursor of the page after `jobs`, if it was full.
+pub(super) fn next_cursor(jobs: &[Job], limit: i64) -> Option<String> {
+    (jobs.len() as i64 == limit)
+        .then(|| jobs.last().map(|j| cursor(j.created_at, j.id)))
+        .flatten()
 }
 
 /// A page's cursor: the last job's creation time (nanoseconds) and id.

@@ -12,6 +12,7 @@
 mod admin;
 mod admin_imports;
 mod admin_jobs;
+mod admin_jobs_pages;
 mod admin_params;
 mod admin_upload;
 mod book;
@@ -76,6 +77,10 @@ pub(crate) fn routes(state: &AppState) -> Result<Routes, StorageError> {
         .route("/admin/login", get(admin::login_form).post(admin::login))
         .route("/admin/logout", post(admin::logout))
         .route("/admin", get(admin::dashboard))
+        .route("/admin/jobs", get(admin_jobs_pages::jobs_page))
+        .route("/admin/jobs/act", post(admin_jobs_pages::act))
+        .route("/admin/jobs/{job}", get(admin_jobs_pages::job_page))
+        .route("/admin/queues", post(admin_jobs_pages::queue_act))
         .route("/admin/api/crashes", get(admin::crashes_api))
         .route("/admin/api/alerts", get(admin::alerts_api))
         .route(

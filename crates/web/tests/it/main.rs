@@ -9,6 +9,7 @@ mod hostile;
 mod import_upload;
 mod imports;
 mod jobs;
+mod jobs_pages;
 mod probes;
 mod search;
 mod site;
