@@ -17,6 +17,7 @@ mod catalog;
 mod crashes;
 mod cron;
 mod error;
+mod events;
 mod feed_load;
 mod feeds;
 mod idempotency;

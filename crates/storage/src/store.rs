@@ -20,6 +20,7 @@ pub struct Store {
     pub(crate) pg_schema: Option<String>,
     pub(crate) outbox_announcer: OutboxAnnouncer,
     pub(crate) tenants: std::sync::Arc<TenantCache>,
+    pub(crate) events: crate::events::EventBus,
 }
 
 /// Whether the schema matches this build.
@@ -48,6 +49,7 @@ impl Store {
             pg_schema,
             outbox_announcer,
             tenants: Default::default(),
+            events: crate::events::EventBus::new(),
         })
     }
 

@@ -57,18 +57,57 @@ pub enum JobEvent {
     },
 }
 
+impl JobEvent {
+    /// The event as the dashboards receive it (`Store::publish_event`).
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            Self::Started { id, kind, attempt } => {
+                json!({ "type": "job", "id": id, "kind": kind, "state": "running", "attempt": attempt })
+            }
+            Self::Done { id, kind } => {
+                json!({ "type": "job", "id": id, "kind": kind, "state": "done" })
+            }
+            Self::Retrying { id, kind, error } => {
+                json!({ "type": "job", "id": id, "kind": kind, "state": "queued", "error": error })
+            }
+            Self::Failed { id, kind, error } => {
+                json!({ "type": "job", "id": id, "kind": kind, "state": "failed", "error": error })
+            }
+            Self::Progress { id, kind, progress } => {
+                json!({ "type": "progress", "id": id, "kind": kind, "progress": progress })
+            }
+        }
+    }
+}
+
 /// Lets a handler publish [`JobEvent::Progress`] for the job it runs. Cheap to clone; publishing with nobody
-/// listening costs nothing.
+/// listening costs next to nothing.
 #[derive(Clone)]
-pub struct JobEvents(broadcast::Sender<JobEvent>);
+pub struct JobEvents {
+    local: broadcast::Sender<JobEvent>,
+    store: Store,
+}
 
 impl JobEvents {
     pub fn progress(&self, job: &Job, progress: serde_json::Value) {
-        let _ = self.0.send(JobEvent::Progress {
+        self.emit(JobEvent::Progress {
             id: job.id,
             kind: job.kind.clone(),
             progress,
         });
+    }
+
+    /// To this process's subscribers ([`QueueWorker::events`]), and to every node's dashboards (in the
+    /// background: a job never waits for its dashboard).
+    fn emit(&self, event: JobEvent) {
+        let (store, json) = (self.store.clone(), event.to_json());
+        tokio::spawn(async move {
+            if let Err(e) = store.publish_event(&json).await {
+                tracing::debug!(error = %skybook_domain::ErrorChain(&e), "job event not published");
+            }
+        });
+        let _ = self.local.send(event);
     }
 }
 
@@ -139,7 +178,10 @@ impl QueueWorker {
 
     /// What a handler publishes its progress through (give it to the handler before [`Self::handle`]).
     pub fn publisher(&self) -> JobEvents {
-        JobEvents(self.events.clone())
+        JobEvents {
+            local: self.events.clone(),
+            store: self.store.clone(),
+        }
     }
 
     /// Notify it to end the worker's idle wait early (a job was enqueued: [`crate::Wakeups`] on a notification,
@@ -228,7 +270,7 @@ impl QueueWorker {
 
     #[tracing::instrument(name = "job.run", skip_all, fields(job.id = %job.id, job.kind = %job.kind, attempt = job.attempts))]
     async fn run_job(&self, job: &Job) -> anyhow::Result<()> {
-        let _ = self.events.send(JobEvent::Started {
+        self.publisher().emit(JobEvent::Started {
             id: job.id,
             kind: job.kind.clone(),
             attempt: job.attempts,
@@ -256,7 +298,7 @@ impl QueueWorker {
                     .complete_job(job.id, &self.worker_id, now)
                     .await?
                 {
-                    let _ = self.events.send(JobEvent::Done { id, kind });
+                    self.publisher().emit(JobEvent::Done { id, kind });
                 } else {
                     tracing::warn!("job finished after its lease was taken over; the other run's outcome stands");
                 }
@@ -279,7 +321,7 @@ impl QueueWorker {
                     .await?
                 {
                     tracing::warn!(%error, retry = retry_at.is_some(), "job failed");
-                    let _ = self.events.send(match retry_at {
+                    self.publisher().emit(match retry_at {
                         Some(_) => JobEvent::Retrying { id, kind, error },
                         None => JobEvent::Failed { id, kind, error },
                     });

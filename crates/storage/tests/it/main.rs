@@ -1,6 +1,7 @@
 //! The storage contract, run against SQLite and PostgreSQL alike.
 
 mod crashes;
+mod events;
 mod job_admin;
 mod jobs;
 mod operations;

@@ -10,6 +10,7 @@
 //! card meets the pipeline's duplicate guard and is told the booking exists and nothing was charged.
 
 mod admin;
+mod admin_events;
 mod admin_imports;
 mod admin_jobs;
 mod admin_jobs_pages;
@@ -77,6 +78,7 @@ pub(crate) fn routes(state: &AppState) -> Result<Routes, StorageError> {
         .route("/admin/login", get(admin::login_form).post(admin::login))
         .route("/admin/logout", post(admin::logout))
         .route("/admin", get(admin::dashboard))
+        .route("/admin/events", get(admin_events::events))
         .route("/admin/jobs", get(admin_jobs_pages::jobs_page))
         .route("/admin/jobs/act", post(admin_jobs_pages::act))
         .route("/admin/jobs/{job}", get(admin_jobs_pages::job_page))

@@ -3,6 +3,7 @@
 
 mod api;
 mod crashes;
+mod events;
 mod harness;
 mod headers;
 mod hostile;

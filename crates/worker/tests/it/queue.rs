@@ -85,6 +85,40 @@ async fn a_job_runs_once_and_is_done(engine: Engine) {
     );
 }
 
+/// What a job goes through is published for the dashboards of every node: running, then its outcome.
+async fn a_jobs_states_reach_the_dashboards(engine: Engine) {
+    let store = skybook_testkit::store(engine, "worker_events").await;
+    let mut events = store.subscribe_events().await;
+    let worker = QueueWorker::new(store.clone(), config()).handle(
+        "ok",
+        Flaky {
+            failures: 0,
+            runs: Arc::new(AtomicU32::new(0)),
+        },
+    );
+    let id = enqueue(&store, "ok", 3).await;
+    assert_eq!(worker.run_once().await.unwrap(), 1);
+    let mut states = Vec::new();
+    while states.len() < 2 {
+        let text = tokio::time::timeout(Duration::from_secs(5), events.recv())
+            .await
+            .expect("the job's events never arrived")
+            .unwrap();
+        let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+        if event["id"] == id.to_string() {
+            assert_eq!(
+                (&event["type"], &event["kind"]),
+                (&"job".into(), &"ok".into()),
+                "{event}"
+            );
+            states.push(event["state"].as_str().unwrap().to_owned());
+        }
+    }
+    // Published in the background, so in either order.
+    states.sort();
+    assert_eq!(states, ["done", "running"]);
+}
+
 async fn failures_back_off_then_fail_for_good(engine: Engine) {
     let store = skybook_testkit::store(engine, "worker_backoff").await;
     let runs = Arc::new(AtomicU32::new(0));
@@ -180,6 +214,7 @@ async fn a_panicking_handler_fails_the_run_and_the_job_is_retried(engine: Engine
 }
 
 backend_tests!(
+    a_jobs_states_reach_the_dashboards,
     a_panicking_handler_fails_the_run_and_the_job_is_retried,
     a_job_runs_once_and_is_done,
     failures_back_off_then_fail_for_good,

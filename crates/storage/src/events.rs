@@ -1,0 +1,182 @@
+//! Live events for the operators' dashboards — a job started, finished or failed, an import's progress, an
+//! alert — published by whichever node they happen on and delivered to the dashboards open on every node.
+//!
+//! PostgreSQL carries them with `NOTIFY` on one channel per schema (`skybook_events_<schema>`: deployments, and
+//! tests, sharing a database do not hear each other). Each [`Store`] runs one `LISTEN` connection, started by
+//! the first subscriber, fanning notifications out to its subscribers; when that connection drops it reconnects
+//! and sends `{"type": "resync"}`, so a dashboard reloads what it shows rather than miss what happened in
+//! between. A notification's payload is limited to 8,000 bytes: a larger event is cut to its `type`, `id` and
+//! `kind` with `"truncated": true` (the dashboard fetches the rest). SQLite (one node) delivers in-process.
+//!
+//! Events are best-effort by design: the pages and the JSON always read the database, and the stream only says
+//! when to read it again. Publishing sends its `NOTIFY` in its own transaction with `synchronous_commit` off (see
+//! `wakeups` for why a notification never rides on a business transaction).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sqlx::postgres::PgListener;
+use tokio::sync::{broadcast, oneshot, OnceCell};
+
+use crate::backend::Backend;
+use crate::error::Result;
+use crate::store::Store;
+
+/// Largest payload sent as it is (PostgreSQL's limit is 8,000 bytes).
+const MAX_PAYLOAD: usize = 7_900;
+/// Events a slow subscriber may fall behind by before it is told to resynchronise.
+const BUFFER: usize = 1024;
+
+/// The in-process side: subscribers, and whether the `LISTEN` task runs.
+#[derive(Clone, Debug)]
+pub(crate) struct EventBus {
+    sender: broadcast::Sender<String>,
+    /// Set once the `LISTEN` task is listening (PostgreSQL).
+    listening: Arc<OnceCell<()>>,
+}
+
+impl EventBus {
+    pub(crate) fn new() -> Self {
+        Self {
+            sender: broadcast::channel(BUFFER).0,
+            listening: Arc::new(OnceCell::new()),
+        }
+    }
+}
+
+/// The notification channel of the schema `schema`.
+fn channel(schema: Option<&str>) -> String {
+    format!("skybook_events_{}", schema.unwrap_or("public"))
+}
+
+/// `event` as sent: whole, or cut to what identifies it when too large.
+fn payload(event: &Value) -> String {
+    let text = event.to_string();
+    if text.len() <= MAX_PAYLOAD {
+        return text;
+    }
+    json!({
+        "type": event.get("type"),
+        "id": event.get("id"),
+        "kind": event.get("kind"),
+        "truncated": true,
+    })
+    .to_string()
+}
+
+impl Store {
+    /// Publishes `event` (a JSON object with a `type`) to every node's subscribers. Best-effort: an error is
+    /// returned for the caller to log, never to act on.
+    pub async fn publish_event(&self, event: &Value) -> Result<()> {
+        let text = payload(event);
+        match &self.backend {
+            Backend::Sqlite { .. } => {
+                let _ = self.events.sender.send(text);
+            }
+            Backend::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query(
+                    "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)",
+                )
+                .bind(channel(self.pg_schema.as_deref()))
+                .bind(text)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every event published from now on, on any node (as JSON text). The first call on PostgreSQL starts this
+    /// store's `LISTEN` and returns once it listens (or could not, after a few seconds: it keeps trying).
+    pub async fn subscribe_events(&self) -> broadcast::Receiver<String> {
+        let receiver = self.events.sender.subscribe();
+        if let Backend::Postgres(pool) = &self.backend {
+            self.events
+                .listening
+                .get_or_init(|| async {
+                    let (ready, is_ready) = oneshot::channel();
+                    tokio::spawn(listen(
+                        pool.clone(),
+                        self.events.sender.clone(),
+                        channel(self.pg_schema.as_deref()),
+                        ready,
+                    ));
+                    let _ = tokio::time::timeout(Duration::from_secs(5), is_ready).await;
+                })
+                .await;
+        }
+        receiver
+    }
+}
+
+/// Forwards the channel's notifications to the subscribers, for as long as the process runs; after a dropped
+/// connection, reconnects and tells them to resynchronise.
+async fn listen(
+    pool: sqlx::PgPool,
+    sender: broadcast::Sender<String>,
+    channel: String,
+    ready: oneshot::Sender<()>,
+) {
+    let mut ready = Some(ready);
+    let mut reconnecting = false;
+    loop {
+        let listener = async {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(&channel).await?;
+            Ok::<_, sqlx::Error>(listener)
+        }
+        .await;
+        match listener {
+            Ok(mut listener) => {
+                if let Some(ready) = ready.take() {
+                    let _ = ready.send(());
+                }
+                if reconnecting {
+                    let _ = sender.send(json!({ "type": "resync" }).to_string());
+                }
+                reconnecting = true;
+                loop {
+                    match listener.try_recv().await {
+                        Ok(Some(notification)) => {
+                            let _ = sender.send(notification.payload().to_owned());
+                        }
+                        // The connection was lost (sqlx reconnects on the next call, but what was sent meanwhile
+                        // is gone): say so.
+                        Ok(None) => {
+                            let _ = sender.send(json!({ "type": "resync" }).to_string());
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %skybook_domain::ErrorChain(&e), "dashboard events: listener failed; reconnecting");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %skybook_domain::ErrorChain(&e), "dashboard events: cannot listen; retrying");
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_event_is_cut_to_what_identifies_it() {
+        let small = json!({ "type": "job", "id": "j1", "kind": "import.feed", "state": "done" });
+        assert_eq!(payload(&small), small.to_string());
+        let large = json!({ "type": "job", "id": "j1", "kind": "import.feed", "error": "x".repeat(10_000) });
+        let cut: Value = serde_json::from_str(&payload(&large)).unwrap();
+        assert_eq!(
+            cut,
+            json!({ "type": "job", "id": "j1", "kind": "import.feed", "truncated": true })
+        );
+        assert_eq!(channel(Some("t_abc")), "skybook_events_t_abc");
+    }
+}
