@@ -1,5 +1,6 @@
 //! The `skybook` binary as operators run it: real processes, real ports.
 
+mod admin_live;
 mod auth_proxy;
 mod browser;
 mod chrome;

@@ -119,7 +119,8 @@ pub(crate) fn routes(state: &AppState) -> Result<Routes, StorageError> {
         ))
         .layer(sessions)
         .route("/static/site.css", get(stylesheet))
-        .route("/static/draft.js", get(script)))
+        .route("/static/draft.js", get(script))
+        .route("/static/admin-live.js", get(admin_live_script)))
 }
 
 async fn stylesheet() -> impl IntoResponse {
@@ -133,6 +134,13 @@ async fn script() -> impl IntoResponse {
     asset(
         "text/javascript; charset=utf-8",
         include_str!("../../assets/draft.js"),
+    )
+}
+
+async fn admin_live_script() -> impl IntoResponse {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/admin-live.js"),
     )
 }
 
