@@ -23,6 +23,8 @@ use crate::source::{Limits, Source, SourceError};
 const DRY_RUN_REJECTS: usize = 10_000;
 /// The feed whose rows are the tenant's bookable flights.
 pub const CATALOG_FEED: &str = "flights";
+/// How often a running run's rows so far are written to its record (PostgreSQL).
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Rejects a run's summary shows (all are stored).
 const SUMMARY_REJECTS: usize = 20;
 
@@ -265,6 +267,7 @@ async fn import(
     };
     let mut done = false;
     let mut failure = None;
+    let mut last_recorded = std::time::Instant::now();
     while let Some(event) = events.recv().await {
         match event {
             Event::Batch {
@@ -282,6 +285,13 @@ async fn import(
                     }
                 }
                 progress(read, bytes);
+                if !request.dry_run && last_recorded.elapsed() >= PROGRESS_EVERY {
+                    last_recorded = std::time::Instant::now();
+                    // Progress is for the eyes only: a failure to record it changes nothing of the run.
+                    if let Err(e) = store.record_import_progress(run, read).await {
+                        tracing::debug!(error = %ErrorChain(&e), "import progress not recorded");
+                    }
+                }
                 if !request.dry_run && state.counts.rejected > feed.budget.max_rejected {
                     failure = Some(over_budget(feed, state.counts.rejected, None));
                     break;

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use chrono::{NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use skybook_clients::FeedClient;
-use skybook_domain::{ImportRunId, TenantId};
-use skybook_import::{FeedType, ImportRequest, Limits, Summary};
+use skybook_domain::ImportRunId;
+use skybook_import::{FeedJob, FeedType, ImportRequest, Limits, Summary};
 use skybook_storage::{
     Enqueued, ImportCounts, ImportOutcome, Job, NewImportRun, NewJob, StorageError, Store, Tenant,
 };
@@ -26,7 +26,7 @@ use crate::cli::{FeedSourceArgs, FeedsArgs};
 use crate::{config, wiring};
 
 pub const SCHEDULE_JOB: &str = "import.schedule";
-pub const FEED_JOB: &str = "import.feed";
+pub use skybook_import::FEED_JOB;
 
 /// The feed types, and where their files come from.
 #[derive(Clone)]
@@ -125,13 +125,6 @@ pub fn schedules(imports: &Imports) -> Result<Vec<Schedule>> {
     Ok(schedules)
 }
 
-#[derive(Serialize, Deserialize)]
-struct FeedPayload {
-    tenant: TenantId,
-    feed: String,
-    date: NaiveDate,
-}
-
 /// A feed's tick: one import job per subscribed tenant for the tick's day.
 struct FanOut {
     store: Store,
@@ -155,21 +148,12 @@ impl JobHandler for FanOut {
         }
         let date = job.run_at.date_naive();
         for tenant in self.store.tenants_subscribed_to(&payload.feed).await? {
-            let body = FeedPayload {
+            let new = FeedJob {
                 tenant: tenant.id,
                 feed: payload.feed.clone(),
                 date,
-            };
-            let new = NewJob {
-                queue: "default".into(),
-                kind: FEED_JOB.into(),
-                payload: serde_json::to_string(&body)?,
-                priority: 0,
-                max_attempts: 8,
-                run_at: Utc::now(),
-                unique_key: Some(format!("import:{}:{}:{date}", tenant.id, payload.feed)),
-                tenant_id: Some(tenant.id),
-            };
+            }
+            .to_new_job(Utc::now());
             if let Enqueued::New(id) = self.store.enqueue_job(&new, Utc::now()).await? {
                 tracing::info!(job.id = %id, tenant = %tenant.slug, feed = payload.feed, %date, "import enqueued");
             }
@@ -189,8 +173,7 @@ struct ImportFeed {
 #[async_trait::async_trait]
 impl JobHandler for ImportFeed {
     async fn run(&self, job: &Job) -> Result<()> {
-        let payload: FeedPayload =
-            serde_json::from_str(&job.payload).context("import.feed payload")?;
+        let payload: FeedJob = serde_json::from_str(&job.payload).context("import.feed payload")?;
         let feed = self
             .feeds
             .iter()

@@ -101,6 +101,21 @@ impl Store {
         Ok(())
     }
 
+    /// The rows a running run has read so far (for the admin's progress). PostgreSQL only: on SQLite the run's
+    /// load holds the one writer connection until it ends, so progress waits for the end.
+    pub async fn record_import_progress(&self, id: ImportRunId, rows_read: u64) -> Result<()> {
+        if let crate::backend::Backend::Postgres(pool) = &self.backend {
+            sqlx::query(
+                "UPDATE import_runs SET rows_read = $2 WHERE id = $1 AND status = 'running'",
+            )
+            .bind(id)
+            .bind(i64::try_from(rows_read).unwrap_or(i64::MAX))
+            .execute(pool)
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Records how a run ended.
     pub async fn finish_import_run(
         &self,

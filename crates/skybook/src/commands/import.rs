@@ -274,19 +274,10 @@ async fn rejects(args: ImportRejectsArgs) -> Result<()> {
         .await?
         .with_context(|| format!("no import run {id}"))?;
     let rejects = store.import_rejects(id).await?;
-    let mut out = std::io::stdout().lock();
-    use std::io::Write as _;
-    if let Some(header) = &run.header {
-        writeln!(out, "{header}")?;
-    }
-    // One line per rejected row, however many reasons it has.
-    let mut last = None;
-    for reject in &rejects {
-        if last != Some(reject.line) {
-            writeln!(out, "{}", reject.raw)?;
-            last = Some(reject.line);
-        }
-    }
+    print!(
+        "{}",
+        skybook_import::rejects_csv(run.header.as_deref(), &rejects)
+    );
     store.close().await;
     Ok(())
 }

@@ -11,8 +11,9 @@ use skybook_storage::{ImportRun, ImportRunFilter, NewJob, Store, Tenant};
 use skybook_testkit::{backend_tests, Engine};
 use skybook_worker::{JobEvent, QueueWorker, QueueWorkerConfig};
 
-use super::{ready, register, FeedPayload, FEED_JOB, SCHEDULE_JOB};
+use super::{ready, register, FEED_JOB, SCHEDULE_JOB};
 use crate::wiring;
+use skybook_import::FeedJob;
 
 struct Setup {
     store: Store,
@@ -116,7 +117,7 @@ impl Setup {
 
     /// An `import.feed` job for acme's flights of `date`.
     async fn enqueue_import(&self, date: NaiveDate) -> skybook_domain::JobId {
-        let payload = FeedPayload {
+        let payload = FeedJob {
             tenant: self.tenant.id,
             feed: "flights".into(),
             date,

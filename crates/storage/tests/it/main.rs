@@ -2,6 +2,7 @@
 
 mod crashes;
 mod events;
+mod import_progress;
 mod job_admin;
 mod jobs;
 mod operations;

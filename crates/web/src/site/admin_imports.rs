@@ -131,7 +131,7 @@ pub async fn import_rejects_api(
 }
 
 /// The run `id` names (`404` for an id that is not one, or no run's).
-async fn find_run(state: &AppState, id: &str) -> Result<ImportRun, ApiError> {
+pub(super) async fn find_run(state: &AppState, id: &str) -> Result<ImportRun, ApiError> {
     let id: ImportRunId = id.parse().map_err(|_| ApiError::NotFound("import run"))?;
     state
         .store

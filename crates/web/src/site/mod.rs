@@ -12,6 +12,7 @@
 mod admin;
 mod admin_events;
 mod admin_imports;
+mod admin_imports_pages;
 mod admin_jobs;
 mod admin_jobs_pages;
 mod admin_params;
@@ -79,6 +80,19 @@ pub(crate) fn routes(state: &AppState) -> Result<Routes, StorageError> {
         .route("/admin/logout", post(admin::logout))
         .route("/admin", get(admin::dashboard))
         .route("/admin/events", get(admin_events::events))
+        .route("/admin/imports", get(admin_imports_pages::imports_page))
+        .route(
+            "/admin/imports/{run}",
+            get(admin_imports_pages::import_page),
+        )
+        .route(
+            "/admin/imports/{run}/rejects.csv",
+            get(admin_imports_pages::rejects_csv),
+        )
+        .route(
+            "/admin/imports/{run}/rerun",
+            post(admin_imports_pages::rerun),
+        )
         .route("/admin/jobs", get(admin_jobs_pages::jobs_page))
         .route("/admin/jobs/act", post(admin_jobs_pages::act))
         .route("/admin/jobs/{job}", get(admin_jobs_pages::job_page))

@@ -222,15 +222,7 @@ async fn a_bad_upload_names_every_bad_field_and_records_nothing(engine: Engine) 
 async fn a_signed_in_upload_needs_the_forms_csrf_token(engine: Engine) {
     let app = TestApp::start(engine, "import_upload_csrf", 5).await;
     let mut visitor = Visitor::new(app.router.clone());
-    let login = visitor.get("/admin/login").await;
-    let signed_in = visitor
-        .post(
-            "/admin/login",
-            &[("csrf", &login.csrf()), ("token", ADMIN_TOKEN)],
-        )
-        .await;
-    assert_eq!(signed_in.location.as_deref(), Some("/admin"));
-    let csrf = visitor.get("/admin").await.csrf();
+    let csrf = visitor.sign_in_admin(ADMIN_TOKEN).await;
 
     let without = multipart(&[
         ("tenant", None, b"air"),

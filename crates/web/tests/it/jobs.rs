@@ -206,14 +206,7 @@ async fn a_signed_in_admin_acts_only_with_the_csrf_header(engine: Engine) {
     let app = TestApp::start(engine, "admin_jobs_csrf", 5).await;
     let a = enqueue(&app, "email.send", false, 10).await;
     let mut visitor = Visitor::new(app.router.clone());
-    let login = visitor.get("/admin/login").await;
-    visitor
-        .post(
-            "/admin/login",
-            &[("csrf", &login.csrf()), ("token", ADMIN_TOKEN)],
-        )
-        .await;
-    let csrf = visitor.get("/admin").await.csrf();
+    let csrf = visitor.sign_in_admin(ADMIN_TOKEN).await;
     let body = json!({ "ids": [a.to_string()] }).to_string().into_bytes();
     let forged = visitor
         .post_with_headers(

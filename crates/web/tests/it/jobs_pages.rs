@@ -42,14 +42,7 @@ async fn signed_in(app: &TestApp) -> Visitor {
         Some("/admin/login"),
         "signed out: to the sign-in"
     );
-    let login = visitor.get("/admin/login").await;
-    let done = visitor
-        .post(
-            "/admin/login",
-            &[("csrf", &login.csrf()), ("token", ADMIN_TOKEN)],
-        )
-        .await;
-    assert_eq!(done.location.as_deref(), Some("/admin"));
+    visitor.sign_in_admin(ADMIN_TOKEN).await;
     visitor
 }
 

@@ -9,6 +9,7 @@ mod headers;
 mod hostile;
 mod import_upload;
 mod imports;
+mod imports_pages;
 mod jobs;
 mod jobs_pages;
 mod probes;

@@ -75,6 +75,16 @@ impl Visitor {
         self.send(request, Body::from(body)).await
     }
 
+    /// Signs in at `/admin/login` with `token`; returns the CSRF token of the admin's session.
+    pub async fn sign_in_admin(&mut self, token: &str) -> String {
+        let login = self.get("/admin/login").await;
+        let done = self
+            .post("/admin/login", &[("csrf", &login.csrf()), ("token", token)])
+            .await;
+        assert_eq!(done.location.as_deref(), Some("/admin"), "{}", done.html);
+        self.get("/admin").await.csrf()
+    }
+
     /// Follows one redirect with a GET.
     pub async fn follow(&mut self, page: &Page) -> Page {
         let to = page
