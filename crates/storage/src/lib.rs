@@ -16,6 +16,7 @@ mod bookings;
 mod catalog;
 mod crashes;
 mod cron;
+mod cron_admin;
 mod error;
 mod events;
 mod feed_load;
@@ -41,6 +42,7 @@ pub use bookings::{
 };
 pub use catalog::{FlightSearch, NewFlight, Tenant};
 pub use crashes::{CrashGroup, CrashReport, NewCrash};
+pub use cron_admin::{cron_job_key, CronRegistration, CronSchedule};
 pub use error::{Result, StorageError};
 pub use feed_load::{FeedLoad, LoadCounts};
 pub use feeds::FeedTableChange;

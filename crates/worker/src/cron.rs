@@ -3,20 +3,23 @@
 //! Every node runs a [`CronScheduler`] with the same schedules. At each tick every node tries to insert
 //! (schedule, tick) into `cron_ticks`; the one whose insert succeeds enqueues the schedule's job (with a unique
 //! key per tick, a second guard). Only the latest due tick is considered, so after downtime a schedule that
-//! missed many ticks fires once, not once per missed tick.
+//! missed many ticks fires once, not once per missed tick. Each node declares its schedules at start
+//! (`cron_schedules`, for the operators' view); a schedule an operator paused is skipped by every node.
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound as _, Utc};
 use croner::Cron;
-use skybook_storage::{Enqueued, NewJob, Store};
+use skybook_storage::{cron_job_key, CronRegistration, Enqueued, NewJob, Store};
 use tokio_util::sync::CancellationToken;
 
 /// A named schedule and the job it enqueues.
 #[derive(Debug, Clone)]
 pub struct Schedule {
     pub name: String,
+    /// The cron expression, as given.
+    pub pattern: String,
     cron: Cron,
     /// Enqueued at each tick (its `run_at` and `unique_key` are set per tick).
     pub job: NewJob,
@@ -31,6 +34,7 @@ impl Schedule {
             .map_err(|e| anyhow::anyhow!("invalid cron schedule {name} {pattern:?}: {e}"))?;
         Ok(Self {
             name: name.to_owned(),
+            pattern: pattern.to_owned(),
             cron,
             job,
             exclusive: false,
@@ -87,10 +91,15 @@ impl CronScheduler {
     /// (schedule, tick) pairs this node fired.
     pub async fn tick(&self, now: DateTime<Utc>) -> anyhow::Result<Vec<(String, DateTime<Utc>)>> {
         let mut fired = Vec::new();
+        let paused = self.store.paused_cron_schedules().await?;
         for schedule in &self.schedules {
             let Some(due) = schedule.due(now) else {
                 continue;
             };
+            // A paused schedule's ticks pass unfired (and are not made up when it resumes).
+            if paused.contains(&schedule.name) {
+                continue;
+            }
             if self.store.last_cron_tick(&schedule.name).await? >= Some(due) {
                 continue;
             }
@@ -103,14 +112,14 @@ impl CronScheduler {
             }
             let mut job = schedule.job.clone();
             job.run_at = now;
-            job.unique_key = Some(match schedule.exclusive {
-                true => format!("cron:{}", schedule.name),
-                false => format!("cron:{}:{}", schedule.name, due.timestamp()),
-            });
-            if self.store.enqueue_job(&job, now).await? == Enqueued::Duplicate {
+            job.unique_key = Some(cron_job_key(&schedule.name, schedule.exclusive, due));
+            let Enqueued::New(id) = self.store.enqueue_job(&job, now).await? else {
                 tracing::info!(schedule = %schedule.name, tick = %due, "previous run unfinished; tick skipped");
                 continue;
-            }
+            };
+            self.store
+                .record_cron_run(&schedule.name, id, schedule.next(now))
+                .await?;
             if let Some(queue) = &self.queue {
                 queue.notify_one();
             }
@@ -121,8 +130,28 @@ impl CronScheduler {
         Ok(fired)
     }
 
-    /// Ticks at each schedule's next occurrence (at least once a minute) until `cancel` fires.
+    /// Declares this node's schedules for the operators' view (`/admin/cron`): pattern, job, next tick.
+    pub async fn register(&self) -> anyhow::Result<()> {
+        let now = Utc::now();
+        for schedule in &self.schedules {
+            let registration = CronRegistration {
+                name: &schedule.name,
+                pattern: &schedule.pattern,
+                job: &schedule.job,
+                exclusive: schedule.exclusive,
+                next_at: schedule.next(now),
+            };
+            self.store
+                .register_cron_schedule(&registration, now)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Declares the schedules, then ticks at each schedule's next occurrence (at least once a minute) until
+    /// `cancel` fires.
     pub async fn run(&self, cancel: CancellationToken) -> anyhow::Result<()> {
+        self.register().await?;
         while !cancel.is_cancelled() {
             let now = Utc::now();
             self.tick(now).await?;

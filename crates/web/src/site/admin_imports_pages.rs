@@ -77,11 +77,6 @@ pub struct ImportPage {
     pub more: bool,
 }
 
-fn time(at: Option<DateTime<Utc>>) -> String {
-    at.map(|at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-        .unwrap_or_default()
-}
-
 fn row(run: &ImportRun, tenant: &str, now: DateTime<Utc>) -> RunRow {
     let rows = match (run.status.as_str(), run.started_at) {
         ("running", Some(started)) => {
@@ -101,8 +96,8 @@ fn row(run: &ImportRun, tenant: &str, now: DateTime<Utc>) -> RunRow {
         status: run.status.clone(),
         source: run.source.clone(),
         feed_date: run.feed_date.map(|d| d.to_string()).unwrap_or_default(),
-        started: time(run.started_at),
-        finished: time(run.finished_at),
+        started: run.started_at.map(params::time).unwrap_or_default(),
+        finished: run.finished_at.map(params::time).unwrap_or_default(),
         rows,
         changed: format!(
             "{} · {} · {}",

@@ -11,7 +11,7 @@ use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use skybook_domain::{FieldErrors, JobId, TenantId, TenantSlug};
 use skybook_storage::{Job, JobError, JobPage, JobSelection};
 
@@ -135,10 +135,6 @@ pub struct ErrorRow {
     pub error: String,
 }
 
-fn time(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
-}
-
 fn row(job: &Job, slugs: &HashMap<TenantId, TenantSlug>) -> JobRow {
     let tenant = job.tenant_id.and_then(|t| slugs.get(&t));
     // An import job links to its runs.
@@ -156,7 +152,7 @@ fn row(job: &Job, slugs: &HashMap<TenantId, TenantSlug>) -> JobRow {
     };
     JobRow {
         id: job.id.to_string(),
-        created: time(job.created_at),
+        created: params::time(job.created_at),
         kind: job.kind.clone(),
         queue: job.queue.clone(),
         state: job.state.clone(),
@@ -164,10 +160,12 @@ fn row(job: &Job, slugs: &HashMap<TenantId, TenantSlug>) -> JobRow {
         attempts: job.attempts.to_string(),
         max_attempts: job.max_attempts,
         last_error: job.last_error.clone().unwrap_or_default(),
-        run_at: time(job.run_at),
-        finished: job.finished_at.map(time).unwrap_or_default(),
+        run_at: params::time(job.run_at),
+        finished: job.finished_at.map(params::time).unwrap_or_default(),
         worker: match (&job.locked_by, job.locked_until) {
-            (Some(worker), Some(until)) => format!("{worker} (lease until {})", time(until)),
+            (Some(worker), Some(until)) => {
+                format!("{worker} (lease until {})", params::time(until))
+            }
             _ => String::new(),
         },
         payload: serde_json::from_str::<serde_json::Value>(&job.payload)
@@ -293,7 +291,7 @@ pub async fn job_page(
 fn error_row(e: &JobError) -> ErrorRow {
     ErrorRow {
         attempt: e.attempt,
-        at: time(e.at),
+        at: params::time(e.at),
         worker: e.worker.clone(),
         error: e.error.clone(),
     }
@@ -306,7 +304,7 @@ pub async fn act(
     CsrfForm(visit, pairs): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     require_session_admin(&visit).await?;
-    let get = |name: &str| form_value(&pairs, name);
+    let get = |name: &str| params::form_value(&pairs, name);
     let form = FilterForm::from_pairs(get);
     let mut errors = FieldErrors::new();
     let selection = match get("scope").as_deref() {
@@ -351,7 +349,7 @@ pub async fn queue_act(
     CsrfForm(visit, pairs): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     require_session_admin(&visit).await?;
-    let get = |name: &str| form_value(&pairs, name).map(|v| v.trim().to_owned());
+    let get = |name: &str| params::form_value(&pairs, name);
     let mut errors = FieldErrors::new();
     let queue = get("queue").unwrap_or_default();
     if queue.is_empty() || queue.len() > 64 {
@@ -379,12 +377,4 @@ async fn require_session_admin(visit: &Visit) -> Result<(), PageError> {
         true => Ok(()),
         false => Err(ApiError::Unauthorized.into()),
     }
-}
-
-/// The first value of the form field `name`.
-fn form_value(pairs: &[(String, String)], name: &str) -> Option<String> {
-    pairs
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.clone())
 }

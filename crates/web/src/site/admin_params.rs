@@ -1,8 +1,9 @@
-//! What the admin's JSON listings share: a page size within bounds, a tenant named by its slug, and the tenants'
-//! slugs to show beside their ids. Each bad parameter is added to the request's field errors (a `422` naming it).
+//! What the admin's listings and forms share: a page size within bounds, a tenant named by its slug, the
+//! tenants' slugs to show beside their ids, how a time reads, a form's field. Each bad parameter is added to the request's field errors (a `422` naming it).
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use skybook_domain::{FieldErrors, TenantId, TenantSlug};
 
 use crate::{ApiError, AppState};
@@ -53,4 +54,17 @@ pub(super) async fn tenant_slugs(
         .into_iter()
         .map(|t| (t.id, t.slug))
         .collect())
+}
+
+/// A time as the admin pages show it.
+pub(super) fn time(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// The first value of the form field `name`, trimmed.
+pub(super) fn form_value(pairs: &[(String, String)], name: &str) -> Option<String> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.trim().to_owned())
 }

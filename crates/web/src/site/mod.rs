@@ -10,6 +10,7 @@
 //! card meets the pipeline's duplicate guard and is told the booking exists and nothing was charged.
 
 mod admin;
+mod admin_cron;
 mod admin_events;
 mod admin_imports;
 mod admin_imports_pages;
@@ -80,6 +81,15 @@ pub(crate) fn routes(state: &AppState) -> Result<Routes, StorageError> {
         .route("/admin/logout", post(admin::logout))
         .route("/admin", get(admin::dashboard))
         .route("/admin/events", get(admin_events::events))
+        .route(
+            "/admin/cron",
+            get(admin_cron::cron_page).post(admin_cron::cron_form),
+        )
+        .route("/admin/api/cron", get(admin_cron::cron_api))
+        .route(
+            "/admin/api/cron/{name}/{action}",
+            post(admin_cron::cron_action_api),
+        )
         .route("/admin/imports", get(admin_imports_pages::imports_page))
         .route(
             "/admin/imports/{run}",

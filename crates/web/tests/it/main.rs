@@ -3,6 +3,7 @@
 
 mod api;
 mod crashes;
+mod cron;
 mod events;
 mod harness;
 mod headers;

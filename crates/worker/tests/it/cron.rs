@@ -125,8 +125,78 @@ async fn an_exclusive_schedule_skips_ticks_while_its_last_run_is_unfinished(engi
     );
 }
 
+/// Declared schedules are listed with their next tick; a paused one's ticks pass unfired on every node and are
+/// not made up on resume; "run now" fires once however many ask in the same second.
+async fn operators_pause_resume_and_run_a_schedule_now(engine: Engine) {
+    let store = skybook_testkit::store(engine, "cron_operators").await;
+    let schedule = || Schedule::new("every-second", "* * * * * *", job()).unwrap();
+    let nodes = [
+        CronScheduler::new(store.clone(), "node-a", vec![schedule()]),
+        CronScheduler::new(store.clone(), "node-b", vec![schedule()]),
+    ];
+    for node in &nodes {
+        node.register().await.unwrap();
+    }
+    let listed = store.cron_schedules().await.unwrap();
+    assert_eq!(listed.len(), 1, "declared once, however many nodes");
+    assert_eq!(
+        (listed[0].pattern.as_str(), listed[0].kind.as_str()),
+        ("* * * * * *", "sentinel")
+    );
+    assert!(listed[0].next_at.is_some());
+
+    assert!(nodes[0].tick(at(0)).await.unwrap().len() == 1);
+    let last_job = store.cron_schedules().await.unwrap()[0]
+        .last_job_id
+        .expect("the tick's job");
+    assert_eq!(store.job(last_job).await.unwrap().unwrap().kind, "sentinel");
+
+    assert!(store
+        .set_cron_paused("every-second", true, Utc::now())
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .set_cron_paused("every-second", true, Utc::now())
+            .await
+            .unwrap(),
+        "paused already"
+    );
+    for second in 1..5 {
+        for node in &nodes {
+            assert!(node.tick(at(second)).await.unwrap().is_empty(), "paused");
+        }
+    }
+    assert!(store
+        .set_cron_paused("every-second", false, Utc::now())
+        .await
+        .unwrap());
+    assert_eq!(
+        nodes[1].tick(at(5)).await.unwrap(),
+        [("every-second".to_owned(), at(5))]
+    );
+    assert_eq!(
+        store.cron_ticks_fired("every-second").await.unwrap(),
+        2,
+        "the paused ticks are not made up"
+    );
+
+    // Run now, asked twice in one second (two operators, two nodes): one run.
+    let now = at(100);
+    let first = store.run_cron_now("every-second", now).await.unwrap();
+    let second = store.run_cron_now("every-second", now).await.unwrap();
+    assert!(
+        matches!(first, Some(skybook_storage::Enqueued::New(_))),
+        "{first:?}"
+    );
+    assert_eq!(second, None, "the second's tick was taken");
+    assert_eq!(store.run_cron_now("nonexistent", now).await.unwrap(), None);
+    assert_eq!(store.cron_ticks_fired("every-second").await.unwrap(), 3);
+}
+
 backend_tests!(
     two_nodes_fire_each_tick_exactly_once,
     a_schedule_that_missed_ticks_fires_once,
     an_exclusive_schedule_skips_ticks_while_its_last_run_is_unfinished,
+    operators_pause_resume_and_run_a_schedule_now,
 );
