@@ -11,6 +11,7 @@
 //! written down.
 
 mod alerts;
+mod audit;
 mod backend;
 mod bookings;
 mod catalog;
@@ -35,6 +36,7 @@ mod tx;
 mod wakeups;
 
 pub use alerts::{Alert, NewAlert};
+pub use audit::AuditEntry;
 pub use backend::{redact, Engine, PoolSettings};
 pub use bookings::{
     BookingRecord, InsertBooking, LegacyFingerprint, NewBookingRow, StatusChange,

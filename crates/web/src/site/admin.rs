@@ -150,6 +150,39 @@ pub(super) async fn require_admin_to_act(
     }
 }
 
+/// Who is acting, for the audit log: how the admin signed in, and from where.
+pub(super) fn actor(headers: &HeaderMap, client: Client) -> String {
+    let how = match bearer_token(headers) {
+        Some(_) => "token",
+        None => "session",
+    };
+    format!("admin ({how}) from {}", client.0)
+}
+
+/// Writes an operator's action to the audit log, after it happened. Should the write fail, the action stands
+/// and the failure is logged as an error (an alert's worth: the log is missing an entry).
+pub(super) async fn audit(
+    state: &AppState,
+    actor: String,
+    action: &str,
+    target: String,
+    affected: u64,
+) {
+    let entry = skybook_storage::AuditEntry {
+        at: chrono::Utc::now(),
+        actor,
+        action: action.to_owned(),
+        target,
+        affected: i64::try_from(affected).unwrap_or(i64::MAX),
+    };
+    if let Err(e) = state.store.record_audit(&entry).await {
+        tracing::error!(error = %skybook_domain::ErrorChain(&e), action, "audit log entry not written");
+    }
+}
+
+/// How many audit log entries the admin shows.
+const AUDITED: i64 = 200;
+
 /// How many alerts and crash groups the admin shows.
 const LISTED: i64 = 50;
 
@@ -173,7 +206,22 @@ pub async fn dashboard(
         .crash_groups(LISTED)
         .await
         .map_err(ApiError::from)?;
+    let audit = state
+        .store
+        .audit_log(LISTED)
+        .await
+        .map_err(ApiError::from)?;
     Ok(AdminPage {
+        audit: audit
+            .into_iter()
+            .map(|e| super::views::AuditRow {
+                at: e.at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                actor: e.actor,
+                action: e.action,
+                target: e.target,
+                affected: e.affected,
+            })
+            .collect(),
         csrf: visit.csrf_token().await?,
         alerts: alerts.iter().map(AlertRow::from).collect(),
         crashes: crashes.iter().map(CrashRow::from).collect(),
@@ -249,4 +297,30 @@ pub async fn alerts_api(
         })
         .collect();
     Ok(Json(json!({ "alerts": alerts })))
+}
+
+/// `GET /admin/api/audit`: the latest operator actions, newest first.
+pub async fn audit_api(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    client: Client,
+    visit: Visit,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&state, &headers, client, &visit).await?;
+    let entries: Vec<Value> = state
+        .store
+        .audit_log(AUDITED)
+        .await?
+        .into_iter()
+        .map(|e| {
+            json!({
+                "at": e.at,
+                "actor": e.actor,
+                "action": e.action,
+                "target": e.target,
+                "affected": e.affected,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "entries": entries })))
 }

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use skybook_domain::FieldErrors;
 use skybook_storage::{CronSchedule, Enqueued};
 
-use super::admin::{is_admin, require_admin, require_admin_to_act};
+use super::admin::{actor, audit, is_admin, require_admin, require_admin_to_act};
 use super::admin_params as params;
 use super::forms::CsrfForm;
 use super::session::Visit;
@@ -25,7 +25,12 @@ use crate::{ApiError, AppState};
 /// What an action did, in the words of its JSON (`changed`: the schedule changed state; `enqueued`,
 /// `unfinished`: a run now enqueued its job, or found the last run unfinished; `taken`: this second's tick was
 /// fired already).
-async fn act(state: &AppState, name: &str, action: &str) -> Result<&'static str, ApiError> {
+async fn act(
+    state: &AppState,
+    actor: String,
+    name: &str,
+    action: &str,
+) -> Result<&'static str, ApiError> {
     let now = Utc::now();
     let outcome = match action {
         "pause" | "resume" => {
@@ -51,6 +56,15 @@ async fn act(state: &AppState, name: &str, action: &str) -> Result<&'static str,
         outcome,
         "operator acted on a schedule"
     );
+    let affected = u64::from(matches!(outcome, "changed" | "enqueued"));
+    audit(
+        state,
+        actor,
+        &format!("cron.{action}"),
+        format!("schedule {name} ({outcome})"),
+        affected,
+    )
+    .await;
     Ok(outcome)
 }
 
@@ -108,7 +122,7 @@ pub async fn cron_action_api(
 ) -> Result<Json<Value>, ApiError> {
     require_admin_to_act(&state, &headers, client, &visit).await?;
     schedule(&state, &name).await?;
-    let outcome = act(&state, &name, &action).await?;
+    let outcome = act(&state, actor(&headers, client), &name, &action).await?;
     let now = schedule(&state, &name).await?;
     Ok(Json(
         json!({ "action": action, "outcome": outcome, "schedule": schedule_json(&now) }),
@@ -188,6 +202,7 @@ pub async fn cron_page(
 /// `POST /admin/cron`: `name` and `action` (pause, resume, run).
 pub async fn cron_form(
     State(state): State<AppState>,
+    client: Client,
     CsrfForm(visit, pairs): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     if !visit.is_admin().await? {
@@ -201,7 +216,7 @@ pub async fn cron_form(
     }
     errors.into_result().map_err(ApiError::Invalid)?;
     schedule(&state, &name).await?;
-    let outcome = act(&state, &name, &action).await?;
+    let outcome = act(&state, actor(&HeaderMap::new(), client), &name, &action).await?;
     let back = serde_urlencoded::to_string([("done", outcome), ("name", name.as_str())])
         .unwrap_or_default();
     Ok(see_other(&format!("/admin/cron?{back}")))

@@ -18,7 +18,7 @@ use skybook_domain::FieldErrors;
 use skybook_import::FeedJob;
 use skybook_storage::{Enqueued, ImportRun, ImportRunFilter};
 
-use super::admin::is_admin;
+use super::admin::{actor, audit, is_admin};
 use super::admin_imports::find_run;
 use super::admin_params as params;
 use super::forms::CsrfForm;
@@ -240,6 +240,7 @@ pub async fn rejects_csv(
 /// `POST /admin/imports/{run}/rerun`: the run's day fetched and imported again, as its schedule would.
 pub async fn rerun(
     State(state): State<AppState>,
+    client: Client,
     Path(id): Path<String>,
     CsrfForm(visit, _): CsrfForm<serde::de::IgnoredAny>,
 ) -> Result<Response, PageError> {
@@ -271,5 +272,16 @@ pub async fn rerun(
         }
         Enqueued::Duplicate => "queued-already",
     };
+    audit(
+        &state,
+        actor(&HeaderMap::new(), client),
+        "import.rerun",
+        format!(
+            "run {} ({} {} of {date}): {done}",
+            run.id, run.feed, run.tenant_id
+        ),
+        u64::from(done == "rerun"),
+    )
+    .await;
     Ok(see_other(&format!("/admin/imports?done={done}")))
 }

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use skybook_domain::{FieldErrors, JobId, TenantId, TenantSlug};
 use skybook_storage::{Job, JobFilter, JobPage, JobSelection};
 
-use super::admin::{require_admin, require_admin_to_act};
+use super::admin::{actor, audit, require_admin, require_admin_to_act};
 use super::admin_params as params;
 use super::session::Visit;
 use crate::throttle::Client;
@@ -167,6 +167,14 @@ pub async fn job_action_api(
         return Err(ApiError::Internal("checked above".into()));
     };
     let affected = apply(&state, &action, &selection).await?;
+    audit(
+        &state,
+        actor(&headers, client),
+        &format!("jobs.{action}"),
+        describe(&selection),
+        affected,
+    )
+    .await;
     Ok(Json(json!({ "action": action, "affected": affected })))
 }
 
@@ -188,6 +196,14 @@ pub async fn queue_action_api(
         _ => return Err(ApiError::NotFound("queue action")),
     };
     tracing::info!(queue, action, changed, "operator acted on a queue");
+    audit(
+        &state,
+        actor(&headers, client),
+        &format!("queue.{action}"),
+        format!("queue {queue}"),
+        u64::from(changed),
+    )
+    .await;
     Ok(Json(
         json!({ "queue": queue, "paused": action == "pause", "changed": changed }),
     ))
@@ -239,6 +255,40 @@ pub(super) async fn apply(
     };
     tracing::info!(action, affected, "operator acted on jobs");
     Ok(affected)
+}
+
+/// The jobs an action named, for the audit log.
+pub(super) fn describe(selection: &JobSelection) -> String {
+    match selection {
+        JobSelection::Ids(ids) => {
+            let shown: Vec<String> = ids.iter().take(20).map(ToString::to_string).collect();
+            let more = ids.len().saturating_sub(shown.len());
+            match more {
+                0 => format!("jobs {}", shown.join(", ")),
+                _ => format!("jobs {} and {more} more", shown.join(", ")),
+            }
+        }
+        JobSelection::Matching(filter) => {
+            let mut parts = Vec::new();
+            for (name, value) in [
+                ("state", &filter.state),
+                ("queue", &filter.queue),
+                ("kind", &filter.kind),
+                ("text", &filter.text),
+            ] {
+                if let Some(value) = value {
+                    parts.push(format!("{name}={value}"));
+                }
+            }
+            if let Some(tenant) = filter.tenant_id {
+                parts.push(format!("tenant={tenant}"));
+            }
+            match parts.is_empty() {
+                true => "every job".to_owned(),
+                false => format!("every job matching {}", parts.join(" ")),
+            }
+        }
+    }
 }
 
 /// `after`: a cursor this listing gave (blank: the first page).

@@ -15,8 +15,8 @@ use chrono::Utc;
 use skybook_domain::{FieldErrors, JobId, TenantId, TenantSlug};
 use skybook_storage::{Job, JobError, JobPage, JobSelection};
 
-use super::admin::is_admin;
-use super::admin_jobs::{after_param, apply, filter, next_cursor};
+use super::admin::{actor, audit, is_admin};
+use super::admin_jobs::{after_param, apply, describe, filter, next_cursor};
 use super::admin_params as params;
 use super::forms::CsrfForm;
 use super::session::Visit;
@@ -301,6 +301,7 @@ fn error_row(e: &JobError) -> ErrorRow {
 /// job matching the filter fields (`scope=matching`); back to the listing with the filter, saying how many.
 pub async fn act(
     State(state): State<AppState>,
+    client: Client,
     CsrfForm(visit, pairs): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     require_session_admin(&visit).await?;
@@ -336,6 +337,14 @@ pub async fn act(
         return Err(ApiError::Internal("checked above".into()).into());
     };
     let affected = apply(&state, &action, &selection).await?;
+    audit(
+        &state,
+        actor(&HeaderMap::new(), client),
+        &format!("jobs.{action}"),
+        describe(&selection),
+        affected,
+    )
+    .await;
     let filter = form.query();
     let sep = if filter.is_empty() { "" } else { "&" };
     Ok(see_other(&format!(
@@ -346,6 +355,7 @@ pub async fn act(
 /// `POST /admin/queues`: `queue` and `action` (pause, resume).
 pub async fn queue_act(
     State(state): State<AppState>,
+    client: Client,
     CsrfForm(visit, pairs): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     require_session_admin(&visit).await?;
@@ -366,6 +376,14 @@ pub async fn queue_act(
         state.store.resume_queue(&queue).await?
     };
     tracing::info!(queue, action, changed, "operator acted on a queue");
+    audit(
+        &state,
+        actor(&HeaderMap::new(), client),
+        &format!("queue.{action}"),
+        format!("queue {queue}"),
+        u64::from(changed),
+    )
+    .await;
     let back = serde_urlencoded::to_string([("done", format!("{action}:1")), ("queue", queue)])
         .unwrap_or_default();
     Ok(see_other(&format!("/admin/jobs?{back}")))

@@ -24,7 +24,7 @@ use skybook_domain::{ErrorChain, FieldErrors, ImportRunId, TenantSlug};
 use skybook_import::{FeedType, ImportRequest, Limits, Source, Summary};
 use tokio::io::AsyncWriteExt as _;
 
-use super::admin::{bearer_token, require_admin};
+use super::admin::{actor, audit, bearer_token, require_admin};
 use super::session::Visit;
 use crate::throttle::Client;
 use crate::{ApiError, AppState};
@@ -144,6 +144,7 @@ pub async fn upload(
             .map_err(|e| ApiError::Internal(format!("checking the upload: {e}")))?
             .map_err(|e| invalid("file", e.to_string()))?;
     let label = format!("upload: {filename}");
+    let label_for_audit = format!("{} {} {label}", tenant.slug, feed.name());
     let (run, dry_run) = (ImportRunId::new(), upload.dry_run);
     // The run goes on in its own task; it tells this request once it is recorded (or could not be).
     let (recorded, is_recorded) = tokio::sync::oneshot::channel();
@@ -192,6 +193,14 @@ pub async fn upload(
             .ok_or_else(|| ApiError::Internal("the dry run did not finish".into()))?;
         return Ok((StatusCode::OK, Json(summary_json(&summary))).into_response());
     }
+    audit(
+        &state,
+        actor(&headers, client),
+        "import.upload",
+        format!("run {run}: {label_for_audit}"),
+        1,
+    )
+    .await;
     let link = format!("/admin/api/imports/{run}");
     Ok((
         StatusCode::ACCEPTED,

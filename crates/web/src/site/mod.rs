@@ -109,6 +109,7 @@ pub(crate) fn routes(state: &AppState) -> Result<Routes, StorageError> {
         .route("/admin/queues", post(admin_jobs_pages::queue_act))
         .route("/admin/api/crashes", get(admin::crashes_api))
         .route("/admin/api/alerts", get(admin::alerts_api))
+        .route("/admin/api/audit", get(admin::audit_api))
         .route(
             "/admin/api/imports",
             get(admin_imports::imports_api)

@@ -381,6 +381,16 @@ pub struct AdminPage {
     pub csrf: String,
     pub alerts: Vec<AlertRow>,
     pub crashes: Vec<CrashRow>,
+    pub audit: Vec<AuditRow>,
+}
+
+/// One operator action, as the admin shows it.
+pub struct AuditRow {
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub affected: i64,
 }
 
 pub struct AlertRow {

@@ -200,6 +200,50 @@ async fn operators_act_on_jobs_and_queues(engine: Engine) {
     assert_eq!(claim().await.unwrap().len(), 2, "the two retried jobs");
     let (status, _) = post(&app, "/admin/api/queues/default/explode", "").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Every action is in the audit log: who, what, on which rows, how many.
+    let (status, audit) = admin_get(&app, "/admin/api/audit", Some(ADMIN_TOKEN)).await;
+    assert_eq!(status, StatusCode::OK, "{audit}");
+    let entries: Vec<(String, String, i64)> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_owned(),
+                e["target"].as_str().unwrap().to_owned(),
+                e["affected"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let tenant = app.tenant.id;
+    assert_eq!(
+        entries,
+        [
+            (
+                "jobs.cancel".to_owned(),
+                "every job matching kind=import.feed".to_owned(),
+                2
+            ),
+            (
+                "jobs.retry".to_owned(),
+                format!("every job matching state=failed tenant={tenant}"),
+                2
+            ),
+            ("jobs.delete".to_owned(), format!("jobs {a}"), 1),
+            ("queue.pause".to_owned(), "queue default".to_owned(), 1),
+            ("queue.resume".to_owned(), "queue default".to_owned(), 1),
+        ],
+        "{audit}"
+    );
+    assert!(
+        audit["entries"][0]["actor"]
+            .as_str()
+            .unwrap()
+            .starts_with("admin (token) from "),
+        "{audit}"
+    );
 }
 
 async fn a_signed_in_admin_acts_only_with_the_csrf_header(engine: Engine) {

@@ -212,6 +212,20 @@ async fn the_jobs_pages_list_filter_and_act_without_javascript(engine: Engine) {
         "{}",
         detail.main()
     );
+    let audit = app.store.audit_log(10).await.unwrap();
+    assert_eq!(audit[0].action, "queue.pause");
+    assert!(
+        audit[0].actor.starts_with("admin (session) from "),
+        "{audit:?}"
+    );
+    let admin = visitor.get("/admin").await;
+    assert!(
+        admin
+            .html
+            .contains("<td>jobs.cancel</td><td>every job matching kind=import.feed</td><td>2</td>"),
+        "{}",
+        admin.main()
+    );
     let missing = visitor.get(&format!("/admin/jobs/{}", JobId::new())).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
