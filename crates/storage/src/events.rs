@@ -8,11 +8,17 @@
 //! between. A notification's payload is limited to 8,000 bytes: a larger event is cut to its `type`, `id` and
 //! `kind` with `"truncated": true` (the dashboard fetches the rest). SQLite (one node) delivers in-process.
 //!
+//! Bursts are coalesced: events published within [`COALESCE`] of each other go out as one notification holding
+//! a JSON array (split to stay under the payload limit), in order, and each subscriber still receives them one
+//! by one. A busy queue then costs a notification per batch, not one — and a commit, with its global
+//! notification lock — per job state.
+//!
 //! Events are best-effort by design: the pages and the JSON always read the database, and the stream only says
 //! when to read it again. Publishing sends its `NOTIFY` in its own transaction with `synchronous_commit` off (see
 //! `wakeups` for why a notification never rides on a business transaction).
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -27,6 +33,8 @@ use crate::store::Store;
 const MAX_PAYLOAD: usize = 7_900;
 /// Events a slow subscriber may fall behind by before it is told to resynchronise.
 const BUFFER: usize = 1024;
+/// How long an event waits for others to share its notification.
+const COALESCE: Duration = Duration::from_millis(25);
 
 /// The in-process side: subscribers, and whether the `LISTEN` task runs.
 #[derive(Clone, Debug)]
@@ -34,6 +42,9 @@ pub(crate) struct EventBus {
     sender: broadcast::Sender<String>,
     /// Set once the `LISTEN` task is listening (PostgreSQL).
     listening: Arc<OnceCell<()>>,
+    /// Events waiting to be sent (PostgreSQL), and whether a send is due.
+    pending: Arc<Mutex<Vec<String>>>,
+    flushing: Arc<AtomicBool>,
 }
 
 impl EventBus {
@@ -41,6 +52,8 @@ impl EventBus {
         Self {
             sender: broadcast::channel(BUFFER).0,
             listening: Arc::new(OnceCell::new()),
+            pending: Arc::default(),
+            flushing: Arc::default(),
         }
     }
 }
@@ -66,8 +79,8 @@ fn payload(event: &Value) -> String {
 }
 
 impl Store {
-    /// Publishes `event` (a JSON object with a `type`) to every node's subscribers. Best-effort: an error is
-    /// returned for the caller to log, never to act on.
+    /// Publishes `event` (a JSON object with a `type`) to every node's subscribers, within [`COALESCE`].
+    /// Best-effort: it never waits for the database, and a failure to send is logged.
     pub async fn publish_event(&self, event: &Value) -> Result<()> {
         let text = payload(event);
         match &self.backend {
@@ -75,15 +88,18 @@ impl Store {
                 let _ = self.events.sender.send(text);
             }
             Backend::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                sqlx::query(
-                    "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)",
-                )
-                .bind(channel(self.pg_schema.as_deref()))
-                .bind(text)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
+                self.events
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(text);
+                if !self.events.flushing.swap(true, Ordering::AcqRel) {
+                    tokio::spawn(flush(
+                        pool.clone(),
+                        self.events.clone(),
+                        channel(self.pg_schema.as_deref()),
+                    ));
+                }
             }
         }
         Ok(())
@@ -110,6 +126,57 @@ impl Store {
         }
         receiver
     }
+}
+
+/// Sends what is pending after [`COALESCE`]: JSON arrays of events, each under the payload limit, in one
+/// transaction with `synchronous_commit` off.
+async fn flush(pool: sqlx::PgPool, bus: EventBus, channel: String) {
+    tokio::time::sleep(COALESCE).await;
+    // Cleared before taking: an event published from here on either is taken now or starts the next flush.
+    bus.flushing.store(false, Ordering::Release);
+    let events = std::mem::take(&mut *bus.pending.lock().unwrap_or_else(|e| e.into_inner()));
+    if events.is_empty() {
+        return;
+    }
+    let sent = async {
+        let mut tx = pool.begin().await?;
+        sqlx::query("SELECT set_config('synchronous_commit', 'off', true)")
+            .execute(&mut *tx)
+            .await?;
+        for batch in batches(events) {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(&channel)
+                .bind(batch)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+    .await;
+    if let Err(e) = sent {
+        tracing::debug!(error = %skybook_domain::ErrorChain(&e), "dashboard events not sent");
+    }
+}
+
+/// `events` (each a JSON object) as JSON arrays, each under [`MAX_PAYLOAD`], in order.
+fn batches(events: Vec<String>) -> Vec<String> {
+    let mut batches = Vec::new();
+    let mut current = String::from("[");
+    for event in events {
+        if current.len() > 1 && current.len() + event.len() + 2 > MAX_PAYLOAD {
+            current.push(']');
+            batches.push(std::mem::replace(&mut current, String::from("[")));
+        }
+        if current.len() > 1 {
+            current.push(',');
+        }
+        current.push_str(&event);
+    }
+    if current.len() > 1 {
+        current.push(']');
+        batches.push(current);
+    }
+    batches
 }
 
 /// Forwards the channel's notifications to the subscribers, for as long as the process runs; after a dropped
@@ -141,7 +208,17 @@ async fn listen(
                 loop {
                     match listener.try_recv().await {
                         Ok(Some(notification)) => {
-                            let _ = sender.send(notification.payload().to_owned());
+                            // A batch: each event on its own.
+                            match serde_json::from_str::<Vec<Value>>(notification.payload()) {
+                                Ok(events) => {
+                                    for event in events {
+                                        let _ = sender.send(event.to_string());
+                                    }
+                                }
+                                Err(_) => {
+                                    let _ = sender.send(notification.payload().to_owned());
+                                }
+                            }
                         }
                         // The connection was lost (sqlx reconnects on the next call, but what was sent meanwhile
                         // is gone): say so.
@@ -178,5 +255,25 @@ mod tests {
             json!({ "type": "job", "id": "j1", "kind": "import.feed", "truncated": true })
         );
         assert_eq!(channel(Some("t_abc")), "skybook_events_t_abc");
+    }
+
+    #[test]
+    fn a_burst_goes_out_in_order_in_arrays_under_the_limit() {
+        let events: Vec<String> = (0..400)
+            .map(|i| {
+                json!({ "type": "job", "id": format!("job-{i:04}"), "pad": "x".repeat(40) })
+                    .to_string()
+            })
+            .collect();
+        let sent = batches(events.clone());
+        assert!(sent.len() > 1, "split");
+        let mut back = Vec::new();
+        for batch in &sent {
+            assert!(batch.len() <= MAX_PAYLOAD, "{}", batch.len());
+            let parsed: Vec<Value> = serde_json::from_str(batch).unwrap();
+            back.extend(parsed.into_iter().map(|v| v.to_string()));
+        }
+        assert_eq!(back, events);
+        assert!(batches(Vec::new()).is_empty());
     }
 }

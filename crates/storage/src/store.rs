@@ -115,6 +115,18 @@ impl Store {
         }
     }
 
+    /// A `FROM` item that makes the statement's own transaction commit without waiting for the WAL flush
+    /// (PostgreSQL; SQLite already syncs lazily in WAL mode). For writes whose loss in a crash only repeats
+    /// work: the job queue's claims and completions.
+    pub(crate) fn async_commit_from(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite { .. } => "",
+            Backend::Postgres(_) => {
+                " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit"
+            }
+        }
+    }
+
     /// Opens a write transaction.
     pub async fn begin(&self) -> Result<Tx> {
         Tx::begin(&self.backend, &self.outbox_announcer).await
