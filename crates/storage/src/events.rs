@@ -26,7 +26,6 @@ use sqlx::postgres::PgListener;
 use tokio::sync::{broadcast, oneshot, OnceCell};
 
 use crate::backend::Backend;
-use crate::error::Result;
 use crate::store::Store;
 
 /// Largest payload sent as it is (PostgreSQL's limit is 8,000 bytes).
@@ -80,8 +79,9 @@ fn payload(event: &Value) -> String {
 
 impl Store {
     /// Publishes `event` (a JSON object with a `type`) to every node's subscribers, within [`COALESCE`].
-    /// Best-effort: it never waits for the database, and a failure to send is logged.
-    pub async fn publish_event(&self, event: &Value) -> Result<()> {
+    /// Best-effort: it never waits for the database (on PostgreSQL a background send picks it up), and a failure
+    /// to send is logged, not returned.
+    pub fn publish_event(&self, event: &Value) {
         let text = payload(event);
         match &self.backend {
             Backend::Sqlite { .. } => {
@@ -102,7 +102,6 @@ impl Store {
                 }
             }
         }
-        Ok(())
     }
 
     /// Every event published from now on, on any node (as JSON text). The first call on PostgreSQL starts this

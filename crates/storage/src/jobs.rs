@@ -94,23 +94,28 @@ impl Store {
         lease: chrono::Duration,
         limit: i64,
     ) -> Result<Vec<Job>> {
+        let sql = self.claim_sql();
+        let mut jobs: Vec<Job> = on_writer!(&self.backend, c => sqlx::query_as(&sql)
+            .bind(worker).bind(now + lease).bind(queue).bind(now).bind(limit)
+            .fetch_all(c).await)?;
+        jobs.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.run_at.cmp(&b.run_at)));
+        Ok(jobs)
+    }
+
+    /// The claim statement: `$1` worker, `$2` lease end, `$3` queue, `$4` now, `$5` how many.
+    fn claim_sql(&self) -> String {
         let skip_locked = self.skip_locked();
         let async_commit = self.async_commit_from();
         // `state IN ('queued', 'running')` repeats the claim index's own condition word for word: SQLite uses a
         // partial index only then (without it, every claim scanned the whole table).
-        let sql = format!(
+        format!(
             "UPDATE jobs SET state = 'running', locked_by = $1, locked_until = $2, attempts = attempts + 1{async_commit} \
              WHERE id IN (SELECT id FROM jobs WHERE queue = $3 AND state IN ('queued', 'running') \
                  AND NOT EXISTS (SELECT 1 FROM paused_queues p WHERE p.queue = $3) \
                  AND ((state = 'queued' AND run_at <= $4) OR (state = 'running' AND locked_until < $4)) \
                  ORDER BY priority DESC, run_at LIMIT $5{skip_locked}) \
              RETURNING {JOB_COLUMNS}"
-        );
-        let mut jobs: Vec<Job> = on_writer!(&self.backend, c => sqlx::query_as(&sql)
-            .bind(worker).bind(now + lease).bind(queue).bind(now).bind(limit)
-            .fetch_all(c).await)?;
-        jobs.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.run_at.cmp(&b.run_at)));
-        Ok(jobs)
+        )
     }
 
     /// Extends the leases of every job `worker` holds (its heartbeat). Returns how many it still holds.
@@ -202,5 +207,38 @@ impl Store {
         Ok(
             on_writer!(&self.backend, c => sqlx::query(sql).bind(before).execute(c).await.map(|r| r.rows_affected()))?,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A claim reaches the due jobs through the claim index, not by scanning the table (a large backlog would
+    /// make every claim slower). SQLite, whose partial-index rule is the strict one.
+    #[tokio::test]
+    async fn a_claim_uses_the_claim_index() {
+        let path = std::env::temp_dir().join(format!("skybook-claim-{}.db", uuid::Uuid::new_v4()));
+        let store = Store::connect(&format!("sqlite://{}", path.display()), &Default::default())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let plan: Vec<(i64, i64, i64, String)> = on_writer!(&store.backend, c => sqlx::query_as(
+            &format!("EXPLAIN QUERY PLAN {}", store.claim_sql()))
+            .bind("w").bind(Utc::now()).bind("default").bind(Utc::now()).bind(8_i64)
+            .fetch_all(c).await)
+        .unwrap();
+        let plan: Vec<String> = plan.into_iter().map(|(_, _, _, detail)| detail).collect();
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("INDEX jobs_claimable")),
+            "{plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|step| step.starts_with("SCAN jobs")),
+            "{plan:?}"
+        );
+        store.close().await;
+        let _ = std::fs::remove_file(&path);
     }
 }

@@ -98,15 +98,10 @@ impl JobEvents {
         });
     }
 
-    /// To this process's subscribers ([`QueueWorker::events`]), and to every node's dashboards (in the
-    /// background: a job never waits for its dashboard).
+    /// To this process's subscribers ([`QueueWorker::events`]), and to every node's dashboards (queued there,
+    /// sent in the background: a job never waits for its dashboard).
     fn emit(&self, event: JobEvent) {
-        let (store, json) = (self.store.clone(), event.to_json());
-        tokio::spawn(async move {
-            if let Err(e) = store.publish_event(&json).await {
-                tracing::debug!(error = %skybook_domain::ErrorChain(&e), "job event not published");
-            }
-        });
+        self.store.publish_event(&event.to_json());
         let _ = self.local.send(event);
     }
 }

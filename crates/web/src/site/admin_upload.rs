@@ -62,7 +62,15 @@ pub async fn upload(
         .get("x-csrf-token")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let mut fields = 0;
     while let Some(field) = multipart.next_field().await.map_err(body_error)? {
+        fields += 1;
+        if fields > MAX_FIELDS {
+            return Err(invalid(
+                "body",
+                format!("has more than {MAX_FIELDS} fields"),
+            ));
+        }
         let name = field.name().unwrap_or_default().to_owned();
         match name.as_str() {
             "file" => {
@@ -241,6 +249,9 @@ async fn check_csrf(visit: &Visit, presented: Option<&str>) -> Result<(), ApiErr
         _ => Err(ApiError::Forbidden("csrf_token")),
     }
 }
+
+/// Most fields one upload may carry (it needs four or five): a body of endless fields is refused, not read.
+const MAX_FIELDS: usize = 16;
 
 /// Longest value of a text field (a slug, a feed name, a token).
 const MAX_TEXT: usize = 1024;

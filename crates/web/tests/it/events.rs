@@ -44,7 +44,7 @@ async fn the_event_stream_carries_what_the_database_delivers(engine: Engine) {
     read_until(&mut stream, &mut seen, r#"data: {"type":"open"}"#).await;
 
     let event = json!({ "type": "job", "id": "sse-1", "kind": "import.feed", "state": "done" });
-    app.store.publish_event(&event).await.unwrap();
+    app.store.publish_event(&event);
     read_until(&mut stream, &mut seen, &format!("data: {event}")).await;
 }
 

@@ -190,6 +190,18 @@ async fn a_bad_upload_names_every_bad_field_and_records_nothing(engine: Engine) 
         "{body}"
     );
 
+    let many: Vec<(&str, Option<&str>, &[u8])> =
+        (0..100).map(|_| ("tenant", None, &b"air"[..])).collect();
+    let (status, _, body) = upload(&app, token, &many).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["fields"]["body"][0]
+            .as_str()
+            .unwrap()
+            .contains("more than 16 fields"),
+        "{body}"
+    );
+
     // Files the pipeline cannot read: named as `file`, before anything is recorded.
     let not_a_zip = b"PK\x03\x04 this is no zip at all";
     for (name, content) in [
