@@ -34,7 +34,9 @@ pg_start() {
     { cat "$PG_DIR/initdb.log" >&2; return 1; }
   # Durability off for tests (the clusters hold only test data and die with the run); PG_DURABLE=1 keeps
   # PostgreSQL's production defaults, for benchmarks.
-  local durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  # A small WAL: the suite creates a database per test, each copied through the WAL; the default 1 GB of
+  # retained WAL is disk a shared CI machine may not have.
+  local durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_wal_size=128MB -c min_wal_size=32MB"
   [ "${PG_DURABLE:-0}" = 1 ] && durability=""
   echo "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR -c max_connections=600 $durability -c shared_buffers=256MB" >"$PG_DIR/options"
   export PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
