@@ -148,6 +148,21 @@ pub enum FeedValue {
     Timestamp(DateTime<Utc>),
 }
 
+/// The value as text, as the admin shows it and a CSV carries it (empty for no value; times in RFC 3339, UTC).
+/// The importer reads each back as the same value.
+impl fmt::Display for FeedValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Null => Ok(()),
+            Self::Text(s) | Self::Decimal(s) => f.write_str(s),
+            Self::Integer(n) => write!(f, "{n}"),
+            Self::Boolean(b) => write!(f, "{b}"),
+            Self::Date(d) => write!(f, "{}", d.format("%Y-%m-%d")),
+            Self::Timestamp(t) => f.write_str(&t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -79,3 +79,7 @@ uuid_id!(
     /// One captured crash (a panic), filed under its group's fingerprint.
     CrashId
 );
+uuid_id!(
+    /// A tenant operator's admin token (its row; the token itself is never stored).
+    OperatorTokenId
+);

@@ -11,6 +11,7 @@ pub mod feed;
 pub mod fingerprint;
 pub mod ids;
 pub mod money;
+pub mod operator;
 mod panic;
 pub mod passenger;
 pub mod reference;
@@ -26,7 +27,10 @@ pub use booking::{
 pub use card::{Card, CardNumber, Cvc, Expiry};
 pub use error::{ErrorChain, FieldErrors, ParseError};
 pub use fingerprint::{CardFingerprint, EntityFingerprint, RequestFingerprint, SecretKey};
-pub use ids::{AlertId, BookingId, CrashId, FlightId, ImportRunId, JobId, OutboxId, TenantId};
+pub use ids::{
+    AlertId, BookingId, CrashId, FlightId, ImportRunId, JobId, OperatorTokenId, OutboxId, TenantId,
+};
+pub use operator::{OperatorToken, OperatorTokenHash};
 pub use money::{Currency, Money};
 pub use panic::panic_message;
 pub use passenger::{Passenger, PersonName, MAX_PASSENGERS};

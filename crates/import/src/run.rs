@@ -288,7 +288,9 @@ async fn import(
                 if !request.dry_run && last_recorded.elapsed() >= PROGRESS_EVERY {
                     last_recorded = std::time::Instant::now();
                     // Progress is for the eyes only: a failure to record it changes nothing of the run.
-                    if let Err(e) = store.record_import_progress(run, read).await {
+                    if let Err(e) = store
+                        .record_import_progress(run, read, bytes, request.source.csv_bytes)
+                        .await {
                         tracing::debug!(error = %ErrorChain(&e), "import progress not recorded");
                     }
                 }

@@ -70,6 +70,8 @@ pub struct Source {
     kind: Kind,
     /// The input's size as received.
     pub input_bytes: u64,
+    /// The CSV's own size (a zip's entry uncompressed): what a run reads, for its progress's ETA.
+    pub csv_bytes: u64,
     limits: Limits,
     /// Keeps temporary files (a download, a decoded envelope's zip) alive for as long as the source.
     _spilled: Vec<tempfile::TempPath>,
@@ -117,6 +119,7 @@ impl Source {
             _ => Ok(Self {
                 kind: Kind::Csv(path.to_owned()),
                 input_bytes,
+                csv_bytes: input_bytes,
                 limits,
                 _spilled: Vec::new(),
             }),
@@ -187,6 +190,7 @@ impl Source {
                 compressed,
             },
             input_bytes,
+            csv_bytes: size,
             limits,
             _spilled: Vec::new(),
         })

@@ -80,6 +80,12 @@ pub(crate) fn parse_row(
     }
 }
 
+/// `text` as a value of type `ty`, by the importer's own rules (no column constraints): what the admin's
+/// filters and cursors parse with, so a value reads the same wherever it is typed. The error says what is wrong.
+pub fn parse_typed(text: &str, ty: &ColumnType) -> Result<FeedValue, String> {
+    parse_value(text, ty, &Constraints::default())
+}
+
 fn parse_value(text: &str, ty: &ColumnType, rules: &Constraints) -> Result<FeedValue, String> {
     let value = match ty {
         ColumnType::Text => {

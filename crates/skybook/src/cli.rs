@@ -58,6 +58,55 @@ pub enum Command {
     /// Tenants: create and list them, and manage their feed subscriptions.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// The admin's access: tenant operator tokens.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Tenant operator tokens for `/admin` (the platform admin's is `SKYBOOK_ADMIN_TOKEN`).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Create a tenant operator token: printed once, stored only as its hash.
+    Create(TokenCreateArgs),
+    /// Revoke a token: requests with it, and sessions signed in with it, are refused from now on.
+    Revoke(TokenRevokeArgs),
+    /// List the tokens (their ids, tenants and rights; never the tokens).
+    List(TokenListArgs),
+}
+
+#[derive(Args)]
+pub struct TokenCreateArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The tenant (slug) whose operator the token is for.
+    #[arg(long)]
+    pub tenant: String,
+    /// The token sees the tenant's jobs, imports, data and bookings, and can change nothing.
+    #[arg(long)]
+    pub read_only: bool,
+}
+
+#[derive(Args)]
+pub struct TokenRevokeArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The token's id (printed at creation, and by `skybook admin token list`).
+    pub id: String,
+}
+
+#[derive(Args)]
+pub struct TokenListArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Only this tenant's tokens (slug).
+    #[arg(long)]
+    pub tenant: Option<String>,
 }
 
 #[derive(Subcommand)]

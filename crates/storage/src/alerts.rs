@@ -54,13 +54,40 @@ impl Store {
             .bind(AlertId::new()).bind(alert.kind).bind(&alert.subject).bind(alert.tenant_id)
             .bind(&alert.message).bind(&details).bind(now)
             .execute(c).await.map(|r| r.rows_affected()))?;
+        if inserted == 1 {
+            // Open dashboards show it at once, on every node.
+            self.publish_event(&serde_json::json!({
+                "type": "alert", "kind": alert.kind, "tenant": alert.tenant_id, "subject": alert.subject,
+            }));
+        }
         Ok(inserted == 1)
     }
 
-    /// The newest alerts first.
-    pub async fn recent_alerts(&self, limit: i64) -> Result<Vec<Alert>> {
-        let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts ORDER BY created_at DESC LIMIT $1");
-        Ok(on_pool!(&self.backend, c => sqlx::query_as(&sql).bind(limit).fetch_all(c).await)?)
+    /// The newest `limit` alerts: every one, or (`tenant`) only that tenant's.
+    pub async fn recent_alerts(&self, tenant: Option<TenantId>, limit: i64) -> Result<Vec<Alert>> {
+        let sql = format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE ($1 IS NULL OR tenant_id = $1) ORDER BY created_at DESC LIMIT $2"
+        );
+        Ok(on_pool!(&self.backend, c => sqlx::query_as(&sql).bind(tenant).bind(limit).fetch_all(c).await)?)
+    }
+
+    /// The tenant's alerts about any of `subjects` (a booking's id, its charge's id), newest first.
+    pub async fn alerts_about(&self, tenant: TenantId, subjects: &[String]) -> Result<Vec<Alert>> {
+        if subjects.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (0..subjects.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE tenant_id = $1 AND subject IN ({}) ORDER BY created_at DESC",
+            placeholders.join(", ")
+        );
+        Ok(on_pool!(&self.backend, c => {
+            let mut query = sqlx::query_as(&sql).bind(tenant);
+            for subject in subjects {
+                query = query.bind(subject);
+            }
+            query.fetch_all(c).await
+        })?)
     }
 
     /// Takes up to `limit` undelivered alerts that are due, holding them for `lease`, and counts the attempt.

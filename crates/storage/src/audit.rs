@@ -2,6 +2,7 @@
 //! the action and read back, newest first, by the admin.
 
 use chrono::{DateTime, Utc};
+use skybook_domain::TenantId;
 
 use crate::backend::{on_pool, on_writer};
 use crate::error::Result;
@@ -19,21 +20,24 @@ pub struct AuditEntry {
     pub target: String,
     /// How many rows it changed.
     pub affected: i64,
+    /// The tenant whose operator acted; none for the platform admin.
+    pub tenant_id: Option<TenantId>,
 }
 
 impl Store {
     pub async fn record_audit(&self, entry: &AuditEntry) -> Result<()> {
-        let sql = "INSERT INTO audit_log (id, at, actor, action, target, affected) VALUES ($1, $2, $3, $4, $5, $6)";
+        let sql = "INSERT INTO audit_log (id, at, actor, action, target, affected, tenant_id) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)";
         on_writer!(&self.backend, c => sqlx::query(sql)
             .bind(uuid::Uuid::now_v7()).bind(entry.at).bind(&entry.actor).bind(&entry.action).bind(&entry.target)
-            .bind(entry.affected).execute(c).await.map(|_| ()))?;
+            .bind(entry.affected).bind(entry.tenant_id).execute(c).await.map(|_| ()))?;
         Ok(())
     }
 
-    /// The latest `limit` entries, newest first.
-    pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>> {
-        let sql =
-            "SELECT at, actor, action, target, affected FROM audit_log ORDER BY at DESC LIMIT $1";
-        Ok(on_pool!(&self.backend, c => sqlx::query_as(sql).bind(limit).fetch_all(c).await)?)
+    /// The latest `limit` entries, newest first: every one, or (`tenant`) only that tenant's operators'.
+    pub async fn audit_log(&self, tenant: Option<TenantId>, limit: i64) -> Result<Vec<AuditEntry>> {
+        let sql = "SELECT at, actor, action, target, affected, tenant_id FROM audit_log \
+                   WHERE ($1 IS NULL OR tenant_id = $1) ORDER BY at DESC LIMIT $2";
+        Ok(on_pool!(&self.backend, c => sqlx::query_as(sql).bind(tenant).bind(limit).fetch_all(c).await)?)
     }
 }

@@ -71,6 +71,7 @@ fn payload(event: &Value) -> String {
     json!({
         "type": event.get("type"),
         "id": event.get("id"),
+        "tenant": event.get("tenant"),
         "kind": event.get("kind"),
         "truncated": true,
     })
@@ -247,11 +248,12 @@ mod tests {
     fn a_large_event_is_cut_to_what_identifies_it() {
         let small = json!({ "type": "job", "id": "j1", "kind": "import.feed", "state": "done" });
         assert_eq!(payload(&small), small.to_string());
-        let large = json!({ "type": "job", "id": "j1", "kind": "import.feed", "error": "x".repeat(10_000) });
+        let large = json!({ "type": "job", "id": "j1", "tenant": "t1", "kind": "import.feed", "error": "x".repeat(10_000) });
         let cut: Value = serde_json::from_str(&payload(&large)).unwrap();
         assert_eq!(
             cut,
-            json!({ "type": "job", "id": "j1", "kind": "import.feed", "truncated": true })
+            json!({ "type": "job", "id": "j1", "tenant": "t1", "kind": "import.feed", "truncated": true }),
+            "its tenant kept: a tenant operator's stream is filtered by it"
         );
         assert_eq!(channel(Some("t_abc")), "skybook_events_t_abc");
     }

@@ -57,7 +57,10 @@ pub struct ImportRun {
     pub rows_updated: i64,
     pub rows_deleted: i64,
     pub rows_rejected: i64,
+    /// Bytes of the CSV read: so far while running, all of them at the end.
     pub bytes: i64,
+    /// The CSV's size, once the run has reported progress.
+    pub bytes_total: Option<i64>,
     pub error: Option<String>,
     pub header: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -66,7 +69,7 @@ pub struct ImportRun {
 }
 
 const RUN_COLUMNS: &str = "id, tenant_id, feed, source, feed_date, content_sha256, status, dry_run, rows_read, \
-    rows_inserted, rows_updated, rows_deleted, rows_rejected, bytes, error, header, created_at, started_at, finished_at";
+    rows_inserted, rows_updated, rows_deleted, rows_rejected, bytes, bytes_total, error, header, created_at, started_at, finished_at";
 
 /// A row the importer did not load, and why.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -101,15 +104,25 @@ impl Store {
         Ok(())
     }
 
-    /// The rows a running run has read so far (for the admin's progress). PostgreSQL only: on SQLite the run's
-    /// load holds the one writer connection until it ends, so progress waits for the end.
-    pub async fn record_import_progress(&self, id: ImportRunId, rows_read: u64) -> Result<()> {
+    /// How far a running run has read (for the admin's progress and ETA): rows, bytes, and the CSV's size.
+    /// PostgreSQL only: on SQLite the run's load holds the one writer connection until it ends, so progress
+    /// waits for the end.
+    pub async fn record_import_progress(
+        &self,
+        id: ImportRunId,
+        rows_read: u64,
+        bytes_read: u64,
+        bytes_total: u64,
+    ) -> Result<()> {
         if let crate::backend::Backend::Postgres(pool) = &self.backend {
+            let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
             sqlx::query(
-                "UPDATE import_runs SET rows_read = $2 WHERE id = $1 AND status = 'running'",
+                "UPDATE import_runs SET rows_read = $2, bytes = $3, bytes_total = $4 WHERE id = $1 AND status = 'running'",
             )
             .bind(id)
-            .bind(i64::try_from(rows_read).unwrap_or(i64::MAX))
+            .bind(n(rows_read))
+            .bind(n(bytes_read))
+            .bind(n(bytes_total))
             .execute(pool)
             .await?;
         }

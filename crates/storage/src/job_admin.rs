@@ -36,7 +36,11 @@ pub struct JobPage {
 /// The jobs an action applies to.
 #[derive(Debug, Clone)]
 pub enum JobSelection {
-    Ids(Vec<JobId>),
+    /// These jobs; with `tenant_id`, only those of that tenant (a tenant operator's selection).
+    Ids {
+        ids: Vec<JobId>,
+        tenant_id: Option<TenantId>,
+    },
     /// Every job matching the filter when the action runs.
     Matching(JobFilter),
 }
@@ -126,7 +130,7 @@ impl Where {
     fn selection(selection: &JobSelection, engine: Engine) -> Self {
         match selection {
             JobSelection::Matching(filter) => Self::filter(filter, engine),
-            JobSelection::Ids(ids) => {
+            JobSelection::Ids { ids, tenant_id } => {
                 let mut w = Self::new();
                 let mut placeholders = Vec::new();
                 for id in ids {
@@ -138,6 +142,9 @@ impl Where {
                 } else {
                     format!("id IN ({})", placeholders.join(", "))
                 };
+                if let Some(tenant) = tenant_id {
+                    w.and(|n| format!("tenant_id = ${n}"), Bind::Tenant(*tenant));
+                }
                 w
             }
         }
@@ -265,10 +272,12 @@ impl Store {
     pub async fn pause_queue(&self, queue: &str, now: DateTime<Utc>) -> Result<bool> {
         let sql =
             "INSERT INTO paused_queues (queue, paused_at) VALUES ($1, $2) ON CONFLICT DO NOTHING";
-        Ok(
-            on_writer!(&self.backend, c => sqlx::query(sql).bind(queue).bind(now).execute(c).await.map(|r| r.rows_affected()))?
-                == 1,
-        )
+        let paused = on_writer!(&self.backend, c => sqlx::query(sql).bind(queue).bind(now).execute(c).await.map(|r| r.rows_affected()))?
+            == 1;
+        if paused {
+            self.publish_event(&serde_json::json!({ "type": "queue", "queue": queue, "paused": true }));
+        }
+        Ok(paused)
     }
 
     /// Lets `queue` be claimed from again. `false`: it was not paused.
@@ -277,6 +286,7 @@ impl Store {
         let resumed = on_writer!(&self.backend, c => sqlx::query(sql).bind(queue).execute(c).await.map(|r| r.rows_affected()))?
             == 1;
         if resumed {
+            self.publish_event(&serde_json::json!({ "type": "queue", "queue": queue, "paused": false }));
             self.announce_jobs().await?;
         }
         Ok(resumed)

@@ -14,6 +14,7 @@ mod alerts;
 mod audit;
 mod backend;
 mod bookings;
+mod browse;
 mod catalog;
 mod crashes;
 mod cron;
@@ -26,6 +27,7 @@ mod idempotency;
 mod imports;
 mod job_admin;
 mod jobs;
+mod operators;
 mod outbox;
 mod placing;
 mod sessions;
@@ -38,6 +40,9 @@ mod wakeups;
 pub use alerts::{Alert, NewAlert};
 pub use audit::AuditEntry;
 pub use backend::{redact, Engine, PoolSettings};
+pub use browse::{
+    Browsable, BrowseColumn, BrowseCursor, BrowseQuery, BrowseRow, ColumnFilter, Condition,
+};
 pub use bookings::{
     BookingRecord, InsertBooking, LegacyFingerprint, NewBookingRow, StatusChange,
     FINGERPRINT_VERSION,
@@ -54,6 +59,7 @@ pub use imports::{
 };
 pub use job_admin::{JobCount, JobError, JobFilter, JobPage, JobSelection};
 pub use jobs::{Enqueued, Job, NewJob};
+pub use operators::OperatorTokenRecord;
 pub use outbox::{NewOutboxEmail, OutboxEmail, UnsentEmail};
 pub use placing::PlaceBooking;
 pub use sessions::SessionStore;

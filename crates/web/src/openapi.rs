@@ -5,20 +5,44 @@ use utoipa::OpenApi;
 
 use crate::api::{bookings, flights};
 use crate::render;
+use crate::site::{admin, admin_bookings, admin_cron, admin_data, admin_imports, admin_jobs};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "skybook", description = "Flight booking API. A customer is never billed twice."),
-    paths(flights::search, bookings::create, bookings::show),
+    paths(
+        flights::search, bookings::create, bookings::show,
+        admin::crashes_api, admin::alerts_api, admin::audit_api,
+        admin_jobs::jobs_api, admin_jobs::job_api, admin_jobs::job_action_api, admin_jobs::queue_action_api,
+        admin_cron::cron_api, admin_cron::cron_action_api,
+        admin_imports::imports_api, admin_imports::import_run_api, admin_imports::import_rejects_api,
+        admin_data::data_api, admin_bookings::booking_api,
+    ),
+    modifiers(&AdminToken),
     components(schemas(
         render::FlightsJson, render::FlightJson, render::MoneyJson, render::BookingEnvelope, render::BookingJson,
         render::BookedFlightJson, render::PassengerJson, render::CardSummaryJson, render::ErrorJson,
         render::ExistingBookingJson,
         bookings::BookingRequestJson, bookings::PassengerRequestJson, bookings::CardRequestJson
     )),
-    tags((name = "flights"), (name = "bookings"))
+    tags((name = "flights"), (name = "bookings"),
+        (name = "admin", description = "The operators' API: the platform admin's token (`SKYBOOK_ADMIN_TOKEN`) or a tenant operator's (`skybook admin token create`), as a bearer token. A tenant operator sees its own tenant's jobs, runs, rows and bookings only."))
 )]
 pub struct ApiDoc;
+
+/// The admin API's bearer token, as a security scheme its operations name.
+struct AdminToken;
+
+impl utoipa::Modify for AdminToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
 
 pub async fn openapi_json() -> Json<serde_json::Value> {
     static DOCUMENT: std::sync::LazyLock<serde_json::Value> = std::sync::LazyLock::new(document);

@@ -2,7 +2,9 @@
 //! looking a booking up by its reference (the API's booking read, the website's "find my booking").
 //!
 //! Each is a keyed GCRA limiter (governor) by client IP, checked *before* the guess is judged, so a client
-//! over its quota learns nothing more until it waits: 429 with `Retry-After`. Limits are per node, which is
+//! over its quota learns nothing more until it waits: 429 with `Retry-After`. A bearer token is judged first and
+//! counted only when wrong (scripts and dashboards present the right one on every request), but a client over
+//! its quota is refused before anything is judged, the right token included. Limits are per node, which is
 //! what a throttle needs (n nodes allow n times the rate: still far from a useful guessing rate). The client is
 //! the TCP peer: behind a load balancer that is the balancer, so put the same limit at the edge too (see
 //! docs/operations.md).
@@ -10,7 +12,9 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
@@ -37,7 +41,7 @@ impl Limit {
 /// The throttles' settings.
 #[derive(Debug, Clone, Copy)]
 pub struct ThrottleOptions {
-    /// Admin token presentations (sign-in form posts, `Bearer` requests).
+    /// Admin token presentations: sign-in form posts, and wrong `Bearer` tokens (a right one does not count).
     pub admin_sign_in: Limit,
     /// Failed admin sign-ins beyond this rate raise an alert (once per client).
     pub admin_failures_alert: Limit,
@@ -64,28 +68,59 @@ impl Default for ThrottleOptions {
     }
 }
 
-/// One throttle, shared by the handlers of one node.
+/// One throttle, shared by the handlers of one node: the limiter, and the clients it has refused until when (a
+/// refused client is refused whatever it presents until then, the right token included).
 #[derive(Clone)]
-pub struct Throttle(Arc<DefaultKeyedRateLimiter<IpAddr>>);
+pub struct Throttle(
+    Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    Arc<Mutex<HashMap<IpAddr, Instant>>>,
+);
 
 impl Throttle {
     pub fn new(limit: Limit) -> Self {
-        Self(Arc::new(RateLimiter::keyed(limit.quota())))
+        Self(Arc::new(RateLimiter::keyed(limit.quota())), Arc::default())
     }
 
     /// Counts one attempt by `client`: `Err(429)` with the wait when it is over its quota.
     pub fn attempt(&self, client: Client) -> Result<(), ApiError> {
+        self.refuse_while_blocked(client)?;
         self.0.check_key(&client.0).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
+            self.1
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(client.0, Instant::now() + wait);
             ApiError::TooManyRequests {
                 retry_after_secs: wait.as_secs().max(1),
             }
         })
     }
 
+    /// `Err(429)` while `client` is refused (an attempt of its went over the quota), without counting anything:
+    /// checked before a bearer token is judged, whose presentation counts only when it is wrong
+    /// ([`Self::attempt`] then).
+    pub fn refuse_while_blocked(&self, client: Client) -> Result<(), ApiError> {
+        let mut blocked = self.1.lock().unwrap_or_else(|e| e.into_inner());
+        match blocked.get(&client.0) {
+            Some(until) if *until > Instant::now() => Err(ApiError::TooManyRequests {
+                retry_after_secs: (*until - Instant::now()).as_secs().max(1),
+            }),
+            Some(_) => {
+                blocked.remove(&client.0);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Forgets clients whose quota is full again (called from time to time, so the map stays small).
     pub fn forget_idle(&self) {
         self.0.retain_recent();
+        let now = Instant::now();
+        self.1
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, until| *until > now);
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::Utc;
 use futures::future::join_all;
 use futures::FutureExt;
-use skybook_domain::{JobId, RetryPolicy};
+use skybook_domain::{JobId, RetryPolicy, TenantId};
 use skybook_storage::{Job, Store};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -32,26 +32,32 @@ pub trait JobHandler: Send + Sync + 'static {
 pub enum JobEvent {
     Started {
         id: JobId,
+        /// The tenant the job is for (the dashboards show a tenant's operator only its own).
+        tenant: Option<TenantId>,
         kind: String,
         attempt: i32,
     },
     Done {
         id: JobId,
+        tenant: Option<TenantId>,
         kind: String,
     },
     Retrying {
         id: JobId,
+        tenant: Option<TenantId>,
         kind: String,
         error: String,
     },
     Failed {
         id: JobId,
+        tenant: Option<TenantId>,
         kind: String,
         error: String,
     },
     /// A running job's own report of how far it has come (an import: rows and bytes so far).
     Progress {
         id: JobId,
+        tenant: Option<TenantId>,
         kind: String,
         progress: serde_json::Value,
     },
@@ -62,20 +68,20 @@ impl JobEvent {
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::json;
         match self {
-            Self::Started { id, kind, attempt } => {
-                json!({ "type": "job", "id": id, "kind": kind, "state": "running", "attempt": attempt })
+            Self::Started { id, tenant, kind, attempt } => {
+                json!({ "type": "job", "id": id, "tenant": tenant, "kind": kind, "state": "running", "attempt": attempt })
             }
-            Self::Done { id, kind } => {
-                json!({ "type": "job", "id": id, "kind": kind, "state": "done" })
+            Self::Done { id, tenant, kind } => {
+                json!({ "type": "job", "id": id, "tenant": tenant, "kind": kind, "state": "done" })
             }
-            Self::Retrying { id, kind, error } => {
-                json!({ "type": "job", "id": id, "kind": kind, "state": "queued", "error": error })
+            Self::Retrying { id, tenant, kind, error } => {
+                json!({ "type": "job", "id": id, "tenant": tenant, "kind": kind, "state": "queued", "error": error })
             }
-            Self::Failed { id, kind, error } => {
-                json!({ "type": "job", "id": id, "kind": kind, "state": "failed", "error": error })
+            Self::Failed { id, tenant, kind, error } => {
+                json!({ "type": "job", "id": id, "tenant": tenant, "kind": kind, "state": "failed", "error": error })
             }
-            Self::Progress { id, kind, progress } => {
-                json!({ "type": "progress", "id": id, "kind": kind, "progress": progress })
+            Self::Progress { id, tenant, kind, progress } => {
+                json!({ "type": "progress", "id": id, "tenant": tenant, "kind": kind, "progress": progress })
             }
         }
     }
@@ -93,6 +99,7 @@ impl JobEvents {
     pub fn progress(&self, job: &Job, progress: serde_json::Value) {
         self.emit(JobEvent::Progress {
             id: job.id,
+            tenant: job.tenant_id,
             kind: job.kind.clone(),
             progress,
         });
@@ -230,6 +237,8 @@ impl QueueWorker {
                 self.config.batch,
             )
             .await?;
+        // At trace level only: what a test reads to know a worker has looked at its queue since some moment.
+        tracing::trace!(queue = %self.config.queue, claimed = jobs.len(), "claim round");
         if jobs.is_empty() {
             return Ok(0);
         }
@@ -267,6 +276,7 @@ impl QueueWorker {
     async fn run_job(&self, job: &Job) -> anyhow::Result<()> {
         self.publisher().emit(JobEvent::Started {
             id: job.id,
+            tenant: job.tenant_id,
             kind: job.kind.clone(),
             attempt: job.attempts,
         });
@@ -285,7 +295,7 @@ impl QueueWorker {
             None => Err(anyhow::anyhow!("no handler for job kind {:?}", job.kind)),
         };
         let now = Utc::now();
-        let (id, kind) = (job.id, job.kind.clone());
+        let (id, tenant, kind) = (job.id, job.tenant_id, job.kind.clone());
         match result {
             Ok(()) => {
                 if self
@@ -293,7 +303,7 @@ impl QueueWorker {
                     .complete_job(job.id, &self.worker_id, now)
                     .await?
                 {
-                    self.publisher().emit(JobEvent::Done { id, kind });
+                    self.publisher().emit(JobEvent::Done { id, tenant, kind });
                 } else {
                     tracing::warn!("job finished after its lease was taken over; the other run's outcome stands");
                 }
@@ -317,8 +327,8 @@ impl QueueWorker {
                 {
                     tracing::warn!(%error, retry = retry_at.is_some(), "job failed");
                     self.publisher().emit(match retry_at {
-                        Some(_) => JobEvent::Retrying { id, kind, error },
-                        None => JobEvent::Failed { id, kind, error },
+                        Some(_) => JobEvent::Retrying { id, tenant, kind, error },
+                        None => JobEvent::Failed { id, tenant, kind, error },
                     });
                 }
             }

@@ -96,7 +96,7 @@ async fn two_bookings_of_one_traveller_from_before_are_alerted(engine: Engine) {
 
     let done = app.bookings.refingerprint_legacy().await.unwrap();
     assert_eq!((done.updated, done.duplicates), (1, 1));
-    let alerts = app.store.recent_alerts(10).await.unwrap();
+    let alerts = app.store.recent_alerts(None, 10).await.unwrap();
     assert_eq!(
         alerts.iter().map(|a| a.kind.as_str()).collect::<Vec<_>>(),
         ["duplicate_traveller"]

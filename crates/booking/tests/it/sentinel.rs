@@ -187,7 +187,7 @@ async fn a_planted_duplicate_charge_is_refunded_once_and_alerted(engine: Engine)
         .unwrap();
     assert!(!own.refunded, "the booking's own charge is untouched");
 
-    let alerts = app.store.recent_alerts(10).await.unwrap();
+    let alerts = app.store.recent_alerts(None, 10).await.unwrap();
     let alert = alerts
         .iter()
         .find(|a| a.kind == "duplicate_charge")
@@ -227,7 +227,7 @@ async fn a_charge_for_a_failed_booking_is_refunded_as_an_orphan(engine: Engine) 
             .collect::<Vec<_>>(),
         [late.as_str()]
     );
-    let alerts = app.store.recent_alerts(10).await.unwrap();
+    let alerts = app.store.recent_alerts(None, 10).await.unwrap();
     assert!(
         alerts
             .iter()
@@ -252,7 +252,7 @@ async fn an_email_not_handed_off_is_alerted_once(engine: Engine) {
     let first = app.bookings.sentinel_sweep(&eager()).await.unwrap();
     let second = app.bookings.sentinel_sweep(&eager()).await.unwrap();
     assert_eq!((first.alerts_raised, second.alerts_raised), (1, 0));
-    let alerts = app.store.recent_alerts(10).await.unwrap();
+    let alerts = app.store.recent_alerts(None, 10).await.unwrap();
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0].kind, "unsent_email");
     assert_eq!(alerts[0].tenant_id, Some(app.tenant.id));
@@ -283,7 +283,7 @@ async fn a_booking_the_provider_cannot_account_for_is_kept_and_alerted(engine: E
     );
     assert_eq!(status(&app, &booking).await.status, BookingStatus::SeatHeld);
     assert_eq!(app.seats_left().await, 4, "its seat stays held");
-    let alerts = app.store.recent_alerts(10).await.unwrap();
+    let alerts = app.store.recent_alerts(None, 10).await.unwrap();
     assert_eq!(
         (alerts[0].kind.as_str(), alerts[0].subject.clone()),
         ("stuck_booking", booking.id.to_string())

@@ -34,7 +34,7 @@ async fn a_panic_in_a_spawned_task_is_recorded_and_alerted() {
         "{report:?}"
     );
     assert!(report.location.contains("tests/it/main.rs"), "{report:?}");
-    let alerts = store.recent_alerts(10).await.unwrap();
+    let alerts = store.recent_alerts(None, 10).await.unwrap();
     assert_eq!((alerts.len(), alerts[0].kind.as_str()), (1, "crash"));
 }
 

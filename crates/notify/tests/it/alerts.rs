@@ -71,7 +71,7 @@ async fn alerts_reach_the_webhook_and_the_ops_mailbox_retrying_failures(engine: 
     assert!(store.raise_alert(&alert, Utc::now()).await.unwrap());
 
     assert_eq!(dispatcher.run_once().await.unwrap(), 1);
-    let stored = store.recent_alerts(10).await.unwrap();
+    let stored = store.recent_alerts(None, 10).await.unwrap();
     assert_eq!(
         stored[0].delivered_at, None,
         "a 500 from the webhook is not a delivery"
@@ -83,7 +83,7 @@ async fn alerts_reach_the_webhook_and_the_ops_mailbox_retrying_failures(engine: 
 
     hook.status.store(200, Ordering::SeqCst);
     assert_eq!(dispatcher.run_once().await.unwrap(), 1);
-    assert!(store.recent_alerts(10).await.unwrap()[0]
+    assert!(store.recent_alerts(None, 10).await.unwrap()[0]
         .delivered_at
         .is_some());
     assert_eq!(

@@ -160,7 +160,7 @@ async fn outbox_row(store: &Store, booking: &BookingRecord) -> OutboxEmail {
 }
 
 async fn undeliverable_alerts(store: &Store) -> Vec<skybook_storage::Alert> {
-    let alerts = store.recent_alerts(50).await.unwrap();
+    let alerts = store.recent_alerts(None, 50).await.unwrap();
     alerts
         .into_iter()
         .filter(|a| a.kind == EMAIL_UNDELIVERABLE_ALERT)

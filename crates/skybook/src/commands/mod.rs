@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod admin;
 mod auth_proxy;
 mod demo;
 mod import;
@@ -23,5 +24,6 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Worker(args) => worker::run(*args).await,
         Command::Import(command) => import::run(command).await,
         Command::Tenant(command) => tenant::run(command).await,
+        Command::Admin(command) => admin::run(command).await,
     }
 }

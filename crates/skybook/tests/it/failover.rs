@@ -352,7 +352,7 @@ async fn an_asynchronous_failover_refunds_exactly_what_the_new_primary_lost() {
     let stats = sandbox_stats(&deployment.sandbox).await;
     assert_eq!(stats["refunds"].as_i64(), Some(LOST as i64), "{stats}");
     let alerted: BTreeSet<String> = new_primary
-        .recent_alerts(100)
+        .recent_alerts(None, 100)
         .await
         .unwrap()
         .into_iter()

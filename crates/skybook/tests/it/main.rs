@@ -1,6 +1,7 @@
 //! The `skybook` binary as operators run it: real processes, real ports.
 
 mod admin_live;
+mod admin_ops;
 mod auth_proxy;
 mod browser;
 mod chrome;

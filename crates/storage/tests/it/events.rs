@@ -33,7 +33,7 @@ async fn an_event_reaches_every_nodes_subscribers(engine: Engine) {
         .unwrap();
     assert_eq!(
         serde_json::from_str::<Value>(&text).unwrap(),
-        json!({ "type": "job", "id": "j-2", "kind": "k", "truncated": true })
+        json!({ "type": "job", "id": "j-2", "tenant": null, "kind": "k", "truncated": true })
     );
 }
 

@@ -21,11 +21,18 @@ async fn a_running_imports_progress_is_recorded(engine: Engine) {
         dry_run: false,
     };
     store.start_import_run(&run, Utc::now()).await.unwrap();
-    store.record_import_progress(run.id, 500).await.unwrap();
-    let read = store.import_run(run.id).await.unwrap().unwrap().rows_read;
+    store.record_import_progress(run.id, 500, 4_000, 10_000).await.unwrap();
+    let running = store.import_run(run.id).await.unwrap().unwrap();
     match engine {
-        Engine::Postgres => assert_eq!(read, 500),
-        Engine::Sqlite => assert_eq!(read, 0, "left for the end"),
+        Engine::Postgres => assert_eq!(
+            (running.rows_read, running.bytes, running.bytes_total),
+            (500, 4_000, Some(10_000))
+        ),
+        Engine::Sqlite => assert_eq!(
+            (running.rows_read, running.bytes_total),
+            (0, None),
+            "left for the end"
+        ),
     }
     let outcome = ImportOutcome {
         status: "succeeded",
@@ -41,7 +48,7 @@ async fn a_running_imports_progress_is_recorded(engine: Engine) {
         .finish_import_run(run.id, &outcome, Utc::now())
         .await
         .unwrap();
-    store.record_import_progress(run.id, 1).await.unwrap();
+    store.record_import_progress(run.id, 1, 8, 10_000).await.unwrap();
     assert_eq!(
         store.import_run(run.id).await.unwrap().unwrap().rows_read,
         900,

@@ -143,7 +143,7 @@ async fn alerts_are_raised_once_and_delivered_at_least_once(engine: Engine) {
         "same finding, no new alert"
     );
     assert!(store.raise_alert(&alert("ch_2"), now).await.unwrap());
-    let recent = store.recent_alerts(10).await.unwrap();
+    let recent = store.recent_alerts(None, 10).await.unwrap();
     assert_eq!(recent.len(), 2);
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&recent[0].details).unwrap()["charge_id"],

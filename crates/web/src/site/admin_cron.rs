@@ -1,7 +1,8 @@
 //! Cron for operators: every schedule the nodes declared, with its pattern, last and next tick, and the outcome
 //! of the job its last tick enqueued; pause, resume, and run now (once across nodes, like a tick). As JSON —
 //! `GET /admin/api/cron`, `POST /admin/api/cron/{name}/{pause|resume|run}` (a session needs `X-CSRF-Token`) —
-//! and as the page `/admin/cron`, whose form posts to `/admin/cron`.
+//! and as the page `/admin/cron`, whose form posts to `/admin/cron`. The schedules are the platform's: the
+//! platform admin's alone.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -14,12 +15,15 @@ use serde_json::{json, Value};
 use skybook_domain::FieldErrors;
 use skybook_storage::{CronSchedule, Enqueued};
 
-use super::admin::{actor, audit, is_admin, require_admin, require_admin_to_act};
+use super::operator::{
+    audit, operator, require_operator, require_operator_for_form, require_operator_to_act, Operator,
+};
 use super::admin_params as params;
 use super::forms::CsrfForm;
 use super::session::Visit;
 use super::{see_other, PageError};
 use crate::throttle::Client;
+use crate::render::ErrorJson;
 use crate::{ApiError, AppState};
 
 /// What an action did, in the words of its JSON (`changed`: the schedule changed state; `enqueued`,
@@ -27,7 +31,7 @@ use crate::{ApiError, AppState};
 /// fired already).
 async fn act(
     state: &AppState,
-    actor: String,
+    operator: &Operator,
     name: &str,
     action: &str,
 ) -> Result<&'static str, ApiError> {
@@ -59,7 +63,7 @@ async fn act(
     let affected = u64::from(matches!(outcome, "changed" | "enqueued"));
     audit(
         state,
-        actor,
+        operator,
         &format!("cron.{action}"),
         format!("schedule {name} ({outcome})"),
         affected,
@@ -96,13 +100,32 @@ fn schedule_json(s: &CronSchedule) -> Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/api/cron",
+    operation_id = "admin_cron",
+    description = "Every schedule with its last and next tick and its last run (the platform admin\'s).",
+    responses(
+        (status = 200, description = "OK", body = serde_json::Value),
+        (status = 403, description = "`forbidden`: the platform admin's alone, a read-only token, or a session without its CSRF token", body = ErrorJson),
+        (status = 400, description = "A query string that does not parse", body = ErrorJson),
+        (status = 401, description = "`unauthorized`: no admin or operator token", body = ErrorJson),
+        (status = 422, description = "`invalid`: every bad parameter named", body = ErrorJson),
+        (status = 429, description = "`too_many_requests`: too many token presentations from this client", body = ErrorJson),
+        (status = 503, description = "`service_unavailable`: the database is unavailable; retry", body = ErrorJson),
+    ),
+    security(("admin_token" = [])),
+    tag = "admin"
+)]
 pub async fn cron_api(
     State(state): State<AppState>,
     headers: HeaderMap,
     client: Client,
     visit: Visit,
 ) -> Result<Json<Value>, ApiError> {
-    require_admin(&state, &headers, client, &visit).await?;
+    require_operator(&state, &headers, client, &visit)
+        .await?
+        .require_platform()?;
     let schedules: Vec<Value> = state
         .store
         .cron_schedules()
@@ -113,6 +136,25 @@ pub async fn cron_api(
     Ok(Json(json!({ "schedules": schedules })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/api/cron/{name}/{action}",
+    operation_id = "admin_cron_act",
+    description = "Pause, resume or run a schedule now, once across nodes (the platform admin\'s).",
+    params(("name" = String, Path, description = "Schedule name"), ("action" = String, Path, description = "pause, resume or run")),
+    responses(
+        (status = 200, description = "OK", body = serde_json::Value),
+        (status = 403, description = "`forbidden`: the platform admin's alone, a read-only token, or a session without its CSRF token", body = ErrorJson),
+        (status = 404, description = "`not_found`: no such schedule or action, or another tenant's", body = ErrorJson),
+        (status = 400, description = "A query string that does not parse", body = ErrorJson),
+        (status = 401, description = "`unauthorized`: no admin or operator token", body = ErrorJson),
+        (status = 422, description = "`invalid`: every bad parameter named", body = ErrorJson),
+        (status = 429, description = "`too_many_requests`: too many token presentations from this client", body = ErrorJson),
+        (status = 503, description = "`service_unavailable`: the database is unavailable; retry", body = ErrorJson),
+    ),
+    security(("admin_token" = [])),
+    tag = "admin"
+)]
 pub async fn cron_action_api(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -120,9 +162,10 @@ pub async fn cron_action_api(
     visit: Visit,
     Path((name, action)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    require_admin_to_act(&state, &headers, client, &visit).await?;
+    let operator = require_operator_to_act(&state, &headers, client, &visit).await?;
+    operator.require_platform()?;
     schedule(&state, &name).await?;
-    let outcome = act(&state, actor(&headers, client), &name, &action).await?;
+    let outcome = act(&state, &operator, &name, &action).await?;
     let now = schedule(&state, &name).await?;
     Ok(Json(
         json!({ "action": action, "outcome": outcome, "schedule": schedule_json(&now) }),
@@ -144,6 +187,7 @@ pub struct ScheduleRow {
 #[template(path = "admin_cron.html")]
 pub struct CronPage {
     pub csrf: String,
+    pub nav: super::views::AdminNav,
     pub message: Option<String>,
     pub schedules: Vec<ScheduleRow>,
 }
@@ -155,9 +199,10 @@ pub async fn cron_page(
     visit: Visit,
     Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Result<Response, PageError> {
-    if !is_admin(&state, &headers, client, &visit).await? {
+    let Some(operator) = operator(&state, &headers, client, &visit).await? else {
         return Ok(see_other("/admin/login"));
-    }
+    };
+    operator.require_platform()?;
     let schedules = state
         .store
         .cron_schedules()
@@ -193,6 +238,7 @@ pub async fn cron_page(
     };
     Ok(CronPage {
         csrf: visit.csrf_token().await?,
+        nav: super::views::AdminNav::of(&operator),
         message,
         schedules,
     }
@@ -205,9 +251,8 @@ pub async fn cron_form(
     client: Client,
     CsrfForm(visit, pairs): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
-    if !visit.is_admin().await? {
-        return Err(ApiError::Unauthorized.into());
-    }
+    let operator = require_operator_for_form(&state, client, &visit).await?;
+    operator.require_platform()?;
     let get = |name: &str| params::form_value(&pairs, name).unwrap_or_default();
     let (name, action) = (get("name"), get("action"));
     let mut errors = FieldErrors::new();
@@ -216,7 +261,7 @@ pub async fn cron_form(
     }
     errors.into_result().map_err(ApiError::Invalid)?;
     schedule(&state, &name).await?;
-    let outcome = act(&state, actor(&HeaderMap::new(), client), &name, &action).await?;
+    let outcome = act(&state, &operator, &name, &action).await?;
     let back = serde_urlencoded::to_string([("done", outcome), ("name", name.as_str())])
         .unwrap_or_default();
     Ok(see_other(&format!("/admin/cron?{back}")))

@@ -4,7 +4,9 @@
 //! does every dashboard after the database's listener reconnects): the page then reads the current state
 //! again, so nothing shown is stale. A comment line every 15 s keeps proxies from closing an idle stream.
 //!
-//! Behind the admin token, like the rest of the admin.
+//! Behind an operator's token, like the rest of the admin. A tenant operator's stream carries its tenant's
+//! events only (and the stream's own: open, resync); the platform's (cron, queues, alerts of no tenant) are
+//! the platform admin's.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -15,7 +17,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::admin::require_admin;
+use super::operator::{require_operator, Operator};
 use super::session::Visit;
 use crate::throttle::Client;
 use crate::{ApiError, AppState};
@@ -26,18 +28,44 @@ pub async fn events(
     client: Client,
     visit: Visit,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    require_admin(&state, &headers, client, &visit).await?;
+    let operator = require_operator(&state, &headers, client, &visit).await?;
     let receiver = state.store.subscribe_events().await;
     // The first event says the stream is open: from here on nothing is missed.
     let opened = futures::stream::once(async { Ok(Event::default().data(r#"{"type":"open"}"#)) });
-    let stream = futures::stream::unfold(receiver, |mut receiver| async move {
-        let data = match receiver.recv().await {
-            Ok(data) => data,
-            Err(RecvError::Lagged(_)) => r#"{"type":"resync"}"#.to_owned(),
-            Err(RecvError::Closed) => return None,
-        };
-        Some((Ok(Event::default().data(data)), receiver))
+    let stream = futures::stream::unfold(receiver, move |mut receiver| {
+        let operator = operator.clone();
+        async move {
+            loop {
+                let data = match receiver.recv().await {
+                    Ok(data) if !shown_to(&operator, &data) => continue,
+                    Ok(data) => data,
+                    Err(RecvError::Lagged(_)) => r#"{"type":"resync"}"#.to_owned(),
+                    Err(RecvError::Closed) => return None,
+                };
+                return Some((Ok(Event::default().data(data)), receiver));
+            }
+        }
     });
     Ok(Sse::new(futures::StreamExt::chain(opened, stream))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// Whether the event `data` (a JSON object as published) is for `operator`'s eyes.
+fn shown_to(operator: &Operator, data: &str) -> bool {
+    if operator.is_platform() {
+        return true;
+    }
+    let Ok(event) = serde_json::from_str::<serde_json::Value>(data) else {
+        return false;
+    };
+    match event.get("type").and_then(|t| t.as_str()) {
+        Some("resync" | "open") => true,
+        _ => {
+            let tenant = event
+                .get("tenant")
+                .and_then(|t| t.as_str())
+                .and_then(|t| t.parse().ok());
+            tenant.is_some() && operator.sees(tenant)
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! The importer's runs and rejected rows for the admin, as JSON: `GET /admin/api/imports` (filter by `tenant`
-//! slug, `feed`, `status`; newest first) and `GET /admin/api/imports/{run}/rejects`. Behind the admin token,
-//! like the rest of `/admin/api`.
+//! slug, `feed`, `status`; newest first) and `GET /admin/api/imports/{run}/rejects`. Behind an operator's
+//! token, like the rest of `/admin/api`: a tenant operator sees its tenant's runs only.
 
 use std::collections::HashMap;
 
@@ -11,16 +11,34 @@ use serde_json::{json, Value};
 use skybook_domain::{FieldErrors, ImportRunId, TenantSlug};
 use skybook_storage::{ImportRun, ImportRunFilter};
 
-use super::admin::require_admin;
+use super::operator::{require_operator, Operator};
 use super::admin_params as params;
 use super::session::Visit;
 use crate::throttle::Client;
+use crate::render::ErrorJson;
 use crate::{ApiError, AppState};
 
 /// Runs listed when no `limit` is given, and the most a `limit` may ask for.
 const DEFAULT_RUNS: i64 = 50;
 const MAX_RUNS: i64 = 500;
 
+#[utoipa::path(
+    get,
+    path = "/admin/api/imports",
+    operation_id = "admin_imports",
+    description = "Import runs, newest first.",
+    params(("tenant" = Option<String>, Query, description = "Tenant slug"), ("feed" = Option<String>, Query, description = "Feed type"), ("status" = Option<String>, Query, description = "queued, running, succeeded, failed or skipped"), ("limit" = Option<String>, Query, description = "1 to 500")),
+    responses(
+        (status = 200, description = "OK", body = serde_json::Value),
+        (status = 400, description = "A query string that does not parse", body = ErrorJson),
+        (status = 401, description = "`unauthorized`: no admin or operator token", body = ErrorJson),
+        (status = 422, description = "`invalid`: every bad parameter named", body = ErrorJson),
+        (status = 429, description = "`too_many_requests`: too many token presentations from this client", body = ErrorJson),
+        (status = 503, description = "`service_unavailable`: the database is unavailable; retry", body = ErrorJson),
+    ),
+    security(("admin_token" = [])),
+    tag = "admin"
+)]
 pub async fn imports_api(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -28,10 +46,15 @@ pub async fn imports_api(
     visit: Visit,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    require_admin(&state, &headers, client, &visit).await?;
+    let operator = require_operator(&state, &headers, client, &visit).await?;
     let mut errors = FieldErrors::new();
-    let tenant =
-        params::tenant(&state, query.get("tenant").map(String::as_str), &mut errors).await?;
+    let tenant = params::tenant(
+        &state,
+        &operator,
+        query.get("tenant").map(String::as_str),
+        &mut errors,
+    )
+    .await?;
     let status = query.get("status").cloned().filter(|s| !s.is_empty());
     if let Some(status) = &status {
         if !["queued", "running", "succeeded", "failed", "skipped"].contains(&status.as_str()) {
@@ -77,6 +100,7 @@ fn run_json(run: &ImportRun, tenant: Option<&str>) -> Value {
             "rejected": run.rows_rejected,
         },
         "bytes": run.bytes,
+        "bytes_total": run.bytes_total,
         "content_sha256": run.content_sha256,
         "error": run.error,
         "created_at": run.created_at,
@@ -86,6 +110,24 @@ fn run_json(run: &ImportRun, tenant: Option<&str>) -> Value {
 }
 
 /// `GET /admin/api/imports/{run}`: one run, as listed.
+#[utoipa::path(
+    get,
+    path = "/admin/api/imports/{run}",
+    operation_id = "admin_import",
+    description = "One import run.",
+    params(("run" = String, Path, description = "Run id")),
+    responses(
+        (status = 200, description = "OK", body = serde_json::Value),
+        (status = 404, description = "`not_found`: no such run, or another tenant's", body = ErrorJson),
+        (status = 400, description = "A query string that does not parse", body = ErrorJson),
+        (status = 401, description = "`unauthorized`: no admin or operator token", body = ErrorJson),
+        (status = 422, description = "`invalid`: every bad parameter named", body = ErrorJson),
+        (status = 429, description = "`too_many_requests`: too many token presentations from this client", body = ErrorJson),
+        (status = 503, description = "`service_unavailable`: the database is unavailable; retry", body = ErrorJson),
+    ),
+    security(("admin_token" = [])),
+    tag = "admin"
+)]
 pub async fn import_run_api(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -93,14 +135,32 @@ pub async fn import_run_api(
     visit: Visit,
     Path(run): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    require_admin(&state, &headers, client, &visit).await?;
-    let run = find_run(&state, &run).await?;
+    let operator = require_operator(&state, &headers, client, &visit).await?;
+    let run = find_run(&state, &operator, &run).await?;
     let tenant = state.store.tenant(run.tenant_id).await?;
     Ok(Json(
         json!({ "run": run_json(&run, tenant.as_ref().map(|t| t.slug.as_str())) }),
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/api/imports/{run}/rejects",
+    operation_id = "admin_import_rejects",
+    description = "A run\'s rejected rows: line, column, value, reason, the line as it was.",
+    params(("run" = String, Path, description = "Run id")),
+    responses(
+        (status = 200, description = "OK", body = serde_json::Value),
+        (status = 404, description = "`not_found`: no such run, or another tenant's", body = ErrorJson),
+        (status = 400, description = "A query string that does not parse", body = ErrorJson),
+        (status = 401, description = "`unauthorized`: no admin or operator token", body = ErrorJson),
+        (status = 422, description = "`invalid`: every bad parameter named", body = ErrorJson),
+        (status = 429, description = "`too_many_requests`: too many token presentations from this client", body = ErrorJson),
+        (status = 503, description = "`service_unavailable`: the database is unavailable; retry", body = ErrorJson),
+    ),
+    security(("admin_token" = [])),
+    tag = "admin"
+)]
 pub async fn import_rejects_api(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -108,8 +168,8 @@ pub async fn import_rejects_api(
     visit: Visit,
     Path(run): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    require_admin(&state, &headers, client, &visit).await?;
-    let run = find_run(&state, &run).await?;
+    let operator = require_operator(&state, &headers, client, &visit).await?;
+    let run = find_run(&state, &operator, &run).await?;
     let rejects: Vec<Value> = state
         .store
         .import_rejects(run.id)
@@ -130,12 +190,19 @@ pub async fn import_rejects_api(
     ))
 }
 
-/// The run `id` names (`404` for an id that is not one, or no run's).
-pub(super) async fn find_run(state: &AppState, id: &str) -> Result<ImportRun, ApiError> {
+/// The run `id` names, if `operator` may see it (`404` for an id that is not one, no run's, or another
+/// tenant's).
+pub(super) async fn find_run(
+    state: &AppState,
+    operator: &Operator,
+    id: &str,
+) -> Result<ImportRun, ApiError> {
     let id: ImportRunId = id.parse().map_err(|_| ApiError::NotFound("import run"))?;
-    state
+    let run = state
         .store
         .import_run(id)
         .await?
-        .ok_or(ApiError::NotFound("import run"))
+        .ok_or(ApiError::NotFound("import run"))?;
+    operator.check_sees(Some(run.tenant_id), "import run")?;
+    Ok(run)
 }

@@ -18,7 +18,7 @@ use skybook_domain::FieldErrors;
 use skybook_import::FeedJob;
 use skybook_storage::{Enqueued, ImportRun, ImportRunFilter};
 
-use super::admin::{actor, audit, is_admin};
+use super::operator::{audit, operator, require_operator_for_form};
 use super::admin_imports::find_run;
 use super::admin_params as params;
 use super::forms::CsrfForm;
@@ -60,6 +60,7 @@ pub struct RejectRow {
 #[derive(Template, WebTemplate)]
 #[template(path = "admin_imports.html")]
 pub struct ImportsPage {
+    pub nav: super::views::AdminNav,
     pub message: Option<String>,
     pub tenant: String,
     pub feed: String,
@@ -71,10 +72,27 @@ pub struct ImportsPage {
 #[derive(Template, WebTemplate)]
 #[template(path = "admin_import.html")]
 pub struct ImportPage {
+    pub nav: super::views::AdminNav,
     pub csrf: String,
     pub run: RunRow,
     pub rejects: Vec<RejectRow>,
     pub more: bool,
+}
+
+/// How far a running import is through its CSV, and when it should end at the rate so far: `, 40%, about 12 s
+/// left` (nothing until it has read something).
+fn eta(read: i64, total: Option<i64>, seconds: f64) -> String {
+    let Some(total) = total.filter(|&t| t > 0 && read > 0) else {
+        return String::new();
+    };
+    let done = (read as f64 / total as f64).min(1.0);
+    let left = ((total - read).max(0) as f64 / (read as f64 / seconds)).ceil() as u64;
+    let left = match left {
+        0..=59 => format!("{left} s"),
+        60..=3599 => format!("{} min {} s", left / 60, left % 60),
+        _ => format!("{} h {} min", left / 3600, left % 3600 / 60),
+    };
+    format!(", {:.0}%, about {left} left", done * 100.0)
 }
 
 fn row(run: &ImportRun, tenant: &str, now: DateTime<Utc>) -> RunRow {
@@ -82,9 +100,10 @@ fn row(run: &ImportRun, tenant: &str, now: DateTime<Utc>) -> RunRow {
         ("running", Some(started)) => {
             let seconds = (now - started).num_milliseconds().max(1) as f64 / 1000.0;
             format!(
-                "{} so far ({:.0} rows/s)",
+                "{} so far ({:.0} rows/s){}",
                 run.rows_read,
-                run.rows_read as f64 / seconds
+                run.rows_read as f64 / seconds,
+                eta(run.bytes, run.bytes_total, seconds)
             )
         }
         _ => run.rows_read.to_string(),
@@ -117,9 +136,9 @@ pub async fn imports_page(
     visit: Visit,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
-    if !is_admin(&state, &headers, client, &visit).await? {
+    let Some(operator) = operator(&state, &headers, client, &visit).await? else {
         return Ok(see_other("/admin/login"));
-    }
+    };
     let field = |name: &str| {
         query
             .get(name)
@@ -128,7 +147,7 @@ pub async fn imports_page(
     };
     let (tenant, feed, status) = (field("tenant"), field("feed"), field("status"));
     let mut errors = FieldErrors::new();
-    let tenant_id = params::tenant(&state, Some(&tenant), &mut errors).await?;
+    let tenant_id = params::tenant(&state, &operator, Some(&tenant), &mut errors).await?;
     if !status.is_empty() && !STATUSES.contains(&status.as_str()) {
         errors.add("status", format!("must be one of {}", STATUSES.join(", ")));
     }
@@ -162,6 +181,7 @@ pub async fn imports_page(
         _ => None,
     };
     Ok(ImportsPage {
+        nav: super::views::AdminNav::of(&operator),
         message,
         tenant,
         feed,
@@ -180,16 +200,17 @@ pub async fn import_page(
     visit: Visit,
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
-    if !is_admin(&state, &headers, client, &visit).await? {
+    let Some(operator) = operator(&state, &headers, client, &visit).await? else {
         return Ok(see_other("/admin/login"));
-    }
-    let run = find_run(&state, &id).await?;
+    };
+    let run = find_run(&state, &operator, &id).await?;
     let tenant = state.store.tenant(run.tenant_id).await?;
     let mut rejects = state.store.import_rejects(run.id).await?;
     let more = rejects.len() > SHOWN_REJECTS;
     rejects.truncate(SHOWN_REJECTS);
     Ok(ImportPage {
         csrf: visit.csrf_token().await?,
+        nav: super::views::AdminNav::of(&operator),
         run: row(
             &run,
             tenant.as_ref().map(|t| t.slug.as_str()).unwrap_or_default(),
@@ -218,10 +239,10 @@ pub async fn rejects_csv(
     visit: Visit,
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
-    if !is_admin(&state, &headers, client, &visit).await? {
-        return Err(ApiError::Unauthorized.into());
-    }
-    let run = find_run(&state, &id).await?;
+    let operator = operator(&state, &headers, client, &visit)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    let run = find_run(&state, &operator, &id).await?;
     let rejects = state.store.import_rejects(run.id).await?;
     let csv = skybook_import::rejects_csv(run.header.as_deref(), &rejects);
     Ok((
@@ -244,10 +265,8 @@ pub async fn rerun(
     Path(id): Path<String>,
     CsrfForm(visit, _): CsrfForm<serde::de::IgnoredAny>,
 ) -> Result<Response, PageError> {
-    if !visit.is_admin().await? {
-        return Err(ApiError::Unauthorized.into());
-    }
-    let run = find_run(&state, &id).await?;
+    let operator = require_operator_for_form(&state, client, &visit).await?;
+    let run = find_run(&state, &operator, &id).await?;
     let Some(date) = run.feed_date.filter(|_| run.source.starts_with("http")) else {
         let mut errors = FieldErrors::new();
         errors.add(
@@ -274,7 +293,7 @@ pub async fn rerun(
     };
     audit(
         &state,
-        actor(&HeaderMap::new(), client),
+        &operator,
         "import.rerun",
         format!(
             "run {} ({} {} of {date}): {done}",
@@ -284,4 +303,18 @@ pub async fn rerun(
     )
     .await;
     Ok(see_other(&format!("/admin/imports?done={done}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::eta;
+
+    #[test]
+    fn the_eta_is_what_is_left_at_the_rate_so_far() {
+        assert_eq!(eta(0, Some(100), 1.0), "", "nothing read yet");
+        assert_eq!(eta(10, None, 1.0), "", "size unknown");
+        assert_eq!(eta(250, Some(1000), 5.0), ", 25%, about 15 s left");
+        assert_eq!(eta(100, Some(10_000), 1.0), ", 1%, about 1 min 39 s left");
+        assert_eq!(eta(1, Some(1_000_000), 1.0), ", 0%, about 277 h 46 min left");
+    }
 }

@@ -4,7 +4,8 @@
 //! /admin/api/jobs/{retry|cancel|delete}` on `{"ids": [...]}` or on every job matching `{"filter": {...}}`, and
 //! `POST /admin/api/queues/{queue}/{pause|resume}`.
 //!
-//! Behind the admin token. Signed in with the session rather than a bearer token, a `POST` must carry the
+//! Behind an operator's token: a tenant operator sees and acts on its tenant's jobs only (another tenant's job is
+//! a `404`); queues are the platform admin's. Signed in with the session rather than a bearer token, a `POST` must carry the
 //! session's CSRF token in `X-CSRF-Token`. Every bad parameter is named in a `422`.
 
 use std::collections::HashMap;
@@ -18,10 +19,11 @@ use serde_json::{json, Value};
 use skybook_domain::{FieldErrors, JobId, TenantId, TenantSlug};
 use skybook_storage::{Job, JobFilter, JobPage, JobSelection};
 
-use super::admin::{actor, audit, require_admin, require_admin_to_act};
+use super::operator::{audit, require_operator, require_operator_to_act, Operator};
 use super::admin_params as params;
 use super::session::Visit;
 use crate::throttle::Client;
+use crate::render::ErrorJson;
 use crate::{ApiError, AppState};
 
 const DEFAULT_JOBS: i64 = 50;
@@ -30,6 +32,23 @@ const MAX_JOBS: i64 = 500;
 const MAX_IDS: usize = 1000;
 const STATES: [&str; 4] = ["queued", "running", "done", "failed"];
 
+#[utoipa::path(
+    get,
+    path = "/admin/api/jobs",
+    operation_id = "admin_jobs",
+    description = "Counts per queue and state, paused queues, and one keyset page of jobs.",
+    params(("state" = Option<String>, Query, description = "queued, running, done or failed"), ("queue" = Option<String>, Query, description = "Queue name"), ("kind" = Option<String>, Query, description = "Job kind"), ("tenant" = Option<String>, Query, description = "Tenant slug"), ("q" = Option<String>, Query, description = "Text in the payload or the last error"), ("limit" = Option<String>, Query, description = "1 to 500"), ("after" = Option<String>, Query, description = "The cursor the previous page gave")),
+    responses(
+        (status = 200, description = "OK", body = serde_json::Value),
+        (status = 400, description = "A query string that does not parse", body = ErrorJson),
+        (status = 401, description = "`unauthorized`: no admin or operator token", body = ErrorJson),
+        (status = 422, description = "`invalid`: every bad parameter named", body = ErrorJson),
+        (status = 429, description = "`too_many_requests`: too many token presentations from this client", body = ErrorJson),
+        (status = 503, description = "`service_unavailable`: the database is unavailable; retry", body = ErrorJson),
+    ),
+    security(("admin_token" = [])),
+    tag = "admin"
+)]
 pub async fn jobs_api(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -37,9 +56,9 @@ pub async fn jobs_api(
     visit: Visit,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    require_admin(&state, &headers, client, &visit).await?;
+    let operator = require_operator(&state, &headers, client, &visit).await?;
     let mut errors = FieldErrors::new();
-    let filter = filter(&state, &mut errors, |name| query.get(name).cloned()).await?;
+    let filter = filter(&state, &operator, &mut errors, |name| query.get(name).cloned()).await?;
     let limit = params::limit(query.get("limit"), &mut errors, DEFAULT_JOBS, MAX_JOBS);
     let after = after_param(query.get("after"), &mut errors);
     errors.into_result().map_err(ApiError::Invalid)?;
@@ -69,6 +88,24 @@ pub async fn jobs_api(
     })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/api/jobs/{job}",
+    operation_id = "admin_job",
+    description = "A job with every failed attempt.",
+    params(("job" = String, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "OK", body = serde_json::Value),
+        (status = 404, description = "`not_found`: no such job, or another tenant's", body = ErrorJson),
+        (status = 400, description = "A query string that does not parse", body = ErrorJson),
+        (status = 401, description = "`unauthorized`: no admin or operator token", body = ErrorJson),
+        (status = 422, description = "`invalid`: every bad parameter named", body = ErrorJson),
+        (status = 429, description = "`too_many_requests`: too many token presentations from this client", body = ErrorJson),
+        (status = 503, description = "`service_unavailable`: the database is unavailable; retry", body = ErrorJson),
+    ),
+    security(("admin_token" = [])),
+    tag = "admin"
+)]
 pub async fn job_api(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -76,13 +113,9 @@ pub async fn job_api(
     visit: Visit,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    require_admin(&state, &headers, client, &visit).await?;
-    let id: JobId = id.parse().map_err(|_| ApiError::NotFound("job"))?;
-    let job = state
-        .store
-        .job(id)
-        .await?
-        .ok_or(ApiError::NotFound("job"))?;
+    let operator = require_operator(&state, &headers, client, &visit).await?;
+    let job = find_job(&state, &operator, &id).await?;
+    let id = job.id;
     let errors: Vec<Value> = state
         .store
         .job_errors(id)
@@ -96,6 +129,25 @@ pub async fn job_api(
 }
 
 /// `POST /admin/api/jobs/{action}`: `retry` (run now), `cancel`, `delete`.
+#[utoipa::path(
+    post,
+    path = "/admin/api/jobs/{job}",
+    operation_id = "admin_jobs_act",
+    description = "Retry, cancel or delete the jobs named by `ids`, or every job matching `filter`; the path names the action (retry, cancel, delete).",
+    params(("job" = String, Path, description = "The action: retry, cancel or delete")),
+    responses(
+        (status = 200, description = "OK", body = serde_json::Value),
+        (status = 403, description = "`forbidden`: the platform admin's alone, a read-only token, or a session without its CSRF token", body = ErrorJson),
+        (status = 404, description = "`not_found`: no such action, or another tenant's", body = ErrorJson),
+        (status = 400, description = "A query string that does not parse", body = ErrorJson),
+        (status = 401, description = "`unauthorized`: no admin or operator token", body = ErrorJson),
+        (status = 422, description = "`invalid`: every bad parameter named", body = ErrorJson),
+        (status = 429, description = "`too_many_requests`: too many token presentations from this client", body = ErrorJson),
+        (status = 503, description = "`service_unavailable`: the database is unavailable; retry", body = ErrorJson),
+    ),
+    security(("admin_token" = [])),
+    tag = "admin"
+)]
 pub async fn job_action_api(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -104,7 +156,7 @@ pub async fn job_action_api(
     Path(action): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    require_admin_to_act(&state, &headers, client, &visit).await?;
+    let operator = require_operator_to_act(&state, &headers, client, &visit).await?;
     if !["retry", "cancel", "delete"].contains(&action.as_str()) {
         return Err(ApiError::NotFound("job action"));
     }
@@ -124,7 +176,10 @@ pub async fn job_action_api(
                     .map(|id| id.as_str().and_then(|s| s.parse().ok()))
                     .collect();
                 match parsed {
-                    Some(ids) => Some(JobSelection::Ids(ids)),
+                    Some(ids) => Some(JobSelection::Ids {
+                        ids,
+                        tenant_id: operator.tenant(),
+                    }),
                     None => {
                         errors.add("ids", "must be job ids");
                         None
@@ -154,7 +209,7 @@ pub async fn job_action_api(
                 }
             }
             Some(JobSelection::Matching(
-                filter(&state, &mut errors, get).await?,
+                filter(&state, &operator, &mut errors, get).await?,
             ))
         }
         _ => {
@@ -169,7 +224,7 @@ pub async fn job_action_api(
     let affected = apply(&state, &action, &selection).await?;
     audit(
         &state,
-        actor(&headers, client),
+        &operator,
         &format!("jobs.{action}"),
         describe(&selection),
         affected,
@@ -179,6 +234,25 @@ pub async fn job_action_api(
 }
 
 /// `POST /admin/api/queues/{queue}/{pause|resume}`.
+#[utoipa::path(
+    post,
+    path = "/admin/api/queues/{queue}/{action}",
+    operation_id = "admin_queue_act",
+    description = "Pause or resume a queue on every node (the platform admin\'s).",
+    params(("queue" = String, Path, description = "Queue name"), ("action" = String, Path, description = "pause or resume")),
+    responses(
+        (status = 200, description = "OK", body = serde_json::Value),
+        (status = 403, description = "`forbidden`: the platform admin's alone, a read-only token, or a session without its CSRF token", body = ErrorJson),
+        (status = 404, description = "`not_found`: no such queue or action, or another tenant's", body = ErrorJson),
+        (status = 400, description = "A query string that does not parse", body = ErrorJson),
+        (status = 401, description = "`unauthorized`: no admin or operator token", body = ErrorJson),
+        (status = 422, description = "`invalid`: every bad parameter named", body = ErrorJson),
+        (status = 429, description = "`too_many_requests`: too many token presentations from this client", body = ErrorJson),
+        (status = 503, description = "`service_unavailable`: the database is unavailable; retry", body = ErrorJson),
+    ),
+    security(("admin_token" = [])),
+    tag = "admin"
+)]
 pub async fn queue_action_api(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -186,7 +260,8 @@ pub async fn queue_action_api(
     visit: Visit,
     Path((queue, action)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    require_admin_to_act(&state, &headers, client, &visit).await?;
+    let operator = require_operator_to_act(&state, &headers, client, &visit).await?;
+    operator.require_platform()?;
     if queue.is_empty() || queue.len() > 64 {
         return Err(ApiError::NotFound("queue"));
     }
@@ -198,7 +273,7 @@ pub async fn queue_action_api(
     tracing::info!(queue, action, changed, "operator acted on a queue");
     audit(
         &state,
-        actor(&headers, client),
+        &operator,
         &format!("queue.{action}"),
         format!("queue {queue}"),
         u64::from(changed),
@@ -212,6 +287,7 @@ pub async fn queue_action_api(
 /// The filter named by `get` (a query string's, a form's or a JSON body's fields), every bad one added to `errors`.
 pub(super) async fn filter(
     state: &AppState,
+    operator: &Operator,
     errors: &mut FieldErrors,
     get: impl Fn(&str) -> Option<String>,
 ) -> Result<JobFilter, ApiError> {
@@ -226,7 +302,7 @@ pub(super) async fn filter(
             errors.add("state", format!("must be one of {}", STATES.join(", ")));
         }
     }
-    let tenant_id = params::tenant(state, text("tenant").as_deref(), errors).await?;
+    let tenant_id = params::tenant(state, operator, text("tenant").as_deref(), errors).await?;
     for name in ["queue", "kind", "q"] {
         if text(name).is_some_and(|v| v.len() > 200) {
             errors.add(name, "is longer than 200 characters");
@@ -260,7 +336,7 @@ pub(super) async fn apply(
 /// The jobs an action named, for the audit log.
 pub(super) fn describe(selection: &JobSelection) -> String {
     match selection {
-        JobSelection::Ids(ids) => {
+        JobSelection::Ids { ids, .. } => {
             let shown: Vec<String> = ids.iter().take(20).map(ToString::to_string).collect();
             let more = ids.len().saturating_sub(shown.len());
             match more {
@@ -289,6 +365,23 @@ pub(super) fn describe(selection: &JobSelection) -> String {
             }
         }
     }
+}
+
+/// The job `id` names, if `operator` may see it (`404` for an id that is not one, no job's, or another
+/// tenant's).
+pub(super) async fn find_job(
+    state: &AppState,
+    operator: &Operator,
+    id: &str,
+) -> Result<Job, ApiError> {
+    let id: JobId = id.parse().map_err(|_| ApiError::NotFound("job"))?;
+    let job = state
+        .store
+        .job(id)
+        .await?
+        .ok_or(ApiError::NotFound("job"))?;
+    operator.check_sees(job.tenant_id, "job")?;
+    Ok(job)
 }
 
 /// `after`: a cursor this listing gave (blank: the first page).

@@ -15,8 +15,8 @@ use chrono::Utc;
 use skybook_domain::{FieldErrors, JobId, TenantId, TenantSlug};
 use skybook_storage::{Job, JobError, JobPage, JobSelection};
 
-use super::admin::{actor, audit, is_admin};
-use super::admin_jobs::{after_param, apply, describe, filter, next_cursor};
+use super::operator::{audit, operator, require_operator_for_form};
+use super::admin_jobs::{after_param, apply, describe, filter, find_job, next_cursor};
 use super::admin_params as params;
 use super::forms::CsrfForm;
 use super::session::Visit;
@@ -110,6 +110,7 @@ pub struct JobRow {
 #[derive(Template, WebTemplate)]
 #[template(path = "admin_jobs.html")]
 pub struct JobsPage {
+    pub nav: super::views::AdminNav,
     pub csrf: String,
     pub message: Option<String>,
     pub queues: Vec<QueueRow>,
@@ -123,6 +124,7 @@ pub struct JobsPage {
 #[derive(Template, WebTemplate)]
 #[template(path = "admin_job.html")]
 pub struct JobDetailPage {
+    pub nav: super::views::AdminNav,
     pub csrf: String,
     pub job: JobRow,
     pub errors: Vec<ErrorRow>,
@@ -183,12 +185,12 @@ pub async fn jobs_page(
     visit: Visit,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
-    if !is_admin(&state, &headers, client, &visit).await? {
+    let Some(operator) = operator(&state, &headers, client, &visit).await? else {
         return Ok(see_other("/admin/login"));
-    }
+    };
     let form = FilterForm::from_pairs(|name| query.get(name).cloned());
     let mut errors = FieldErrors::new();
-    let job_filter = filter(&state, &mut errors, |name| form.get(name)).await?;
+    let job_filter = filter(&state, &operator, &mut errors, |name| form.get(name)).await?;
     let after = after_param(query.get("after"), &mut errors);
     errors.into_result().map_err(ApiError::Invalid)?;
     let page = JobPage { after, limit: PAGE };
@@ -203,7 +205,7 @@ pub async fn jobs_page(
         .map(|(q, _)| q)
         .collect();
     let mut queues: Vec<QueueRow> = Vec::new();
-    for count in state.store.job_state_counts(None).await? {
+    for count in state.store.job_state_counts(operator.tenant()).await? {
         if queues.last().is_none_or(|q| q.name != count.queue) {
             queues.push(QueueRow {
                 paused: paused.contains(&count.queue),
@@ -251,6 +253,7 @@ pub async fn jobs_page(
     });
     Ok(JobsPage {
         csrf: visit.csrf_token().await?,
+        nav: super::views::AdminNav::of(&operator),
         message,
         queues,
         states: STATES,
@@ -270,18 +273,14 @@ pub async fn job_page(
     visit: Visit,
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
-    if !is_admin(&state, &headers, client, &visit).await? {
+    let Some(operator) = operator(&state, &headers, client, &visit).await? else {
         return Ok(see_other("/admin/login"));
-    }
-    let id: JobId = id.parse().map_err(|_| ApiError::NotFound("job"))?;
-    let job = state
-        .store
-        .job(id)
-        .await?
-        .ok_or(ApiError::NotFound("job"))?;
-    let errors = state.store.job_errors(id).await?;
+    };
+    let job = find_job(&state, &operator, &id).await?;
+    let errors = state.store.job_errors(job.id).await?;
     Ok(JobDetailPage {
         csrf: visit.csrf_token().await?,
+        nav: super::views::AdminNav::of(&operator),
         job: row(&job, &params::tenant_slugs(&state).await?),
         errors: errors.iter().map(error_row).collect(),
     }
@@ -304,13 +303,13 @@ pub async fn act(
     client: Client,
     CsrfForm(visit, pairs): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
-    require_session_admin(&visit).await?;
+    let operator = require_operator_for_form(&state, client, &visit).await?;
     let get = |name: &str| params::form_value(&pairs, name);
     let form = FilterForm::from_pairs(get);
     let mut errors = FieldErrors::new();
     let selection = match get("scope").as_deref() {
         Some("matching") => Some(JobSelection::Matching(
-            filter(&state, &mut errors, |name| form.get(name)).await?,
+            filter(&state, &operator, &mut errors, |name| form.get(name)).await?,
         )),
         Some("selected") => {
             let ids: Option<Vec<JobId>> = pairs
@@ -321,7 +320,10 @@ pub async fn act(
             if ids.is_none() {
                 errors.add("id", "must be job ids");
             }
-            ids.map(JobSelection::Ids)
+            ids.map(|ids| JobSelection::Ids {
+                ids,
+                tenant_id: operator.tenant(),
+            })
         }
         _ => {
             errors.add("scope", "must be selected or matching");
@@ -339,7 +341,7 @@ pub async fn act(
     let affected = apply(&state, &action, &selection).await?;
     audit(
         &state,
-        actor(&HeaderMap::new(), client),
+        &operator,
         &format!("jobs.{action}"),
         describe(&selection),
         affected,
@@ -358,7 +360,8 @@ pub async fn queue_act(
     client: Client,
     CsrfForm(visit, pairs): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
-    require_session_admin(&visit).await?;
+    let operator = require_operator_for_form(&state, client, &visit).await?;
+    operator.require_platform()?;
     let get = |name: &str| params::form_value(&pairs, name);
     let mut errors = FieldErrors::new();
     let queue = get("queue").unwrap_or_default();
@@ -378,7 +381,7 @@ pub async fn queue_act(
     tracing::info!(queue, action, changed, "operator acted on a queue");
     audit(
         &state,
-        actor(&HeaderMap::new(), client),
+        &operator,
         &format!("queue.{action}"),
         format!("queue {queue}"),
         u64::from(changed),
@@ -387,12 +390,4 @@ pub async fn queue_act(
     let back = serde_urlencoded::to_string([("done", format!("{action}:1")), ("queue", queue)])
         .unwrap_or_default();
     Ok(see_other(&format!("/admin/jobs?{back}")))
-}
-
-/// The forms' gate: the signed-in admin (the CSRF token was checked by [`CsrfForm`]).
-async fn require_session_admin(visit: &Visit) -> Result<(), PageError> {
-    match visit.is_admin().await? {
-        true => Ok(()),
-        false => Err(ApiError::Unauthorized.into()),
-    }
 }

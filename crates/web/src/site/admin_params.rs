@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use skybook_domain::{FieldErrors, TenantId, TenantSlug};
 
+use super::operator::Operator;
 use crate::{ApiError, AppState};
 
 /// `limit`: a whole number from 1 to `max`; `default` when absent.
@@ -22,23 +23,26 @@ pub(super) fn limit(raw: Option<&String>, errors: &mut FieldErrors, default: i64
     }
 }
 
-/// `tenant`: the slug of an existing tenant (blank: none).
+/// `tenant`: the slug of an existing tenant `operator` may see (blank: none), and what a listing is then
+/// confined to: for a tenant operator, always its own tenant (another tenant's slug is "no tenant", as if it did
+/// not exist).
 pub(super) async fn tenant(
     state: &AppState,
+    operator: &Operator,
     raw: Option<&str>,
     errors: &mut FieldErrors,
 ) -> Result<Option<TenantId>, ApiError> {
     let Some(slug) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
-        return Ok(None);
+        return Ok(operator.tenant());
     };
     let Some(slug) = errors.check("tenant", TenantSlug::parse(slug)) else {
-        return Ok(None);
+        return Ok(operator.tenant());
     };
     match state.store.tenant_by_slug(&slug).await? {
-        Some(tenant) => Ok(Some(tenant.id)),
-        None => {
+        Some(tenant) if operator.sees(Some(tenant.id)) => Ok(Some(tenant.id)),
+        _ => {
             errors.add("tenant", format!("no tenant {slug}"));
-            Ok(None)
+            Ok(operator.tenant())
         }
     }
 }

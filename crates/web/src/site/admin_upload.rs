@@ -8,7 +8,8 @@
 //! answer is `202` with the run's id and where to watch it (`GET /admin/api/imports/{run}`). A dry run is read
 //! while the request waits, and answers `200` with every reject (up to 10,000); it records nothing.
 //!
-//! Behind the admin token. Signed in with the session rather than a bearer token, the upload must carry the
+//! Behind an operator's token (not a read-only one); a tenant operator uploads for its own tenant only, which
+//! is the default `tenant`. Signed in with the session rather than a bearer token, the upload must carry the
 //! session's CSRF token: an `X-CSRF-Token` header, or a `csrf` field before the file.
 
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use skybook_domain::{ErrorChain, FieldErrors, ImportRunId, TenantSlug};
 use skybook_import::{FeedType, ImportRequest, Limits, Source, Summary};
 use tokio::io::AsyncWriteExt as _;
 
-use super::admin::{actor, audit, bearer_token, require_admin};
+use super::operator::{audit, may_act, require_operator};
 use super::session::Visit;
 use crate::throttle::Client;
 use crate::{ApiError, AppState};
@@ -47,8 +48,9 @@ pub async fn upload(
     visit: Visit,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
-    require_admin(&state, &headers, client, &visit).await?;
-    let signed_in_by_session = bearer_token(&headers).is_none();
+    let operator = require_operator(&state, &headers, client, &visit).await?;
+    may_act(&operator)?;
+    let signed_in_by_session = !operator.by_bearer();
     let mut multipart = multipart.map_err(|_| {
         invalid(
             "body",
@@ -105,13 +107,22 @@ pub async fn upload(
     }
 
     let tenant = match upload.tenant.as_deref().filter(|t| !t.is_empty()) {
-        None => {
-            errors.add("tenant", "is required");
-            None
-        }
+        // A tenant operator's uploads are its tenant's.
+        None => match operator.tenant() {
+            Some(own) => state.store.tenant(own).await?,
+            None => {
+                errors.add("tenant", "is required");
+                None
+            }
+        },
         Some(slug) => match errors.check("tenant", TenantSlug::parse(slug)) {
             Some(slug) => {
-                let found = state.store.tenant_by_slug(&slug).await?;
+                // Another tenant is, to a tenant operator, no tenant at all.
+                let found = state
+                    .store
+                    .tenant_by_slug(&slug)
+                    .await?
+                    .filter(|t| operator.sees(Some(t.id)));
                 if found.is_none() {
                     errors.add("tenant", format!("no tenant {slug}"));
                 }
@@ -178,7 +189,19 @@ pub async fn upload(
                 return None;
             }
         };
-        match started.finish(&|_, _| {}).await {
+        // Open dashboards follow it as they follow an import job: a progress event at most every second.
+        let last = std::sync::Mutex::new(std::time::Instant::now());
+        let progress = |rows: u64, bytes: u64| {
+            let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+            if last.elapsed() >= std::time::Duration::from_secs(1) {
+                *last = std::time::Instant::now();
+                store.publish_event(&json!({
+                    "type": "progress", "id": run, "tenant": tenant.id, "kind": "import.upload",
+                    "progress": { "rows": rows, "bytes": bytes, "done": false },
+                }));
+            }
+        };
+        match started.finish(&progress).await {
             Ok(summary) => {
                 tracing::info!(run.id = %run, tenant = %tenant.slug, feed = feed.name(), dry_run, status = summary.status, read = summary.counts.read, rejected = summary.counts.rejected, "uploaded import finished");
                 Some(summary)
@@ -203,7 +226,7 @@ pub async fn upload(
     }
     audit(
         &state,
-        actor(&headers, client),
+        &operator,
         "import.upload",
         format!("run {run}: {label_for_audit}"),
         1,

@@ -9,15 +9,18 @@
 //! the pipeline answers all of them with the one booking. A fresh browser with the same traveller, flight and
 //! card meets the pipeline's duplicate guard and is told the booking exists and nothing was charged.
 
-mod admin;
-mod admin_cron;
+pub(crate) mod admin;
+pub(crate) mod admin_bookings;
+pub(crate) mod admin_cron;
+pub(crate) mod admin_data;
 mod admin_events;
-mod admin_imports;
+pub(crate) mod admin_imports;
 mod admin_imports_pages;
-mod admin_jobs;
+pub(crate) mod admin_jobs;
 mod admin_jobs_pages;
 mod admin_params;
 mod admin_upload;
+mod operator;
 mod book;
 mod bookings;
 mod forms;
@@ -102,6 +105,18 @@ pub(crate) fn routes(state: &AppState) -> Result<Routes, StorageError> {
         .route(
             "/admin/imports/{run}/rerun",
             post(admin_imports_pages::rerun),
+        )
+        .route("/admin/data", get(admin_data::data_index))
+        .route("/admin/data/{table}", get(admin_data::data_page))
+        .route("/admin/data/{table}/export.csv", get(admin_data::export_csv))
+        .route("/admin/api/data/{table}", get(admin_data::data_api))
+        .route(
+            "/admin/bookings/{tenant}/{reference}",
+            get(admin_bookings::booking_page),
+        )
+        .route(
+            "/admin/api/bookings/{tenant}/{reference}",
+            get(admin_bookings::booking_api),
         )
         .route("/admin/jobs", get(admin_jobs_pages::jobs_page))
         .route("/admin/jobs/act", post(admin_jobs_pages::act))

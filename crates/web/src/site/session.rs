@@ -19,7 +19,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use skybook_domain::{IdempotencyKey, SecretKey};
+use skybook_domain::{IdempotencyKey, OperatorTokenId, SecretKey};
 use skybook_storage::SessionStore;
 use tower_sessions::cookie::{Key, SameSite};
 use tower_sessions::service::SignedCookie;
@@ -52,6 +52,8 @@ const DRAFT: &str = "draft";
 const KEYS: &str = "form_keys";
 const BOOKINGS: &str = "bookings";
 const ADMIN: &str = "admin";
+/// A tenant operator's session: the id of the token it signed in with (checked for revocation at each request).
+const OPERATOR: &str = "operator";
 
 /// Session cookie and lifetime settings.
 #[derive(Debug, Clone)]
@@ -439,12 +441,40 @@ impl Visit {
             .remove::<String>(CSRF)
             .await
             .map_err(session_error)?;
+        self.session
+            .remove::<OperatorTokenId>(OPERATOR)
+            .await
+            .map_err(session_error)?;
         self.set(ADMIN, true).await
+    }
+
+    /// The operator token this session signed in with, if a tenant operator's.
+    pub async fn operator_token(&self) -> Result<Option<OperatorTokenId>, ApiError> {
+        self.get(OPERATOR).await
+    }
+
+    /// Marks the session as tenant operator `token`'s, as [`Self::log_in_admin`] does for the platform admin.
+    pub async fn log_in_operator(&self, token: OperatorTokenId) -> Result<(), ApiError> {
+        self.session.cycle_id().await.map_err(session_error)?;
+        self.rotate_csrf_token();
+        self.session
+            .remove::<String>(CSRF)
+            .await
+            .map_err(session_error)?;
+        self.session
+            .remove::<bool>(ADMIN)
+            .await
+            .map_err(session_error)?;
+        self.set(OPERATOR, token).await
     }
 
     pub async fn log_out_admin(&self) -> Result<(), ApiError> {
         self.session
             .remove::<bool>(ADMIN)
+            .await
+            .map_err(session_error)?;
+        self.session
+            .remove::<OperatorTokenId>(OPERATOR)
             .await
             .map_err(session_error)?;
         self.session.cycle_id().await.map_err(session_error)

@@ -379,9 +379,33 @@ impl HasErrors for AdminLoginPage {
 #[template(path = "admin.html")]
 pub struct AdminPage {
     pub csrf: String,
+    pub nav: AdminNav,
     pub alerts: Vec<AlertRow>,
     pub crashes: Vec<CrashRow>,
     pub audit: Vec<AuditRow>,
+}
+
+/// What every admin page knows of who is looking: whether to offer the platform's pages (cron, queues,
+/// crashes) and the action buttons. Only looks: each route checks again (see `operator`).
+pub struct AdminNav {
+    pub platform: bool,
+    pub can_act: bool,
+    /// "platform admin", or the tenant's slug with "(read-only)".
+    pub who: String,
+}
+
+impl AdminNav {
+    pub(super) fn of(operator: &super::operator::Operator) -> Self {
+        Self {
+            platform: operator.is_platform(),
+            can_act: !operator.read_only,
+            who: match operator.tenant() {
+                None => "platform admin".to_owned(),
+                Some(_) if operator.read_only => "tenant operator (read-only)".to_owned(),
+                Some(_) => "tenant operator".to_owned(),
+            },
+        }
+    }
 }
 
 /// One operator action, as the admin shows it.

@@ -48,4 +48,37 @@ async fn the_event_stream_carries_what_the_database_delivers(engine: Engine) {
     read_until(&mut stream, &mut seen, &format!("data: {event}")).await;
 }
 
-backend_tests!(the_event_stream_carries_what_the_database_delivers);
+/// A tenant operator's stream carries its tenant's events, and none of another tenant's or the platform's.
+async fn a_tenant_operators_stream_carries_its_own_tenants_events_only(engine: Engine) {
+    let app = TestApp::start(engine, "admin_events_tenant", 5).await;
+    let token = skybook_domain::OperatorToken::generate();
+    app.store
+        .create_operator_token(app.tenant.id, &token.hash(), true, chrono::Utc::now())
+        .await
+        .unwrap();
+    let base = app.serve().await;
+    let mut stream = reqwest::Client::new()
+        .get(format!("{base}/admin/events"))
+        .bearer_auth(token.expose())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let mut seen = String::new();
+    read_until(&mut stream, &mut seen, r#"data: {"type":"open"}"#).await;
+    let other = skybook_domain::TenantId::new();
+    app.store.publish_event(&json!({ "type": "job", "id": "other-1", "tenant": other, "state": "done" }));
+    app.store.publish_event(&json!({ "type": "cron", "name": "sentinel" }));
+    app.store.publish_event(&json!({ "type": "alert", "kind": "stuck_booking", "tenant": null }));
+    app.store.publish_event(&json!({ "type": "job", "id": "own-1", "tenant": app.tenant.id, "state": "done" }));
+    // Events arrive in order: once its own is in, the others would have been.
+    read_until(&mut stream, &mut seen, "own-1").await;
+    for hidden in ["other-1", "sentinel", "stuck_booking"] {
+        assert!(!seen.contains(hidden), "{hidden} reached the tenant operator: {seen}");
+    }
+}
+
+backend_tests!(
+    the_event_stream_carries_what_the_database_delivers,
+    a_tenant_operators_stream_carries_its_own_tenants_events_only,
+);

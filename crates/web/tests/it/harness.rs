@@ -86,6 +86,28 @@ impl TestApp {
         }
     }
 
+    /// The same app with `feeds` declared instead of the built-in ones (the data browser's tables).
+    pub fn with_feeds(mut self, feeds: Vec<skybook_import::FeedType>) -> Self {
+        let options = WebOptions {
+            fault_injection: true,
+            site: SiteOptions {
+                tenant: self.tenant.slug.clone(),
+                sessions: SessionOptions::default(),
+                admin_token: Some(ADMIN_TOKEN.to_owned().into()),
+            },
+            feeds: Arc::new(feeds),
+            ..WebOptions::default()
+        };
+        self.router = node(
+            &self.store,
+            &self.sandbox,
+            options,
+            skybook_testkit::secret_key(),
+            PipelineConfig::default(),
+        );
+        self
+    }
+
     /// Another node of the same deployment: a fresh router (no shared memory) on the same database and secret.
     pub fn another_node(&self) -> Router {
         self.node_with_secret(skybook_testkit::secret_key())

@@ -171,7 +171,7 @@ async fn the_jobs_pages_list_filter_and_act_without_javascript(engine: Engine) {
     app.store.resume_queue("default").await.unwrap();
     app.store
         .retry_jobs(
-            &skybook_storage::JobSelection::Ids(vec![first_import]),
+            &skybook_storage::JobSelection::Ids { ids: vec![first_import], tenant_id: None },
             Utc::now(),
         )
         .await
@@ -212,7 +212,7 @@ async fn the_jobs_pages_list_filter_and_act_without_javascript(engine: Engine) {
         "{}",
         detail.main()
     );
-    let audit = app.store.audit_log(10).await.unwrap();
+    let audit = app.store.audit_log(None, 10).await.unwrap();
     assert_eq!(audit[0].action, "queue.pause");
     assert!(
         audit[0].actor.starts_with("admin (session) from "),

@@ -2,6 +2,7 @@
 //! PostgreSQL. Most tests drive the router in-process; the concurrency storms go through a real port.
 
 mod api;
+mod data_browser;
 mod crashes;
 mod cron;
 mod events;
@@ -13,6 +14,7 @@ mod imports;
 mod imports_pages;
 mod jobs;
 mod jobs_pages;
+mod operators;
 mod probes;
 mod search;
 mod site;

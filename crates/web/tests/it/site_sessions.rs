@@ -100,7 +100,7 @@ async fn admin_login_cycles_the_session(engine: Engine) {
         )
         .await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
-    assert!(wrong.html.contains("is not the admin token"));
+    assert!(wrong.html.contains("is not an admin or operator token"));
 
     let before = visitor.cookie.clone();
     let csrf_before = login.csrf();

@@ -80,6 +80,7 @@ async fn a_job_runs_once_and_is_done(engine: Engine) {
         events.recv().await.unwrap(),
         JobEvent::Done {
             id,
+            tenant: None,
             kind: "ok".into()
         }
     );
