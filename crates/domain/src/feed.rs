@@ -158,7 +158,9 @@ impl fmt::Display for FeedValue {
             Self::Integer(n) => write!(f, "{n}"),
             Self::Boolean(b) => write!(f, "{b}"),
             Self::Date(d) => write!(f, "{}", d.format("%Y-%m-%d")),
-            Self::Timestamp(t) => f.write_str(&t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+            Self::Timestamp(t) => {
+                f.write_str(&t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+            }
         }
     }
 }

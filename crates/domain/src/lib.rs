@@ -30,8 +30,8 @@ pub use fingerprint::{CardFingerprint, EntityFingerprint, RequestFingerprint, Se
 pub use ids::{
     AlertId, BookingId, CrashId, FlightId, ImportRunId, JobId, OperatorTokenId, OutboxId, TenantId,
 };
-pub use operator::{OperatorToken, OperatorTokenHash};
 pub use money::{Currency, Money};
+pub use operator::{OperatorToken, OperatorTokenHash};
 pub use panic::panic_message;
 pub use passenger::{Passenger, PersonName, MAX_PASSENGERS};
 pub use reference::BookingReference;

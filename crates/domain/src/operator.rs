@@ -18,7 +18,10 @@ impl OperatorToken {
     pub fn generate() -> Self {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
-        Self(SecretString::from(format!("{PREFIX}{}", hex::encode(bytes))))
+        Self(SecretString::from(format!(
+            "{PREFIX}{}",
+            hex::encode(bytes)
+        )))
     }
 
     pub fn expose(&self) -> &str {
@@ -39,7 +42,8 @@ impl OperatorTokenHash {
     /// or a typo costs no lookup).
     pub fn of_presented(presented: &str) -> Option<Self> {
         let rest = presented.strip_prefix(PREFIX)?;
-        (rest.len() == 64 && rest.bytes().all(|b| b.is_ascii_hexdigit())).then(|| Self::of(presented))
+        (rest.len() == 64 && rest.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| Self::of(presented))
     }
 
     fn of(token: &str) -> Self {
@@ -59,19 +63,35 @@ mod tests {
     fn a_presented_token_hashes_to_what_was_stored() {
         let token = OperatorToken::generate();
         assert!(token.expose().starts_with(PREFIX));
-        assert_eq!(OperatorTokenHash::of_presented(token.expose()), Some(token.hash()));
+        assert_eq!(
+            OperatorTokenHash::of_presented(token.expose()),
+            Some(token.hash())
+        );
         assert_ne!(token.hash().as_str(), token.expose());
     }
 
     #[test]
     fn two_tokens_differ() {
-        assert_ne!(OperatorToken::generate().hash(), OperatorToken::generate().hash());
+        assert_ne!(
+            OperatorToken::generate().hash(),
+            OperatorToken::generate().hash()
+        );
     }
 
     #[test]
     fn what_cannot_be_a_token_is_not_looked_up() {
-        for presented in ["", "sbop_", "admin-token", "sbop_xyz", &format!("sbop_{}", "g".repeat(64))] {
-            assert_eq!(OperatorTokenHash::of_presented(presented), None, "{presented}");
+        for presented in [
+            "",
+            "sbop_",
+            "admin-token",
+            "sbop_xyz",
+            &format!("sbop_{}", "g".repeat(64)),
+        ] {
+            assert_eq!(
+                OperatorTokenHash::of_presented(presented),
+                None,
+                "{presented}"
+            );
         }
     }
 }

@@ -290,7 +290,8 @@ async fn import(
                     // Progress is for the eyes only: a failure to record it changes nothing of the run.
                     if let Err(e) = store
                         .record_import_progress(run, read, bytes, request.source.csv_bytes)
-                        .await {
+                        .await
+                    {
                         tracing::debug!(error = %ErrorChain(&e), "import progress not recorded");
                     }
                 }

@@ -68,7 +68,9 @@ impl Store {
         let sql = format!(
             "SELECT {ALERT_COLUMNS} FROM alerts WHERE ($1 IS NULL OR tenant_id = $1) ORDER BY created_at DESC LIMIT $2"
         );
-        Ok(on_pool!(&self.backend, c => sqlx::query_as(&sql).bind(tenant).bind(limit).fetch_all(c).await)?)
+        Ok(
+            on_pool!(&self.backend, c => sqlx::query_as(&sql).bind(tenant).bind(limit).fetch_all(c).await)?,
+        )
     }
 
     /// The tenant's alerts about any of `subjects` (a booking's id, its charge's id), newest first.
@@ -76,7 +78,8 @@ impl Store {
         if subjects.is_empty() {
             return Ok(Vec::new());
         }
-        let placeholders: Vec<String> = (0..subjects.len()).map(|i| format!("${}", i + 2)).collect();
+        let placeholders: Vec<String> =
+            (0..subjects.len()).map(|i| format!("${}", i + 2)).collect();
         let sql = format!(
             "SELECT {ALERT_COLUMNS} FROM alerts WHERE tenant_id = $1 AND subject IN ({}) ORDER BY created_at DESC",
             placeholders.join(", ")

@@ -38,6 +38,8 @@ impl Store {
     pub async fn audit_log(&self, tenant: Option<TenantId>, limit: i64) -> Result<Vec<AuditEntry>> {
         let sql = "SELECT at, actor, action, target, affected, tenant_id FROM audit_log \
                    WHERE ($1 IS NULL OR tenant_id = $1) ORDER BY at DESC LIMIT $2";
-        Ok(on_pool!(&self.backend, c => sqlx::query_as(sql).bind(tenant).bind(limit).fetch_all(c).await)?)
+        Ok(
+            on_pool!(&self.backend, c => sqlx::query_as(sql).bind(tenant).bind(limit).fetch_all(c).await)?,
+        )
     }
 }

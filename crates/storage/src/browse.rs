@@ -224,12 +224,18 @@ macro_rules! decode_row {
                     ColumnType::Text | ColumnType::Enum(_) => {
                         row.try_get::<Option<String>, _>(at)?.map(FeedValue::Text)
                     }
-                    ColumnType::Decimal => row.try_get::<Option<String>, _>(at)?.map(FeedValue::Decimal),
+                    ColumnType::Decimal => row
+                        .try_get::<Option<String>, _>(at)?
+                        .map(FeedValue::Decimal),
                     ColumnType::Integer | ColumnType::Money => {
                         row.try_get::<Option<i64>, _>(at)?.map(FeedValue::Integer)
                     }
-                    ColumnType::Boolean => row.try_get::<Option<bool>, _>(at)?.map(FeedValue::Boolean),
-                    ColumnType::Date => row.try_get::<Option<NaiveDate>, _>(at)?.map(FeedValue::Date),
+                    ColumnType::Boolean => {
+                        row.try_get::<Option<bool>, _>(at)?.map(FeedValue::Boolean)
+                    }
+                    ColumnType::Date => row
+                        .try_get::<Option<NaiveDate>, _>(at)?
+                        .map(FeedValue::Date),
                     ColumnType::Timestamp => row
                         .try_get::<Option<DateTime<Utc>>, _>(at)?
                         .map(FeedValue::Timestamp),
@@ -257,7 +263,11 @@ impl Store {
             return Ok(None);
         }
         let mut table = Browsable::feed(feed);
-        let keep: Vec<bool> = table.columns.iter().map(|c| built.contains(&c.name)).collect();
+        let keep: Vec<bool> = table
+            .columns
+            .iter()
+            .map(|c| built.contains(&c.name))
+            .collect();
         let mut at = 0;
         let mut renumber = vec![None; keep.len()];
         for (i, k) in keep.iter().enumerate() {
@@ -322,7 +332,11 @@ impl Store {
                     true => String::new(),
                     false => format!("({} IS NULL), ", quoted(&column.name)),
                 };
-                format!("{nulls}{} {dir}, {}", sql.column(column), key_order.join(", "))
+                format!(
+                    "{nulls}{} {dir}, {}",
+                    sql.column(column),
+                    key_order.join(", ")
+                )
             }
         };
         if let Some(cursor) = &query.after {
@@ -351,16 +365,21 @@ impl Store {
             .columns
             .iter()
             .enumerate()
-            .map(|(i, c)| (i, match (engine, &c.ty) {
-                (Engine::Postgres, ColumnType::Decimal) => {
-                    format!("CAST({} AS TEXT)", quoted(&c.name))
-                }
-                // Read as the 64-bit numbers they are declared, whatever width the table has (a booking's seats).
-                (Engine::Postgres, ColumnType::Integer | ColumnType::Money) => {
-                    format!("CAST({} AS BIGINT)", quoted(&c.name))
-                }
-                _ => quoted(&c.name),
-            }))
+            .map(|(i, c)| {
+                (
+                    i,
+                    match (engine, &c.ty) {
+                        (Engine::Postgres, ColumnType::Decimal) => {
+                            format!("CAST({} AS TEXT)", quoted(&c.name))
+                        }
+                        // Read as the 64-bit numbers they are declared, whatever width the table has (a booking's seats).
+                        (Engine::Postgres, ColumnType::Integer | ColumnType::Money) => {
+                            format!("CAST({} AS BIGINT)", quoted(&c.name))
+                        }
+                        _ => quoted(&c.name),
+                    },
+                )
+            })
             .map(|(i, expr)| format!("{expr} AS out_{i}"))
             .collect();
         let limit = sql.value(&ColumnType::Integer, FeedValue::Integer(query.limit));
@@ -387,4 +406,3 @@ impl Store {
         Ok(rows)
     }
 }
-

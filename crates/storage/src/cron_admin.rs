@@ -99,7 +99,9 @@ impl Store {
             }
         };
         if changed == 1 {
-            self.publish_event(&serde_json::json!({ "type": "cron", "name": name, "paused": paused }));
+            self.publish_event(
+                &serde_json::json!({ "type": "cron", "name": name, "paused": paused }),
+            );
         }
         Ok(changed == 1)
     }
@@ -113,7 +115,9 @@ impl Store {
     ) -> Result<()> {
         let sql = "UPDATE cron_schedules SET last_job_id = $2, next_at = $3 WHERE name = $1";
         on_writer!(&self.backend, c => sqlx::query(sql).bind(name).bind(job).bind(next_at).execute(c).await.map(|_| ()))?;
-        self.publish_event(&serde_json::json!({ "type": "cron", "name": name, "job": job, "next_at": next_at }));
+        self.publish_event(
+            &serde_json::json!({ "type": "cron", "name": name, "job": job, "next_at": next_at }),
+        );
         Ok(())
     }
 

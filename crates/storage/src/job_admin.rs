@@ -275,7 +275,9 @@ impl Store {
         let paused = on_writer!(&self.backend, c => sqlx::query(sql).bind(queue).bind(now).execute(c).await.map(|r| r.rows_affected()))?
             == 1;
         if paused {
-            self.publish_event(&serde_json::json!({ "type": "queue", "queue": queue, "paused": true }));
+            self.publish_event(
+                &serde_json::json!({ "type": "queue", "queue": queue, "paused": true }),
+            );
         }
         Ok(paused)
     }
@@ -286,7 +288,9 @@ impl Store {
         let resumed = on_writer!(&self.backend, c => sqlx::query(sql).bind(queue).execute(c).await.map(|r| r.rows_affected()))?
             == 1;
         if resumed {
-            self.publish_event(&serde_json::json!({ "type": "queue", "queue": queue, "paused": false }));
+            self.publish_event(
+                &serde_json::json!({ "type": "queue", "queue": queue, "paused": false }),
+            );
             self.announce_jobs().await?;
         }
         Ok(resumed)

@@ -40,12 +40,12 @@ mod wakeups;
 pub use alerts::{Alert, NewAlert};
 pub use audit::AuditEntry;
 pub use backend::{redact, Engine, PoolSettings};
-pub use browse::{
-    Browsable, BrowseColumn, BrowseCursor, BrowseQuery, BrowseRow, ColumnFilter, Condition,
-};
 pub use bookings::{
     BookingRecord, InsertBooking, LegacyFingerprint, NewBookingRow, StatusChange,
     FINGERPRINT_VERSION,
+};
+pub use browse::{
+    Browsable, BrowseColumn, BrowseCursor, BrowseQuery, BrowseRow, ColumnFilter, Condition,
 };
 pub use catalog::{FlightSearch, NewFlight, Tenant};
 pub use crashes::{CrashGroup, CrashReport, NewCrash};

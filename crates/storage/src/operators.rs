@@ -76,8 +76,7 @@ impl Store {
         id: OperatorTokenId,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let sql =
-            "UPDATE operator_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+        let sql = "UPDATE operator_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
         let done = on_writer!(&self.backend, c => sqlx::query(sql).bind(id).bind(now).execute(c).await.map(|r| r.rows_affected()))?;
         Ok(done == 1)
     }

@@ -83,6 +83,11 @@ pub async fn bounded_body(request: Request, next: Next) -> Response {
     ) {
         return next.run(request).await;
     }
+    // The admin's file upload streams its body to disk under the importer's own limits (size, compression
+    // ratio), behind an operator's token: a partner file is many times this limit.
+    if request.uri().path() == crate::site::UPLOAD_PATH {
+        return next.run(request).await;
+    }
     let (parts, body) = request.into_parts();
     let bytes = match tokio::time::timeout(
         BODY_READ_TIMEOUT,

@@ -5,7 +5,9 @@ use utoipa::OpenApi;
 
 use crate::api::{bookings, flights};
 use crate::render;
-use crate::site::{admin, admin_bookings, admin_cron, admin_data, admin_imports, admin_jobs};
+use crate::site::{
+    admin, admin_bookings, admin_cron, admin_data, admin_imports, admin_jobs, admin_upload,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,7 +17,7 @@ use crate::site::{admin, admin_bookings, admin_cron, admin_data, admin_imports, 
         admin::crashes_api, admin::alerts_api, admin::audit_api,
         admin_jobs::jobs_api, admin_jobs::job_api, admin_jobs::job_action_api, admin_jobs::queue_action_api,
         admin_cron::cron_api, admin_cron::cron_action_api,
-        admin_imports::imports_api, admin_imports::import_run_api, admin_imports::import_rejects_api,
+        admin_imports::imports_api, admin_upload::upload, admin_imports::import_run_api, admin_imports::import_rejects_api,
         admin_data::data_api, admin_bookings::booking_api,
     ),
     modifiers(&AdminToken),
@@ -23,7 +25,8 @@ use crate::site::{admin, admin_bookings, admin_cron, admin_data, admin_imports, 
         render::FlightsJson, render::FlightJson, render::MoneyJson, render::BookingEnvelope, render::BookingJson,
         render::BookedFlightJson, render::PassengerJson, render::CardSummaryJson, render::ErrorJson,
         render::ExistingBookingJson,
-        bookings::BookingRequestJson, bookings::PassengerRequestJson, bookings::CardRequestJson
+        bookings::BookingRequestJson, bookings::PassengerRequestJson, bookings::CardRequestJson,
+        admin_upload::UploadForm
     )),
     tags((name = "flights"), (name = "bookings"),
         (name = "admin", description = "The operators' API: the platform admin's token (`SKYBOOK_ADMIN_TOKEN`) or a tenant operator's (`skybook admin token create`), as a bearer token. A tenant operator sees its own tenant's jobs, runs, rows and bookings only."))

@@ -9,10 +9,10 @@
 //! the TCP peer: behind a load balancer that is the balancer, so put the same limit at the edge too (see
 //! docs/operations.md).
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 

@@ -68,19 +68,39 @@ impl JobEvent {
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::json;
         match self {
-            Self::Started { id, tenant, kind, attempt } => {
+            Self::Started {
+                id,
+                tenant,
+                kind,
+                attempt,
+            } => {
                 json!({ "type": "job", "id": id, "tenant": tenant, "kind": kind, "state": "running", "attempt": attempt })
             }
             Self::Done { id, tenant, kind } => {
                 json!({ "type": "job", "id": id, "tenant": tenant, "kind": kind, "state": "done" })
             }
-            Self::Retrying { id, tenant, kind, error } => {
+            Self::Retrying {
+                id,
+                tenant,
+                kind,
+                error,
+            } => {
                 json!({ "type": "job", "id": id, "tenant": tenant, "kind": kind, "state": "queued", "error": error })
             }
-            Self::Failed { id, tenant, kind, error } => {
+            Self::Failed {
+                id,
+                tenant,
+                kind,
+                error,
+            } => {
                 json!({ "type": "job", "id": id, "tenant": tenant, "kind": kind, "state": "failed", "error": error })
             }
-            Self::Progress { id, tenant, kind, progress } => {
+            Self::Progress {
+                id,
+                tenant,
+                kind,
+                progress,
+            } => {
                 json!({ "type": "progress", "id": id, "tenant": tenant, "kind": kind, "progress": progress })
             }
         }
@@ -327,8 +347,18 @@ impl QueueWorker {
                 {
                     tracing::warn!(%error, retry = retry_at.is_some(), "job failed");
                     self.publisher().emit(match retry_at {
-                        Some(_) => JobEvent::Retrying { id, tenant, kind, error },
-                        None => JobEvent::Failed { id, tenant, kind, error },
+                        Some(_) => JobEvent::Retrying {
+                            id,
+                            tenant,
+                            kind,
+                            error,
+                        },
+                        None => JobEvent::Failed {
+                            id,
+                            tenant,
+                            kind,
+                            error,
+                        },
                     });
                 }
             }

@@ -19,8 +19,8 @@ pub async fn run(command: AdminCommand) -> Result<()> {
 }
 
 async fn tenant(store: &Store, raw: &str) -> Result<skybook_storage::Tenant> {
-    let slug = TenantSlug::parse(raw)
-        .map_err(|e| anyhow!("invalid --tenant {raw:?}: {}", e.message()))?;
+    let slug =
+        TenantSlug::parse(raw).map_err(|e| anyhow!("invalid --tenant {raw:?}: {}", e.message()))?;
     store
         .tenant_by_slug(&slug)
         .await?
@@ -35,21 +35,27 @@ async fn create(args: TokenCreateArgs) -> Result<()> {
         .create_operator_token(tenant.id, &token.hash(), args.read_only, Utc::now())
         .await?;
     store.close().await;
-    let rights = if args.read_only { "read-only" } else { "read-write" };
+    let rights = if args.read_only {
+        "read-only"
+    } else {
+        "read-write"
+    };
     eprintln!(
         "created {rights} operator token {id} for tenant {}; it is shown this once:",
         tenant.slug
     );
-    // The token alone on stdout, for `$(skybook admin token create ...)`.
+    // The token on a line of its own on stdout (what people and scripts copy).
     println!("{}", token.expose());
     Ok(())
 }
 
 async fn revoke(args: TokenRevokeArgs) -> Result<()> {
-    let id: OperatorTokenId = args
-        .id
-        .parse()
-        .map_err(|_| anyhow!("invalid token id {:?}: expected the id create printed", args.id))?;
+    let id: OperatorTokenId = args.id.parse().map_err(|_| {
+        anyhow!(
+            "invalid token id {:?}: expected the id create printed",
+            args.id
+        )
+    })?;
     let store = store(&args.database).await?;
     let revoked = store.revoke_operator_token(id, Utc::now()).await?;
     store.close().await;
@@ -79,7 +85,11 @@ async fn list(args: TokenListArgs) -> Result<()> {
             slugs
                 .get(&token.tenant_id)
                 .map_or_else(|| token.tenant_id.to_string(), ToString::to_string),
-            if token.read_only { "read-only" } else { "read-write" },
+            if token.read_only {
+                "read-only"
+            } else {
+                "read-write"
+            },
             token.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
             token
                 .revoked_at

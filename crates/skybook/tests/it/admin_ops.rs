@@ -126,7 +126,12 @@ async fn an_operator_retries_pauses_watches_an_import_and_browses_its_rows() {
         .collect();
     let mut serve = deployment(EXE, "serve", &url, &sandbox);
     serve
-        .args(["--listen", "127.0.0.1:0", "--no-workers", "--insecure-cookies"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--no-workers",
+            "--insecure-cookies",
+        ])
         .env("SKYBOOK_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("SKYBOOK_FEEDS_DIR", &feeds);
     let node = Running::start(serve, &dir, "node-b-serve");
@@ -158,8 +163,14 @@ async fn an_operator_retries_pauses_watches_an_import_and_browses_its_rows() {
         .goto(&format!("{site}/admin/jobs?state=failed&kind=ops.missing"))
         .await
         .unwrap();
-    assert!(main_text(&browser).await.contains("Every job matching this filter (4)"));
-    click(&browser, "input[name=scope][value=matching] ~ p button[value=retry]").await;
+    assert!(main_text(&browser)
+        .await
+        .contains("Every job matching this filter (4)"));
+    click(
+        &browser,
+        "input[name=scope][value=matching] ~ p button[value=retry]",
+    )
+    .await;
     until(
         &browser,
         "return document.getElementById('main').innerText.includes('Queued to run now: 4 job(s).')",
@@ -175,7 +186,11 @@ async fn an_operator_retries_pauses_watches_an_import_and_browses_its_rows() {
         again
     })
     .await;
-    assert_eq!(store.job(other).await.unwrap().unwrap().attempts, 1, "not matched, not retried");
+    assert_eq!(
+        store.job(other).await.unwrap().unwrap().attempts,
+        1,
+        "not matched, not retried"
+    );
 
     // Pause the queue from the page: neither worker node claims from it.
     browser.goto(&format!("{site}/admin/jobs")).await.unwrap();
@@ -195,8 +210,16 @@ async fn an_operator_retries_pauses_watches_an_import_and_browses_its_rows() {
         worker.wait_for_line("claim round");
     }
     let job = store.job(held).await.unwrap().unwrap();
-    assert_eq!((job.state.as_str(), job.attempts), ("queued", 0), "claimed from a paused queue");
-    click(&browser, "form[action='/admin/queues'] button[value=resume]").await;
+    assert_eq!(
+        (job.state.as_str(), job.attempts),
+        ("queued", 0),
+        "claimed from a paused queue"
+    );
+    click(
+        &browser,
+        "form[action='/admin/queues'] button[value=resume]",
+    )
+    .await;
     until_stored("the held job to run once resumed", || async {
         store.job(held).await.unwrap().unwrap().state == "done"
     })
@@ -209,10 +232,20 @@ async fn an_operator_retries_pauses_watches_an_import_and_browses_its_rows() {
         let mut out = std::io::BufWriter::new(std::fs::File::create(&csv).unwrap());
         writeln!(out, "id,value,label").unwrap();
         for i in 0..ROWS {
-            writeln!(out, "{i},{}.{:03},{}", i % 1000, (i * 7) % 1000, if i % 10 == 0 { "tenth" } else { "" }).unwrap();
+            writeln!(
+                out,
+                "{i},{}.{:03},{}",
+                i % 1000,
+                (i * 7) % 1000,
+                if i % 10 == 0 { "tenth" } else { "" }
+            )
+            .unwrap();
         }
     }
-    browser.goto(&format!("{site}/admin/imports")).await.unwrap();
+    browser
+        .goto(&format!("{site}/admin/imports"))
+        .await
+        .unwrap();
     until(
         &browser,
         "return document.getElementById('main').getAttribute('data-live') === 'true'",
@@ -236,13 +269,19 @@ async fn an_operator_retries_pauses_watches_an_import_and_browses_its_rows() {
             let response = reqwest::Client::new()
                 .post(format!("{site}/admin/api/imports"))
                 .bearer_auth(ADMIN_TOKEN)
-                .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+                .header(
+                    "content-type",
+                    format!("multipart/form-data; boundary={boundary}"),
+                )
                 .body(body)
                 .send()
                 .await
                 .unwrap();
             assert_eq!(response.status(), 202);
-            response.json::<serde_json::Value>().await.unwrap()["run"].as_str().unwrap().to_owned()
+            response.json::<serde_json::Value>().await.unwrap()["run"]
+                .as_str()
+                .unwrap()
+                .to_owned()
         }
     });
     let mut seen = Vec::<String>::new();
@@ -257,39 +296,70 @@ async fn an_operator_retries_pauses_watches_an_import_and_browses_its_rows() {
         if text.contains("succeeded") && text.contains(&ROWS.to_string()) {
             break;
         }
-        assert!(Instant::now() < deadline, "the import never showed as succeeded; seen {seen:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the import never showed as succeeded; seen {seen:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let run = upload.await.unwrap();
-    assert!(seen.len() >= 2, "the progress moved on the page while it ran: {seen:?}");
-    assert!(seen.iter().any(|l| l.contains("left")), "with an ETA: {seen:?}");
+    assert!(
+        seen.len() >= 2,
+        "the progress moved on the page while it ran: {seen:?}"
+    );
+    assert!(
+        seen.iter().any(|l| l.contains("left")),
+        "with an ETA: {seen:?}"
+    );
     let refreshed = browser
-        .execute("return document.getElementById('main').getAttribute('data-refreshed')", vec![])
+        .execute(
+            "return document.getElementById('main').getAttribute('data-refreshed')",
+            vec![],
+        )
         .await
         .unwrap();
     assert!(refreshed.is_string(), "updated in place, without a reload");
     chrome.screenshot(&browser, "admin-import-progress").await;
-    let finished = store.import_run(run.parse().unwrap()).await.unwrap().unwrap();
-    assert_eq!((finished.status.as_str(), finished.rows_read), ("succeeded", ROWS as i64));
+    let finished = store
+        .import_run(run.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (finished.status.as_str(), finished.rows_read),
+        ("succeeded", ROWS as i64)
+    );
 
     // The data browser: filter, sort, page, export.
-    browser.goto(&format!("{site}/admin/data/points")).await.unwrap();
-    let min = browser.find(Locator::Css("input[name='value.min']")).await.unwrap();
+    browser
+        .goto(&format!("{site}/admin/data/points"))
+        .await
+        .unwrap();
+    let min = browser
+        .find(Locator::Css("input[name='value.min']"))
+        .await
+        .unwrap();
     min.send_keys("999.99").await.unwrap();
     click(&browser, "form.filters button[type=submit]").await;
     click(&browser, "thead a[href*='sort=id']").await;
     click(&browser, "thead a[href*='sort=id']").await;
     let ids = "return Array.from(document.querySelectorAll('table.data tbody tr')).map(r => Number(r.children[1].textContent))";
-    let first: Vec<i64> = serde_json::from_value(browser.execute(ids, vec![]).await.unwrap()).unwrap();
+    let first: Vec<i64> =
+        serde_json::from_value(browser.execute(ids, vec![]).await.unwrap()).unwrap();
     // value = i % 1000 + ((i * 7) % 1000) / 1000 ≥ 999.99: i % 1000 = 999 and (i * 7) % 1000 ≥ 990.
     let mut want: Vec<i64> = (0..ROWS as i64)
         .filter(|i| i % 1000 == 999 && (i * 7) % 1000 >= 990)
         .collect();
     want.reverse();
-    assert_eq!(first, want[..first.len().min(want.len())], "sorted by id, descending");
+    assert_eq!(
+        first,
+        want[..first.len().min(want.len())],
+        "sorted by id, descending"
+    );
     assert_eq!(first.len(), 50.min(want.len()));
     click(&browser, "a[rel=next]").await;
-    let second: Vec<i64> = serde_json::from_value(browser.execute(ids, vec![]).await.unwrap()).unwrap();
+    let second: Vec<i64> =
+        serde_json::from_value(browser.execute(ids, vec![]).await.unwrap()).unwrap();
     assert_eq!(second, want[50..(100.min(want.len()))]);
     let exported = browser
         .execute_async(
@@ -302,7 +372,11 @@ async fn an_operator_retries_pauses_watches_an_import_and_browses_its_rows() {
     let lines: Vec<&str> = exported.as_str().unwrap().lines().collect();
     assert_eq!(lines[0], "tenant,id,value,label");
     assert_eq!(lines.len() - 1, want.len(), "every matching row exported");
-    assert!(lines[1].starts_with(&format!("demo,{},", want[0])), "in the page's order: {}", lines[1]);
+    assert!(
+        lines[1].starts_with(&format!("demo,{},", want[0])),
+        "in the page's order: {}",
+        lines[1]
+    );
     browser.close().await.unwrap();
     drop(node);
     drop(workers);

@@ -12,10 +12,11 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use skybook_testkit::fixtures::{add_flight, tenant_with_flight};
-use skybook_testkit::process::{migrate, start_sandbox, start_serve};
+use skybook_testkit::process::{deployment, migrate, start_sandbox, Running};
 use skybook_testkit::{backend_tests, Engine};
 
 const EXE: &str = env!("CARGO_BIN_EXE_skybook");
+const ADMIN_TOKEN: &str = "admin-token-of-the-fuzzed-deployment-0001";
 
 async fn the_api_keeps_the_promises_of_its_openapi_document(engine: Engine) {
     let dir = skybook_testkit::test_dir("schemathesis");
@@ -27,13 +28,20 @@ async fn the_api_keeps_the_promises_of_its_openapi_document(engine: Engine) {
     add_flight(&store, &tenant, "EI999", 1).await;
     store.close().await;
     let (_sandbox, sandbox) = start_sandbox(EXE, &dir);
-    let (_node, base) = start_serve(EXE, &dir, "serve", &url, &sandbox);
+    // The admin API is fuzzed too, signed in: every operation with the platform admin's token.
+    let mut serve = deployment(EXE, "serve", &url, &sandbox);
+    serve
+        .args(["--listen", "127.0.0.1:0", "--no-workers"])
+        .env("SKYBOOK_ADMIN_TOKEN", ADMIN_TOKEN);
+    let node = Running::start(serve, &dir, "serve");
+    let base = node.serving_url();
 
     let script =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/schemathesis/run.sh");
     let output = Command::new("bash")
         .arg(script)
         .arg(&base)
+        .args(["--header", &format!("Authorization: Bearer {ADMIN_TOKEN}")])
         .env("ST_OUT", dir.join("schemathesis"))
         .env("ST_KNOWN_FILTER", "1")
         .output()

@@ -21,7 +21,10 @@ async fn a_running_imports_progress_is_recorded(engine: Engine) {
         dry_run: false,
     };
     store.start_import_run(&run, Utc::now()).await.unwrap();
-    store.record_import_progress(run.id, 500, 4_000, 10_000).await.unwrap();
+    store
+        .record_import_progress(run.id, 500, 4_000, 10_000)
+        .await
+        .unwrap();
     let running = store.import_run(run.id).await.unwrap().unwrap();
     match engine {
         Engine::Postgres => assert_eq!(
@@ -48,7 +51,10 @@ async fn a_running_imports_progress_is_recorded(engine: Engine) {
         .finish_import_run(run.id, &outcome, Utc::now())
         .await
         .unwrap();
-    store.record_import_progress(run.id, 1, 8, 10_000).await.unwrap();
+    store
+        .record_import_progress(run.id, 1, 8, 10_000)
+        .await
+        .unwrap();
     assert_eq!(
         store.import_run(run.id).await.unwrap().unwrap().rows_read,
         900,

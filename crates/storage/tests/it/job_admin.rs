@@ -138,7 +138,13 @@ async fn operators_retry_cancel_delete_and_pause(engine: Engine) {
     // Retry now: queued again, with one more attempt allowed.
     assert_eq!(
         store
-            .retry_jobs(&JobSelection::Ids { ids: vec![a], tenant_id: None }, Utc::now())
+            .retry_jobs(
+                &JobSelection::Ids {
+                    ids: vec![a],
+                    tenant_id: None
+                },
+                Utc::now()
+            )
             .await
             .unwrap(),
         1
@@ -179,7 +185,13 @@ async fn operators_retry_cancel_delete_and_pause(engine: Engine) {
     let all = JobSelection::Matching(JobFilter::default());
     assert_eq!(
         store
-            .retry_jobs(&JobSelection::Ids { ids: vec![a], tenant_id: None }, Utc::now())
+            .retry_jobs(
+                &JobSelection::Ids {
+                    ids: vec![a],
+                    tenant_id: None
+                },
+                Utc::now()
+            )
             .await
             .unwrap(),
         0
@@ -212,7 +224,16 @@ async fn operators_retry_cancel_delete_and_pause(engine: Engine) {
         .await
         .unwrap();
     assert_eq!(claimed.iter().map(|j| j.id).collect::<Vec<_>>(), [d]);
-    assert!(store.delete_jobs(&JobSelection::Ids { ids: vec![], tenant_id: None }).await.unwrap() == 0);
+    assert!(
+        store
+            .delete_jobs(&JobSelection::Ids {
+                ids: vec![],
+                tenant_id: None
+            })
+            .await
+            .unwrap()
+            == 0
+    );
 }
 
 backend_tests!(

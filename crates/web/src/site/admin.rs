@@ -15,8 +15,8 @@ use super::operator::{by_token, operator, refused, require_operator};
 use super::session::Visit;
 use super::views::{summary, AdminLoginPage, AdminPage, AlertRow, CrashRow};
 use super::{see_other, PageError};
-use crate::throttle::Client;
 use crate::render::ErrorJson;
+use crate::throttle::Client;
 use crate::{ApiError, AppState};
 
 pub async fn login_form(

@@ -18,8 +18,8 @@ use super::operator::{operator, require_operator, Operator};
 use super::session::Visit;
 use super::views::AdminNav;
 use super::{see_other, PageError};
-use crate::throttle::Client;
 use crate::render::ErrorJson;
+use crate::throttle::Client;
 use crate::{ApiError, AppState};
 
 /// The booking and what it led to, if `operator` may see it (`404` otherwise, as if there were none).
@@ -43,7 +43,10 @@ async fn find(
         .booking_by_reference(tenant.id, &reference)
         .await?
         .ok_or_else(not_found)?;
-    let emails = state.store.outbox_for_booking(tenant.id, booking.id).await?;
+    let emails = state
+        .store
+        .outbox_for_booking(tenant.id, booking.id)
+        .await?;
     let mut subjects = vec![booking.id.to_string()];
     subjects.extend(booking.charge_id.clone());
     let alerts = state.store.alerts_about(tenant.id, &subjects).await?;
@@ -105,7 +108,13 @@ pub async fn booking_page(
             .collect(),
         alerts: alerts
             .iter()
-            .map(|a| (params::time(a.created_at), a.kind.clone(), a.message.clone()))
+            .map(|a| {
+                (
+                    params::time(a.created_at),
+                    a.kind.clone(),
+                    a.message.clone(),
+                )
+            })
             .collect(),
     }
     .into_response())

@@ -6,7 +6,7 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -15,15 +15,15 @@ use serde_json::{json, Value};
 use skybook_domain::FieldErrors;
 use skybook_storage::{CronSchedule, Enqueued};
 
+use super::admin_params as params;
+use super::forms::CsrfForm;
 use super::operator::{
     audit, operator, require_operator, require_operator_for_form, require_operator_to_act, Operator,
 };
-use super::admin_params as params;
-use super::forms::CsrfForm;
 use super::session::Visit;
 use super::{see_other, PageError};
-use crate::throttle::Client;
 use crate::render::ErrorJson;
+use crate::throttle::Client;
 use crate::{ApiError, AppState};
 
 /// What an action did, in the words of its JSON (`changed`: the schedule changed state; `enqueued`,
@@ -197,7 +197,7 @@ pub async fn cron_page(
     headers: HeaderMap,
     client: Client,
     visit: Visit,
-    Query(query): Query<std::collections::HashMap<String, String>>,
+    params::Params(query): params::Params,
 ) -> Result<Response, PageError> {
     let Some(operator) = operator(&state, &headers, client, &visit).await? else {
         return Ok(see_other("/admin/login"));

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -28,17 +28,15 @@ use serde_json::{json, Value};
 use skybook_domain::feed::{ColumnType, FeedValue};
 use skybook_domain::{FieldErrors, TenantId, TenantSlug};
 use skybook_import::validate::parse_typed;
-use skybook_storage::{
-    Browsable, BrowseCursor, BrowseQuery, BrowseRow, ColumnFilter, Condition,
-};
+use skybook_storage::{Browsable, BrowseCursor, BrowseQuery, BrowseRow, ColumnFilter, Condition};
 
 use super::admin_params as params;
 use super::operator::{operator, require_operator, Operator};
 use super::session::Visit;
 use super::views::AdminNav;
 use super::{see_other, PageError};
-use crate::throttle::Client;
 use crate::render::ErrorJson;
+use crate::throttle::Client;
 use crate::{ApiError, AppState};
 
 const PAGE: i64 = 50;
@@ -105,7 +103,10 @@ async fn parse(
                 time_bound(raw, op == "max", name, errors).map(|v| bound(op, v))
             }
             _ => {
-                errors.add(name, format!("is not a filter a {} column takes", ty.name()));
+                errors.add(
+                    name,
+                    format!("is not a filter a {} column takes", ty.name()),
+                );
                 None
             }
         };
@@ -116,7 +117,11 @@ async fn parse(
             });
         }
     }
-    let sort = match query.get("sort").map(|s| s.trim()).filter(|s| !s.is_empty()) {
+    let sort = match query
+        .get("sort")
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+    {
         None => None,
         Some(name) => {
             let at = column_at(name);
@@ -163,9 +168,7 @@ async fn parse(
 }
 
 fn value(raw: &str, ty: &ColumnType, name: &str, errors: &mut FieldErrors) -> Option<FeedValue> {
-    parse_typed(raw, ty)
-        .map_err(|e| errors.add(name, e))
-        .ok()
+    parse_typed(raw, ty).map_err(|e| errors.add(name, e)).ok()
 }
 
 fn bound(op: &str, value: FeedValue) -> Condition {
@@ -220,7 +223,10 @@ fn parse_cursor(table: &Browsable, sort: Option<usize>, raw: &str) -> Option<Bro
     for &k in &table.key {
         key.push(typed(parts.next()?, &table.columns[k].ty)?);
     }
-    parts.next().is_none().then_some(BrowseCursor { sort, tenant, key })
+    parts
+        .next()
+        .is_none()
+        .then_some(BrowseCursor { sort, tenant, key })
 }
 
 /// The query string of everything but the page (`after`), and of everything but the page and the order.
@@ -302,7 +308,7 @@ pub async fn data_page(
     client: Client,
     visit: Visit,
     Path(name): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
+    params::Params(query): params::Params,
 ) -> Result<Response, PageError> {
     let Some(operator) = operator(&state, &headers, client, &visit).await? else {
         return Ok(see_other("/admin/login"));
@@ -329,7 +335,11 @@ pub async fn data_page(
                 query.get(&key).cloned().unwrap_or_default()
             };
             let here = browse.sort == Some(i);
-            let dir = if here && !browse.descending { "desc" } else { "asc" };
+            let dir = if here && !browse.descending {
+                "desc"
+            } else {
+                "asc"
+            };
             let sep = if filters.is_empty() { "" } else { "&" };
             ColumnView {
                 name: c.name.clone(),
@@ -371,7 +381,10 @@ pub async fn data_page(
             .iter()
             .map(|r| {
                 (
-                    slugs.get(&r.tenant_id).map(TenantSlug::to_string).unwrap_or_default(),
+                    slugs
+                        .get(&r.tenant_id)
+                        .map(TenantSlug::to_string)
+                        .unwrap_or_default(),
                     r.values.iter().map(ToString::to_string).collect(),
                 )
             })
@@ -392,7 +405,14 @@ pub async fn data_page(
     path = "/admin/api/data/{table}",
     operation_id = "admin_data",
     description = "One keyset page of a feed\'s table or the bookings; per-column filters by type (`c`, `c.eq`, `c.min`, `c.max`), `sort`, `dir`, `after`, `limit`, `tenant`.",
-    params(("table" = String, Path, description = "A declared feed, or bookings")),
+    params(
+        ("table" = String, Path, description = "A declared feed, or bookings"),
+        ("sort" = Option<String>, Query, description = "A column of the table", pattern = r"^[^\x00]*$"),
+        ("dir" = Option<String>, Query, description = "asc or desc", pattern = "^(asc|desc)?$"),
+        ("after" = Option<String>, Query, description = "The cursor the previous page gave", pattern = r"^[^\x00]*$"),
+        ("limit" = Option<u32>, Query, description = "1 to 1000", minimum = 1, maximum = 1000),
+        ("tenant" = Option<String>, Query, description = "Tenant slug", pattern = r"^([a-z0-9][a-z0-9-]{0,38}[a-z0-9])?$"),
+    ),
     responses(
         (status = 200, description = "OK", body = serde_json::Value),
         (status = 404, description = "`not_found`: no such table, or another tenant's", body = ErrorJson),
@@ -411,7 +431,7 @@ pub async fn data_api(
     client: Client,
     visit: Visit,
     Path(name): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
+    params::Params(query): params::Params,
 ) -> Result<Json<Value>, ApiError> {
     let operator = require_operator(&state, &headers, client, &visit).await?;
     let target = browsable(&state, &name).await?;
@@ -461,7 +481,7 @@ pub async fn export_csv(
     client: Client,
     visit: Visit,
     Path(name): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
+    params::Params(query): params::Params,
 ) -> Result<Response, ApiError> {
     let operator = require_operator(&state, &headers, client, &visit).await?;
     let (table, built) = browsable(&state, &name).await?;
@@ -500,7 +520,10 @@ pub async fn export_csv(
                 }
                 Err(e) => {
                     tracing::error!(error = %skybook_domain::ErrorChain(&e), "data export cut short");
-                    Some((Err(std::io::Error::other("the export could not read on")), None))
+                    Some((
+                        Err(std::io::Error::other("the export could not read on")),
+                        None,
+                    ))
                 }
             }
         }

@@ -2,20 +2,18 @@
 //! slug, `feed`, `status`; newest first) and `GET /admin/api/imports/{run}/rejects`. Behind an operator's
 //! token, like the rest of `/admin/api`: a tenant operator sees its tenant's runs only.
 
-use std::collections::HashMap;
-
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use serde_json::{json, Value};
 use skybook_domain::{FieldErrors, ImportRunId, TenantSlug};
 use skybook_storage::{ImportRun, ImportRunFilter};
 
-use super::operator::{require_operator, Operator};
 use super::admin_params as params;
+use super::operator::{require_operator, Operator};
 use super::session::Visit;
-use crate::throttle::Client;
 use crate::render::ErrorJson;
+use crate::throttle::Client;
 use crate::{ApiError, AppState};
 
 /// Runs listed when no `limit` is given, and the most a `limit` may ask for.
@@ -27,7 +25,7 @@ const MAX_RUNS: i64 = 500;
     path = "/admin/api/imports",
     operation_id = "admin_imports",
     description = "Import runs, newest first.",
-    params(("tenant" = Option<String>, Query, description = "Tenant slug"), ("feed" = Option<String>, Query, description = "Feed type"), ("status" = Option<String>, Query, description = "queued, running, succeeded, failed or skipped"), ("limit" = Option<String>, Query, description = "1 to 500")),
+    params(("tenant" = Option<String>, Query, description = "Tenant slug", pattern = r"^([a-z0-9][a-z0-9-]{0,38}[a-z0-9])?$"), ("feed" = Option<String>, Query, description = "Feed type", pattern = r"^[^\x00]*$"), ("status" = Option<String>, Query, description = "queued, running, succeeded, failed or skipped", pattern = "^(queued|running|succeeded|failed|skipped)?$"), ("limit" = Option<u32>, Query, description = "1 to 500", minimum = 1, maximum = 500)),
     responses(
         (status = 200, description = "OK", body = serde_json::Value),
         (status = 400, description = "A query string that does not parse", body = ErrorJson),
@@ -44,7 +42,7 @@ pub async fn imports_api(
     headers: HeaderMap,
     client: Client,
     visit: Visit,
-    Query(query): Query<HashMap<String, String>>,
+    params::Params(query): params::Params,
 ) -> Result<Json<Value>, ApiError> {
     let operator = require_operator(&state, &headers, client, &visit).await?;
     let mut errors = FieldErrors::new();

@@ -5,11 +5,9 @@
 //! /admin/imports/{run}/rerun`: the same import job a schedule enqueues, so at most one runs at a time).
 //! The live script refreshes them as import jobs publish progress.
 
-use std::collections::HashMap;
-
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -18,10 +16,10 @@ use skybook_domain::FieldErrors;
 use skybook_import::FeedJob;
 use skybook_storage::{Enqueued, ImportRun, ImportRunFilter};
 
-use super::operator::{audit, operator, require_operator_for_form};
 use super::admin_imports::find_run;
 use super::admin_params as params;
 use super::forms::CsrfForm;
+use super::operator::{audit, operator, require_operator_for_form};
 use super::session::Visit;
 use super::{see_other, PageError};
 use crate::throttle::Client;
@@ -134,7 +132,7 @@ pub async fn imports_page(
     headers: HeaderMap,
     client: Client,
     visit: Visit,
-    Query(query): Query<HashMap<String, String>>,
+    params::Params(query): params::Params,
 ) -> Result<Response, PageError> {
     let Some(operator) = operator(&state, &headers, client, &visit).await? else {
         return Ok(see_other("/admin/login"));
@@ -315,6 +313,9 @@ mod tests {
         assert_eq!(eta(10, None, 1.0), "", "size unknown");
         assert_eq!(eta(250, Some(1000), 5.0), ", 25%, about 15 s left");
         assert_eq!(eta(100, Some(10_000), 1.0), ", 1%, about 1 min 39 s left");
-        assert_eq!(eta(1, Some(1_000_000), 1.0), ", 0%, about 277 h 46 min left");
+        assert_eq!(
+            eta(1, Some(1_000_000), 1.0),
+            ", 0%, about 277 h 46 min left"
+        );
     }
 }

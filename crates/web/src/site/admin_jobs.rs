@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -19,11 +19,11 @@ use serde_json::{json, Value};
 use skybook_domain::{FieldErrors, JobId, TenantId, TenantSlug};
 use skybook_storage::{Job, JobFilter, JobPage, JobSelection};
 
-use super::operator::{audit, require_operator, require_operator_to_act, Operator};
 use super::admin_params as params;
+use super::operator::{audit, require_operator, require_operator_to_act, Operator};
 use super::session::Visit;
-use crate::throttle::Client;
 use crate::render::ErrorJson;
+use crate::throttle::Client;
 use crate::{ApiError, AppState};
 
 const DEFAULT_JOBS: i64 = 50;
@@ -37,7 +37,7 @@ const STATES: [&str; 4] = ["queued", "running", "done", "failed"];
     path = "/admin/api/jobs",
     operation_id = "admin_jobs",
     description = "Counts per queue and state, paused queues, and one keyset page of jobs.",
-    params(("state" = Option<String>, Query, description = "queued, running, done or failed"), ("queue" = Option<String>, Query, description = "Queue name"), ("kind" = Option<String>, Query, description = "Job kind"), ("tenant" = Option<String>, Query, description = "Tenant slug"), ("q" = Option<String>, Query, description = "Text in the payload or the last error"), ("limit" = Option<String>, Query, description = "1 to 500"), ("after" = Option<String>, Query, description = "The cursor the previous page gave")),
+    params(("state" = Option<String>, Query, description = "queued, running, done or failed", pattern = "^(queued|running|done|failed)?$"), ("queue" = Option<String>, Query, description = "Queue name", max_length = 200, pattern = r"^[^\x00]*$"), ("kind" = Option<String>, Query, description = "Job kind", max_length = 200, pattern = r"^[^\x00]*$"), ("tenant" = Option<String>, Query, description = "Tenant slug", pattern = r"^([a-z0-9][a-z0-9-]{0,38}[a-z0-9])?$"), ("q" = Option<String>, Query, description = "Text in the payload or the last error", max_length = 200, pattern = r"^[^\x00]*$"), ("limit" = Option<u32>, Query, description = "1 to 500", minimum = 1, maximum = 500), ("after" = Option<String>, Query, description = "The cursor the previous page gave", pattern = r"^[^\x00]*$")),
     responses(
         (status = 200, description = "OK", body = serde_json::Value),
         (status = 400, description = "A query string that does not parse", body = ErrorJson),
@@ -54,11 +54,14 @@ pub async fn jobs_api(
     headers: HeaderMap,
     client: Client,
     visit: Visit,
-    Query(query): Query<HashMap<String, String>>,
+    params::Params(query): params::Params,
 ) -> Result<Json<Value>, ApiError> {
     let operator = require_operator(&state, &headers, client, &visit).await?;
     let mut errors = FieldErrors::new();
-    let filter = filter(&state, &operator, &mut errors, |name| query.get(name).cloned()).await?;
+    let filter = filter(&state, &operator, &mut errors, |name| {
+        query.get(name).cloned()
+    })
+    .await?;
     let limit = params::limit(query.get("limit"), &mut errors, DEFAULT_JOBS, MAX_JOBS);
     let after = after_param(query.get("after"), &mut errors);
     errors.into_result().map_err(ApiError::Invalid)?;
@@ -306,6 +309,9 @@ pub(super) async fn filter(
     for name in ["queue", "kind", "q"] {
         if text(name).is_some_and(|v| v.len() > 200) {
             errors.add(name, "is longer than 200 characters");
+        }
+        if text(name).is_some_and(|v| v.contains('\0')) {
+            errors.add(name, "must not contain a NUL character");
         }
     }
     Ok(JobFilter {

@@ -8,17 +8,17 @@ use std::collections::HashMap;
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use skybook_domain::{FieldErrors, JobId, TenantId, TenantSlug};
 use skybook_storage::{Job, JobError, JobPage, JobSelection};
 
-use super::operator::{audit, operator, require_operator_for_form};
 use super::admin_jobs::{after_param, apply, describe, filter, find_job, next_cursor};
 use super::admin_params as params;
 use super::forms::CsrfForm;
+use super::operator::{audit, operator, require_operator_for_form};
 use super::session::Visit;
 use super::{see_other, PageError};
 use crate::throttle::Client;
@@ -183,7 +183,7 @@ pub async fn jobs_page(
     headers: HeaderMap,
     client: Client,
     visit: Visit,
-    Query(query): Query<HashMap<String, String>>,
+    params::Params(query): params::Params,
 ) -> Result<Response, PageError> {
     let Some(operator) = operator(&state, &headers, client, &visit).await? else {
         return Ok(see_other("/admin/login"));

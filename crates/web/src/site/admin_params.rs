@@ -23,6 +23,40 @@ pub(super) fn limit(raw: Option<&String>, errors: &mut FieldErrors, default: i64
     }
 }
 
+/// A query string's parameters, each given at most once (a repeated one is a `422` naming it: which one was
+/// meant is anybody's guess) and without a NUL character; one that does not parse is a `422` too.
+pub struct Params(pub HashMap<String, String>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(parts.uri.query().unwrap_or_default()).map_err(|_| {
+                let mut errors = FieldErrors::new();
+                errors.add("query", "is not a well-formed query string");
+                ApiError::Invalid(errors)
+            })?;
+        let mut params = HashMap::with_capacity(pairs.len());
+        let mut errors = FieldErrors::new();
+        for (name, value) in pairs {
+            if params.contains_key(&name) {
+                errors.add(&name, "is given more than once");
+            }
+            // No text in the database may hold one (PostgreSQL refuses it outright).
+            if value.contains('\0') {
+                errors.add(&name, "must not contain a NUL character");
+            }
+            params.insert(name, value);
+        }
+        errors.into_result().map_err(ApiError::Invalid)?;
+        Ok(Self(params))
+    }
+}
+
 /// `tenant`: the slug of an existing tenant `operator` may see (blank: none), and what a listing is then
 /// confined to: for a tenant operator, always its own tenant (another tenant's slug is "no tenant", as if it did
 /// not exist).

@@ -27,6 +27,7 @@ use tokio::io::AsyncWriteExt as _;
 
 use super::operator::{audit, may_act, require_operator};
 use super::session::Visit;
+use crate::render::ErrorJson;
 use crate::throttle::Client;
 use crate::{ApiError, AppState};
 
@@ -41,6 +42,43 @@ struct Upload {
     file: Option<(tempfile::TempPath, String)>,
 }
 
+/// The upload form, as the OpenAPI document describes it.
+#[derive(utoipa::ToSchema, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct UploadForm {
+    /// The tenant's slug (a tenant operator's own tenant when absent).
+    #[schema(pattern = r"^[a-z0-9][a-z0-9-]{0,38}[a-z0-9]$", nullable = false)]
+    tenant: Option<String>,
+    /// The feed type.
+    #[schema(pattern = "^[a-z][a-z0-9_]{0,39}$")]
+    feed: String,
+    /// A .csv, a .zip holding one, or the partner's JSON envelope.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// Read and report every reject without recording anything.
+    #[schema(nullable = false)]
+    dry_run: Option<bool>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/admin/api/imports",
+    operation_id = "admin_import_upload",
+    description = "Imports an uploaded partner file through the importer; 202 with the run to watch (a dry run: 200 with its report).",
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "A dry run's report", body = serde_json::Value),
+        (status = 202, description = "Recorded and importing", body = serde_json::Value),
+        (status = 401, description = "`unauthorized`: no admin or operator token", body = ErrorJson),
+        (status = 403, description = "`forbidden`: a read-only token, or a session without its CSRF token", body = ErrorJson),
+        (status = 422, description = "`invalid`: every bad field named (the file's container or contents included)", body = ErrorJson),
+        (status = 429, description = "`too_many_requests`", body = ErrorJson),
+        (status = 503, description = "`service_unavailable`: the database is unavailable; retry", body = ErrorJson),
+    ),
+    security(("admin_token" = [])),
+    tag = "admin"
+)]
 pub async fn upload(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -111,7 +149,7 @@ pub async fn upload(
         None => match operator.tenant() {
             Some(own) => state.store.tenant(own).await?,
             None => {
-                errors.add("tenant", "is required");
+                errors.add("tenant", "is required: the platform admin names the tenant");
                 None
             }
         },

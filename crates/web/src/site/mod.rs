@@ -9,6 +9,9 @@
 //! the pipeline answers all of them with the one booking. A fresh browser with the same traveller, flight and
 //! card meets the pipeline's duplicate guard and is told the booking exists and nothing was charged.
 
+/// Where the admin uploads partner files: its body streams to disk (see `hardening::bounded_body`).
+pub const UPLOAD_PATH: &str = "/admin/api/imports";
+
 pub(crate) mod admin;
 pub(crate) mod admin_bookings;
 pub(crate) mod admin_cron;
@@ -19,11 +22,11 @@ mod admin_imports_pages;
 pub(crate) mod admin_jobs;
 mod admin_jobs_pages;
 mod admin_params;
-mod admin_upload;
-mod operator;
+pub(crate) mod admin_upload;
 mod book;
 mod bookings;
 mod forms;
+mod operator;
 mod search;
 pub mod session;
 pub mod views;
@@ -108,7 +111,10 @@ pub(crate) fn routes(state: &AppState) -> Result<Routes, StorageError> {
         )
         .route("/admin/data", get(admin_data::data_index))
         .route("/admin/data/{table}", get(admin_data::data_page))
-        .route("/admin/data/{table}/export.csv", get(admin_data::export_csv))
+        .route(
+            "/admin/data/{table}/export.csv",
+            get(admin_data::export_csv),
+        )
         .route("/admin/api/data/{table}", get(admin_data::data_api))
         .route(
             "/admin/bookings/{tenant}/{reference}",
@@ -126,7 +132,7 @@ pub(crate) fn routes(state: &AppState) -> Result<Routes, StorageError> {
         .route("/admin/api/alerts", get(admin::alerts_api))
         .route("/admin/api/audit", get(admin::audit_api))
         .route(
-            "/admin/api/imports",
+            UPLOAD_PATH,
             get(admin_imports::imports_api)
                 .post(admin_upload::upload)
                 // The upload's own limit (`Limits::max_input_bytes`) applies as the file streams in.

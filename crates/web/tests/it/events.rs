@@ -67,14 +67,23 @@ async fn a_tenant_operators_stream_carries_its_own_tenants_events_only(engine: E
     let mut seen = String::new();
     read_until(&mut stream, &mut seen, r#"data: {"type":"open"}"#).await;
     let other = skybook_domain::TenantId::new();
-    app.store.publish_event(&json!({ "type": "job", "id": "other-1", "tenant": other, "state": "done" }));
-    app.store.publish_event(&json!({ "type": "cron", "name": "sentinel" }));
-    app.store.publish_event(&json!({ "type": "alert", "kind": "stuck_booking", "tenant": null }));
-    app.store.publish_event(&json!({ "type": "job", "id": "own-1", "tenant": app.tenant.id, "state": "done" }));
+    app.store.publish_event(
+        &json!({ "type": "job", "id": "other-1", "tenant": other, "state": "done" }),
+    );
+    app.store
+        .publish_event(&json!({ "type": "cron", "name": "sentinel" }));
+    app.store
+        .publish_event(&json!({ "type": "alert", "kind": "stuck_booking", "tenant": null }));
+    app.store.publish_event(
+        &json!({ "type": "job", "id": "own-1", "tenant": app.tenant.id, "state": "done" }),
+    );
     // Events arrive in order: once its own is in, the others would have been.
     read_until(&mut stream, &mut seen, "own-1").await;
     for hidden in ["other-1", "sentinel", "stuck_booking"] {
-        assert!(!seen.contains(hidden), "{hidden} reached the tenant operator: {seen}");
+        assert!(
+            !seen.contains(hidden),
+            "{hidden} reached the tenant operator: {seen}"
+        );
     }
 }
 

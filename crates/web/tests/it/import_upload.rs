@@ -261,7 +261,44 @@ async fn a_signed_in_upload_needs_the_forms_csrf_token(engine: Engine) {
     assert_eq!(run["status"], "succeeded", "{run}");
 }
 
+/// A partner file is far larger than any other request body may be: the upload streams past that limit.
+async fn a_file_larger_than_a_request_body_uploads(engine: Engine) {
+    let app = TestApp::start(engine, "import_upload_large", 5).await;
+    let mut csv = String::from("iata,name,city,country,timezone\n");
+    let letters = |n: usize| -> String {
+        [n / 676, n / 26 % 26, n % 26]
+            .iter()
+            .map(|&i| (b'A' + i as u8) as char)
+            .collect()
+    };
+    for n in 0..8_000 {
+        csv.push_str(&format!(
+            "{},Airport number {n},Some city,ES,Europe/Madrid\n",
+            letters(n)
+        ));
+    }
+    assert!(
+        csv.len() > 4 * skybook_web::hardening::MAX_BODY_BYTES,
+        "{}",
+        csv.len()
+    );
+    let form = [
+        ("tenant", None, &b"air"[..]),
+        ("feed", None, b"airports"),
+        ("file", Some("airports.csv"), csv.as_bytes()),
+    ];
+    let (status, headers, body) = upload(&app, Some(ADMIN_TOKEN), &form).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let run = ended(&app, headers["location"].to_str().unwrap()).await;
+    assert_eq!(
+        (run["status"].as_str(), run["rows"]["inserted"].as_u64()),
+        (Some("succeeded"), Some(8_000)),
+        "{run}"
+    );
+}
+
 backend_tests!(
+    a_file_larger_than_a_request_body_uploads,
     an_uploaded_file_goes_through_the_import_pipeline,
     a_bad_upload_names_every_bad_field_and_records_nothing,
     a_signed_in_upload_needs_the_forms_csrf_token,

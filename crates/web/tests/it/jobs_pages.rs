@@ -171,7 +171,10 @@ async fn the_jobs_pages_list_filter_and_act_without_javascript(engine: Engine) {
     app.store.resume_queue("default").await.unwrap();
     app.store
         .retry_jobs(
-            &skybook_storage::JobSelection::Ids { ids: vec![first_import], tenant_id: None },
+            &skybook_storage::JobSelection::Ids {
+                ids: vec![first_import],
+                tenant_id: None,
+            },
             Utc::now(),
         )
         .await

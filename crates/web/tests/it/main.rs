@@ -2,9 +2,9 @@
 //! PostgreSQL. Most tests drive the router in-process; the concurrency storms go through a real port.
 
 mod api;
-mod data_browser;
 mod crashes;
 mod cron;
+mod data_browser;
 mod events;
 mod harness;
 mod headers;

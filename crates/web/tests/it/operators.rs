@@ -8,7 +8,9 @@ use axum::http::{Request, StatusCode};
 use chrono::{Duration, Utc};
 use serde_json::{json, Value};
 use skybook_domain::{ImportRunId, JobId, OperatorToken};
-use skybook_storage::{Engine, Enqueued, ImportCounts, ImportOutcome, NewImportRun, NewJob, Tenant};
+use skybook_storage::{
+    Engine, Enqueued, ImportCounts, ImportOutcome, NewImportRun, NewJob, Tenant,
+};
 use skybook_testkit::{backend_tests, fixtures};
 
 use crate::harness::{TestApp, ADMIN_TOKEN};
@@ -40,7 +42,10 @@ async fn things(app: &TestApp, tenant: Tenant, flight: &skybook_domain::Flight) 
         id: ImportRunId::new(),
         tenant_id: tenant.id,
         feed: "airports".into(),
-        source: format!("http://partner.example/{}/airports?date=2027-03-01", tenant.slug),
+        source: format!(
+            "http://partner.example/{}/airports?date=2027-03-01",
+            tenant.slug
+        ),
         feed_date: chrono::NaiveDate::from_ymd_opt(2027, 3, 1),
         dry_run: false,
     };
@@ -56,9 +61,14 @@ async fn things(app: &TestApp, tenant: Tenant, flight: &skybook_domain::Flight) 
         .finish_import_run(run.id, &outcome, Utc::now())
         .await
         .unwrap();
-    let booking =
-        fixtures::confirmed_booking(&app.store, &tenant, flight, "Sea", &format!("ch_{}", tenant.slug))
-            .await;
+    let booking = fixtures::confirmed_booking(
+        &app.store,
+        &tenant,
+        flight,
+        "Sea",
+        &format!("ch_{}", tenant.slug),
+    )
+    .await;
     Things {
         tenant,
         job,
@@ -84,7 +94,13 @@ async fn token(app: &TestApp, tenant: &Tenant, read_only: bool) -> String {
     token.expose().to_owned()
 }
 
-async fn call(app: &TestApp, method: &str, path: &str, token: &str, body: Value) -> (StatusCode, String) {
+async fn call(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Value,
+) -> (StatusCode, String) {
     let request = Request::builder()
         .method(method)
         .uri(path)
@@ -108,38 +124,109 @@ async fn a_tenant_operator_sees_and_acts_on_its_own_tenant_only(engine: Engine) 
     let op = token(&app, &air.tenant, false).await;
 
     let jobs = get_json(&app, "/admin/api/jobs", &op).await;
-    let ids: Vec<&str> = jobs["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, [air.job.to_string()], "only air's job: {jobs}");
-    let counted: i64 = jobs["counts"].as_array().unwrap().iter().map(|c| c["count"].as_i64().unwrap()).sum();
+    let counted: i64 = jobs["counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["count"].as_i64().unwrap())
+        .sum();
     assert_eq!(counted, 1, "counts are air's too: {jobs}");
     let (status, body) = call(&app, "GET", "/admin/api/jobs?tenant=sea", &op, Value::Null).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert!(body.contains("no tenant sea"), "{body}");
-    let (status, _) = call(&app, "GET", &format!("/admin/api/jobs/{}", sea.job), &op, Value::Null).await;
+    let (status, _) = call(
+        &app,
+        "GET",
+        &format!("/admin/api/jobs/{}", sea.job),
+        &op,
+        Value::Null,
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Acting: sea's job named by id is untouched; "every job" means every job of air's.
-    let (status, body) = call(&app, "POST", "/admin/api/jobs/cancel", &op, json!({ "ids": [sea.job] })).await;
-    assert_eq!((status, serde_json::from_str::<Value>(&body).unwrap()["affected"].clone()), (StatusCode::OK, json!(0)));
-    let (status, body) = call(&app, "POST", "/admin/api/jobs/cancel", &op, json!({ "filter": {} })).await;
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/admin/api/jobs/cancel",
+        &op,
+        json!({ "ids": [sea.job] }),
+    )
+    .await;
+    assert_eq!(
+        (
+            status,
+            serde_json::from_str::<Value>(&body).unwrap()["affected"].clone()
+        ),
+        (StatusCode::OK, json!(0))
+    );
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/admin/api/jobs/cancel",
+        &op,
+        json!({ "filter": {} }),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["affected"], 1);
-    assert_eq!(app.store.job(sea.job).await.unwrap().unwrap().state, "queued");
-    assert_eq!(app.store.job(air.job).await.unwrap().unwrap().state, "failed");
+    assert_eq!(
+        app.store.job(sea.job).await.unwrap().unwrap().state,
+        "queued"
+    );
+    assert_eq!(
+        app.store.job(air.job).await.unwrap().unwrap().state,
+        "failed"
+    );
 
     let runs = get_json(&app, "/admin/api/imports", &op).await;
     assert_eq!(runs["runs"].as_array().unwrap().len(), 1, "{runs}");
     assert_eq!(runs["runs"][0]["id"], air.run.to_string());
-    let (status, _) = call(&app, "GET", &format!("/admin/api/imports/{}", sea.run), &op, Value::Null).await;
+    let (status, _) = call(
+        &app,
+        "GET",
+        &format!("/admin/api/imports/{}", sea.run),
+        &op,
+        Value::Null,
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
-    let own = get_json(&app, &format!("/admin/api/bookings/air/{}", air.reference), &op).await;
+    let own = get_json(
+        &app,
+        &format!("/admin/api/bookings/air/{}", air.reference),
+        &op,
+    )
+    .await;
     assert_eq!(own["booking"]["reference"], air.reference.as_str());
-    assert_eq!(own["emails"].as_array().unwrap().len(), 1, "its confirmation email: {own}");
-    let (status, _) = call(&app, "GET", &format!("/admin/api/bookings/sea/{}", sea.reference), &op, Value::Null).await;
+    assert_eq!(
+        own["emails"].as_array().unwrap().len(),
+        1,
+        "its confirmation email: {own}"
+    );
+    let (status, _) = call(
+        &app,
+        "GET",
+        &format!("/admin/api/bookings/sea/{}", sea.reference),
+        &op,
+        Value::Null,
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let bookings = get_json(&app, "/admin/api/data/bookings", &op).await;
-    let refs: Vec<&str> = bookings["rows"].as_array().unwrap().iter().map(|r| r["reference"].as_str().unwrap()).collect();
+    let refs: Vec<&str> = bookings["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reference"].as_str().unwrap())
+        .collect();
     assert_eq!(refs, [air.reference.as_str()], "{bookings}");
 
     // The platform's pages are the platform admin's.
@@ -147,17 +234,42 @@ async fn a_tenant_operator_sees_and_acts_on_its_own_tenant_only(engine: Engine) 
         let (status, _) = call(&app, "GET", path, &op, Value::Null).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
     }
-    let (status, _) = call(&app, "POST", "/admin/api/queues/default/pause", &op, Value::Null).await;
+    let (status, _) = call(
+        &app,
+        "POST",
+        "/admin/api/queues/default/pause",
+        &op,
+        Value::Null,
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(app.store.paused_queues().await.unwrap().is_empty());
 
     // The audit log: air's operator reads air's entries; the platform admin reads them all.
-    let (status, _) = call(&app, "POST", "/admin/api/jobs/retry", ADMIN_TOKEN, json!({ "ids": [sea.job] })).await;
+    let (status, _) = call(
+        &app,
+        "POST",
+        "/admin/api/jobs/retry",
+        ADMIN_TOKEN,
+        json!({ "ids": [sea.job] }),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     let mine = get_json(&app, "/admin/api/audit", &op).await;
-    let actions: Vec<&str> = mine["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let actions: Vec<&str> = mine["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
     assert_eq!(actions, ["jobs.cancel", "jobs.cancel"], "{mine}");
-    assert!(mine["entries"][0]["actor"].as_str().unwrap().starts_with("operator "), "{mine}");
+    assert!(
+        mine["entries"][0]["actor"]
+            .as_str()
+            .unwrap()
+            .starts_with("operator "),
+        "{mine}"
+    );
     assert_eq!(mine["entries"][0]["tenant_id"], air.tenant.id.to_string());
     let all = get_json(&app, "/admin/api/audit", ADMIN_TOKEN).await;
     assert_eq!(all["entries"].as_array().unwrap().len(), 3, "{all}");
@@ -187,9 +299,18 @@ async fn no_admin_route_shows_or_touches_another_tenants_things(engine: Engine) 
         .into_iter()
         .filter(|p| p.starts_with("/admin"))
         .collect();
-    assert!(admin_paths.len() >= 25, "every admin route: {admin_paths:?}");
-    let secrets = [sea.job.to_string(), sea.run.to_string(), sea.reference.clone(), "ch_sea".to_owned()];
-    let job_state = |job: skybook_storage::Job| (job.state, job.attempts, job.run_at, job.last_error);
+    assert!(
+        admin_paths.len() >= 25,
+        "every admin route: {admin_paths:?}"
+    );
+    let secrets = [
+        sea.job.to_string(),
+        sea.run.to_string(),
+        sea.reference.clone(),
+        "ch_sea".to_owned(),
+    ];
+    let job_state =
+        |job: skybook_storage::Job| (job.state, job.attempts, job.run_at, job.last_error);
     let before = job_state(app.store.job(sea.job).await.unwrap().unwrap());
     for path in &admin_paths {
         if *path == "/admin/events" {
@@ -205,24 +326,37 @@ async fn no_admin_route_shows_or_touches_another_tenants_things(engine: Engine) 
             let (status, text) = call(&app, method, &url, &op, body).await;
             assert!(!status.is_server_error(), "{method} {url}: {status} {text}");
             for secret in &secrets {
-                assert!(!text.contains(secret.as_str()), "{method} {url} shows sea's {secret}: {text}");
+                assert!(
+                    !text.contains(secret.as_str()),
+                    "{method} {url} shows sea's {secret}: {text}"
+                );
             }
             // A route naming one of sea's things finds nothing, or is not the operator's.
             if path.contains('{') && !path.contains("{table}") && !path.contains("{queue}") {
                 assert!(
-                    [StatusCode::NOT_FOUND, StatusCode::FORBIDDEN, StatusCode::METHOD_NOT_ALLOWED, StatusCode::OK]
-                        .contains(&status),
+                    [
+                        StatusCode::NOT_FOUND,
+                        StatusCode::FORBIDDEN,
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        StatusCode::OK
+                    ]
+                    .contains(&status),
                     "{method} {url}: {status} {text}"
                 );
                 if status == StatusCode::OK {
                     // Only an action on a list of ids answers 200 — having touched none of them.
-                    assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["affected"], 0, "{method} {url}");
+                    assert_eq!(
+                        serde_json::from_str::<Value>(&text).unwrap()["affected"],
+                        0,
+                        "{method} {url}"
+                    );
                 }
             }
             // A read-only token acts on nothing at all, its own tenant's things included.
             if method == "POST" && !path.starts_with("/admin/login") {
                 let url = fill(path, &air);
-                let (status, text) = call(&app, method, &url, &read_only, json!({ "ids": [air.job] })).await;
+                let (status, text) =
+                    call(&app, method, &url, &read_only, json!({ "ids": [air.job] })).await;
                 assert!(
                     [StatusCode::FORBIDDEN, StatusCode::METHOD_NOT_ALLOWED].contains(&status),
                     "read-only {method} {url}: {status} {text}"
@@ -230,16 +364,32 @@ async fn no_admin_route_shows_or_touches_another_tenants_things(engine: Engine) 
             }
         }
         // Without a token, nothing.
-        let (status, _, _) = app.request(Request::get(fill(path, &air)).body(Body::empty()).unwrap()).await;
+        let (status, _, _) = app
+            .request(Request::get(fill(path, &air)).body(Body::empty()).unwrap())
+            .await;
         if *path != "/admin/login" && *path != "/admin/data" {
             assert!(
-                [StatusCode::UNAUTHORIZED, StatusCode::SEE_OTHER, StatusCode::METHOD_NOT_ALLOWED, StatusCode::FORBIDDEN].contains(&status),
+                [
+                    StatusCode::UNAUTHORIZED,
+                    StatusCode::SEE_OTHER,
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    StatusCode::FORBIDDEN
+                ]
+                .contains(&status),
                 "anonymous GET {path}: {status}"
             );
         }
     }
-    assert_eq!(job_state(app.store.job(sea.job).await.unwrap().unwrap()), before, "sea's job untouched");
-    assert_eq!(app.store.job(air.job).await.unwrap().unwrap().state, "queued", "the read-only token changed nothing");
+    assert_eq!(
+        job_state(app.store.job(sea.job).await.unwrap().unwrap()),
+        before,
+        "sea's job untouched"
+    );
+    assert_eq!(
+        app.store.job(air.job).await.unwrap().unwrap().state,
+        "queued",
+        "the read-only token changed nothing"
+    );
     assert!(app.store.paused_queues().await.unwrap().is_empty());
 }
 
@@ -256,27 +406,56 @@ async fn an_operator_signs_in_with_its_token_and_revoking_it_ends_the_session(en
     visitor.sign_in_admin(token.expose()).await;
     let jobs = visitor.get("/admin/jobs").await;
     assert_eq!(jobs.status, StatusCode::OK);
-    assert!(jobs.html.contains("tenant operator (read-only)"), "{}", jobs.main());
+    assert!(
+        jobs.html.contains("tenant operator (read-only)"),
+        "{}",
+        jobs.main()
+    );
     assert!(jobs.main().contains(&air.job.to_string()));
     assert!(!jobs.main().contains(&sea.job.to_string()));
-    assert!(!jobs.main().contains("Retry all"), "no actions offered to a read-only operator");
-    assert!(!jobs.html.contains("href=\"/admin/cron\""), "no cron link for a tenant operator");
-    assert_eq!(visitor.get("/admin/cron").await.status, StatusCode::FORBIDDEN);
+    assert!(
+        !jobs.main().contains("Retry all"),
+        "no actions offered to a read-only operator"
+    );
+    assert!(
+        !jobs.html.contains("href=\"/admin/cron\""),
+        "no cron link for a tenant operator"
+    );
+    assert_eq!(
+        visitor.get("/admin/cron").await.status,
+        StatusCode::FORBIDDEN
+    );
     let csrf = visitor.get("/admin/jobs").await.csrf();
     let act = visitor
-        .post("/admin/jobs/act", &[("csrf", &csrf), ("scope", "matching"), ("action", "cancel")])
+        .post(
+            "/admin/jobs/act",
+            &[("csrf", &csrf), ("scope", "matching"), ("action", "cancel")],
+        )
         .await;
     assert_eq!(act.status, StatusCode::FORBIDDEN);
-    assert_eq!(app.store.job(air.job).await.unwrap().unwrap().state, "queued");
+    assert_eq!(
+        app.store.job(air.job).await.unwrap().unwrap().state,
+        "queued"
+    );
 
-    assert!(app.store.revoke_operator_token(id, Utc::now()).await.unwrap());
-    assert_eq!(visitor.get("/admin/jobs").await.location.as_deref(), Some("/admin/login"));
+    assert!(app
+        .store
+        .revoke_operator_token(id, Utc::now())
+        .await
+        .unwrap());
+    assert_eq!(
+        visitor.get("/admin/jobs").await.location.as_deref(),
+        Some("/admin/login")
+    );
     let (status, _) = call(&app, "GET", "/admin/api/jobs", token.expose(), Value::Null).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     // A wrong token is refused as before.
     let login = visitor.get("/admin/login").await;
     let refused = visitor
-        .post("/admin/login", &[("csrf", &login.csrf()), ("token", token.expose())])
+        .post(
+            "/admin/login",
+            &[("csrf", &login.csrf()), ("token", token.expose())],
+        )
         .await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
 }
@@ -298,7 +477,15 @@ async fn every_admin_page_renders_its_state_without_javascript(engine: Engine) {
         .route_paths()
         .into_iter()
         .filter(|p| p.starts_with("/admin") && !p.starts_with("/admin/api") && !p.ends_with(".csv"))
-        .filter(|p| !["/admin/events", "/admin/logout", "/admin/jobs/act", "/admin/queues"].contains(p))
+        .filter(|p| {
+            ![
+                "/admin/events",
+                "/admin/logout",
+                "/admin/jobs/act",
+                "/admin/queues",
+            ]
+            .contains(p)
+        })
         .filter(|p| !p.ends_with("/rerun"))
         .collect();
     assert!(pages.len() >= 10, "{pages:?}");
@@ -321,7 +508,11 @@ async fn every_admin_page_renders_its_state_without_javascript(engine: Engine) {
             None
         };
         if let Some(about) = about {
-            assert!(page.main().contains(&about), "{url} shows {about}: {}", page.main());
+            assert!(
+                page.main().contains(&about),
+                "{url} shows {about}: {}",
+                page.main()
+            );
         }
     }
 }
