@@ -236,7 +236,79 @@ async fn operators_retry_cancel_delete_and_pause(engine: Engine) {
     );
 }
 
+/// The dashboard's counts: exact on a small table; on a large one (PostgreSQL), queued, running and failed still
+/// exact and the finished jobs the planner's estimate, close to the truth and marked as such.
+async fn counts_are_exact_where_operators_act_and_estimated_for_a_large_history(engine: Engine) {
+    let url = skybook_testkit::fresh_database_url(engine, "job_counts").await;
+    let store = skybook_testkit::store_at(&url).await;
+    let rows: i64 = match engine {
+        Engine::Postgres => 250_000,
+        Engine::Sqlite => 2_000,
+    };
+    // A tenth failed, a fiftieth queued, the rest done; two queues.
+    let insert = match engine {
+        Engine::Postgres => format!(
+            "INSERT INTO jobs (id, queue, kind, payload, priority, state, attempts, max_attempts, run_at, created_at) \
+             SELECT gen_random_uuid(), CASE WHEN i % 4 = 0 THEN 'imports' ELSE 'default' END, 'k', '{{}}', 0, \
+             CASE WHEN i % 50 = 1 THEN 'queued' WHEN i % 10 = 0 THEN 'failed' ELSE 'done' END, 1, 3, now(), now() \
+             FROM generate_series(1, {rows}) AS i"
+        ),
+        Engine::Sqlite => format!(
+            "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {rows}) \
+             INSERT INTO jobs (id, queue, kind, payload, priority, state, attempts, max_attempts, run_at, created_at) \
+             SELECT randomblob(16), CASE WHEN i % 4 = 0 THEN 'imports' ELSE 'default' END, 'k', '{{}}', 0, \
+             CASE WHEN i % 50 = 1 THEN 'queued' WHEN i % 10 = 0 THEN 'failed' ELSE 'done' END, 1, 3, \
+             '2026-11-30T00:00:00+00:00', '2026-11-30T00:00:00+00:00' FROM s"
+        ),
+    };
+    skybook_testkit::execute_outside(&url, &insert)
+        .await
+        .unwrap();
+    skybook_testkit::execute_outside(&url, "ANALYZE")
+        .await
+        .unwrap();
+    let truth = |queue: &str, state: &str| {
+        (1..=rows)
+            .filter(|i| (if i % 4 == 0 { "imports" } else { "default" }) == queue)
+            .filter(|i| {
+                let s = if i % 50 == 1 {
+                    "queued"
+                } else if i % 10 == 0 {
+                    "failed"
+                } else {
+                    "done"
+                };
+                s == state
+            })
+            .count() as i64
+    };
+    let counts = store.job_state_counts(None).await.unwrap();
+    for queue in ["default", "imports"] {
+        for state in ["queued", "failed", "done"] {
+            let want = truth(queue, state);
+            let got = counts.iter().find(|c| c.queue == queue && c.state == state);
+            let Some(got) = got else {
+                assert_eq!(want, 0, "{queue} {state} missing from {counts:?}");
+                continue;
+            };
+            let estimated = engine == Engine::Postgres && state == "done";
+            assert_eq!(got.estimated, estimated, "{got:?}");
+            if estimated {
+                let off = (got.count - want).abs() as f64 / want as f64;
+                assert!(
+                    off < 0.1,
+                    "{queue} {state}: estimated {} of {want}",
+                    got.count
+                );
+            } else {
+                assert_eq!(got.count, want, "{queue} {state}");
+            }
+        }
+    }
+}
+
 backend_tests!(
+    counts_are_exact_where_operators_act_and_estimated_for_a_large_history,
     operators_list_filter_and_page_jobs,
     operators_retry_cancel_delete_and_pause,
 );

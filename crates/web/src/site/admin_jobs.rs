@@ -66,15 +66,16 @@ pub async fn jobs_api(
     let after = after_param(query.get("after"), &mut errors);
     errors.into_result().map_err(ApiError::Invalid)?;
     let page = JobPage { after, limit };
-    let jobs = state.store.list_jobs(&filter, &page).await?;
+    // The page and the counts at once: the counts read every job, the page a few.
+    let (jobs, counts) = futures::try_join!(
+        state.store.list_jobs(&filter, &page),
+        state.store.job_state_counts(filter.tenant_id)
+    )?;
     let next = next_cursor(&jobs, limit);
     let slugs = params::tenant_slugs(&state).await?;
-    let counts: Vec<Value> = state
-        .store
-        .job_state_counts(filter.tenant_id)
-        .await?
+    let counts: Vec<Value> = counts
         .into_iter()
-        .map(|c| json!({ "queue": c.queue, "state": c.state, "count": c.count }))
+        .map(|c| json!({ "queue": c.queue, "state": c.state, "count": c.count, "estimated": c.estimated }))
         .collect();
     let paused: Vec<Value> = state
         .store

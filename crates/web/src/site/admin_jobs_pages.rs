@@ -24,6 +24,8 @@ use super::{see_other, PageError};
 use crate::throttle::Client;
 use crate::{ApiError, AppState};
 
+/// The most jobs the page counts for "every job matching".
+const MATCHING_CAP: i64 = 10_000;
 const PAGE: i64 = 50;
 const STATES: [&str; 4] = ["queued", "running", "done", "failed"];
 
@@ -84,7 +86,8 @@ pub struct QueueRow {
     pub name: String,
     pub queued: i64,
     pub running: i64,
-    pub done: i64,
+    /// "≈ 880000" when estimated (a large table: see `Store::job_state_counts`).
+    pub done: String,
     pub failed: i64,
     pub paused: bool,
 }
@@ -111,6 +114,8 @@ pub struct JobRow {
 #[template(path = "admin_jobs.html")]
 pub struct JobsPage {
     pub nav: super::views::AdminNav,
+    /// The last hour's chart: an SVG built of numbers and times only (so shown unescaped).
+    pub chart: String,
     pub csrf: String,
     pub message: Option<String>,
     pub queues: Vec<QueueRow>,
@@ -118,7 +123,7 @@ pub struct JobsPage {
     pub filter: FilterForm,
     pub jobs: Vec<JobRow>,
     pub next: Option<String>,
-    pub matching: i64,
+    pub matching: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -194,7 +199,17 @@ pub async fn jobs_page(
     let after = after_param(query.get("after"), &mut errors);
     errors.into_result().map_err(ApiError::Invalid)?;
     let page = JobPage { after, limit: PAGE };
-    let jobs = state.store.list_jobs(&job_filter, &page).await?;
+    // The page, the counts and the matching count at once: the counts read every job, the page a few.
+    let now = Utc::now();
+    let (jobs, counts, matching, per_minute) = futures::try_join!(
+        state.store.list_jobs(&job_filter, &page),
+        state.store.job_state_counts(operator.tenant()),
+        state.store.count_jobs(&job_filter, MATCHING_CAP + 1),
+        state
+            .store
+            .jobs_finished_per_minute(operator.tenant(), now - chrono::Duration::hours(1))
+    )
+    .map_err(ApiError::from)?;
     let next = next_cursor(&jobs, PAGE);
     let slugs = params::tenant_slugs(&state).await?;
     let paused: Vec<String> = state
@@ -205,14 +220,14 @@ pub async fn jobs_page(
         .map(|(q, _)| q)
         .collect();
     let mut queues: Vec<QueueRow> = Vec::new();
-    for count in state.store.job_state_counts(operator.tenant()).await? {
+    for count in counts {
         if queues.last().is_none_or(|q| q.name != count.queue) {
             queues.push(QueueRow {
                 paused: paused.contains(&count.queue),
                 name: count.queue.clone(),
                 queued: 0,
                 running: 0,
-                done: 0,
+                done: "0".into(),
                 failed: 0,
             });
         }
@@ -220,7 +235,8 @@ pub async fn jobs_page(
             match count.state.as_str() {
                 "queued" => row.queued = count.count,
                 "running" => row.running = count.count,
-                "done" => row.done = count.count,
+                "done" if count.estimated => row.done = format!("≈ {}", count.count),
+                "done" => row.done = count.count.to_string(),
                 _ => row.failed = count.count,
             }
         }
@@ -232,7 +248,7 @@ pub async fn jobs_page(
                 name,
                 queued: 0,
                 running: 0,
-                done: 0,
+                done: "0".into(),
                 failed: 0,
                 paused: true,
             });
@@ -252,12 +268,16 @@ pub async fn jobs_page(
         Some(format!("{verb}: {n} job(s)."))
     });
     Ok(JobsPage {
+        chart: super::admin_chart::finished_per_minute(&per_minute, now),
         csrf: visit.csrf_token().await?,
         nav: super::views::AdminNav::of(&operator),
         message,
         queues,
         states: STATES,
-        matching: state.store.count_jobs(&job_filter).await?,
+        matching: match matching {
+            n if n > MATCHING_CAP => format!("{MATCHING_CAP} or more"),
+            n => n.to_string(),
+        },
         filter: form,
         jobs: jobs.iter().map(|j| row(j, &slugs)).collect(),
         next,

@@ -14,6 +14,7 @@ pub const UPLOAD_PATH: &str = "/admin/api/imports";
 
 pub(crate) mod admin;
 pub(crate) mod admin_bookings;
+mod admin_chart;
 pub(crate) mod admin_cron;
 pub(crate) mod admin_data;
 mod admin_events;

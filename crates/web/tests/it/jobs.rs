@@ -65,7 +65,7 @@ async fn the_queue_is_listed_filtered_and_paged(engine: Engine) {
     );
     assert_eq!(
         body["counts"],
-        json!([{ "queue": "default", "state": "queued", "count": 3 }])
+        json!([{ "queue": "default", "state": "queued", "count": 3, "estimated": false }])
     );
     assert_eq!(body["jobs"][0]["tenant"], "air");
     assert_eq!(body["jobs"][0]["payload"], json!({ "kind": "import.feed" }));

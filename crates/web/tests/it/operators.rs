@@ -498,6 +498,12 @@ async fn every_admin_page_renders_its_state_without_javascript(engine: Engine) {
         }
         assert_eq!(page.status, StatusCode::OK, "{url}: {}", page.html);
         assert!(page.html.contains("<main id=\"main\""), "{url}");
+        if path == "/admin/jobs" {
+            assert!(
+                page.main().contains("<svg class=\"chart\""),
+                "the last hour's chart"
+            );
+        }
         let about = if path.contains("{job}") {
             Some(air.job.to_string())
         } else if path.contains("{run}") {
