@@ -283,7 +283,11 @@ impl Store {
             .map(|(_, values, _)| values.clone())
             .unwrap_or_default();
         for queue in queues {
-            let counted: i64 = counts.iter().filter(|c| c.queue == queue).map(|c| c.count).sum();
+            let counted: i64 = counts
+                .iter()
+                .filter(|c| c.queue == queue)
+                .map(|c| c.count)
+                .sum();
             let count = (scale * share("queue", &queue)).round() as i64 - counted;
             if count > 0 {
                 counts.push(JobCount {
