@@ -1,7 +1,7 @@
 //! One row into its declared types: every field parsed, every constraint checked, every problem named (a row
 //! with any problem is rejected whole, with one reject record per problem).
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use skybook_domain::feed::{ColumnType, FeedValue};
 
 use crate::declaration::{Constraints, FeedType};
@@ -136,18 +136,27 @@ fn parse_value(text: &str, ty: &ColumnType, rules: &Constraints) -> Result<FeedV
         }),
         ColumnType::Date => FeedValue::Date(
             NaiveDate::parse_from_str(text, "%Y-%m-%d")
-                .map_err(|_| "is not a date YYYY-MM-DD".to_owned())?,
+                .ok()
+                .filter(|d| YEARS.contains(&d.year()))
+                .ok_or_else(|| "is not a date YYYY-MM-DD from year 1 to 9999".to_owned())?,
         ),
         ColumnType::Timestamp => FeedValue::Timestamp(
             DateTime::parse_from_rfc3339(text)
-                .map_err(|_| {
-                    "is not a time with its zone, such as 2026-12-01T07:30:00Z".to_owned()
-                })?
-                .with_timezone(&Utc),
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
+                .filter(|t| YEARS.contains(&t.year()))
+                .ok_or_else(|| {
+                    "is not a time with its zone from year 1 to 9999, such as 2026-12-01T07:30:00Z"
+                        .to_owned()
+                })?,
         ),
     };
     Ok(value)
 }
+
+/// The years a date or a time may have: what both databases store and every tool reads (chrono parses years
+/// far beyond, PostgreSQL refuses some of them, and a day added to the last one overflows).
+pub const YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
 
 fn in_range(n: f64, rules: &Constraints) -> Result<(), String> {
     if let Some(min) = rules.min {
@@ -207,6 +216,20 @@ mod tests {
         for bad in ["", "1.", ".5", "1e5", "1,5", "--1", "1.2.3"] {
             assert_eq!(decimal(bad), None, "{bad}");
         }
+    }
+
+    /// Years a database refuses or a day's arithmetic overflows are a reject, not a failed load (or a panic in
+    /// the admin's filters, which parse with the same rules).
+    #[test]
+    fn dates_and_times_are_of_years_1_to_9999() {
+        for good in ["0001-01-01", "9999-12-31"] {
+            assert!(parse_typed(good, &ColumnType::Date).is_ok(), "{good}");
+        }
+        for bad in ["+262142-12-31", "-5000-01-01", "0000-01-01", "10000-01-01"] {
+            assert!(parse_typed(bad, &ColumnType::Date).is_err(), "{bad}");
+        }
+        assert!(parse_typed("9999-12-31T23:59:59Z", &ColumnType::Timestamp).is_ok());
+        assert!(parse_typed("0000-12-31T23:59:59Z", &ColumnType::Timestamp).is_err());
     }
 
     #[test]

@@ -31,8 +31,9 @@ pub struct Browsable {
 pub struct BrowseColumn {
     pub name: String,
     pub ty: ColumnType,
-    /// Never without a value (a key column, a required one).
-    pub required: bool,
+    /// Part of the key: never without a value (the table's primary key holds it). Any other column may be
+    /// empty, whatever its declaration says (a column a declaration gained is empty in the rows before it).
+    pub in_key: bool,
 }
 
 impl Browsable {
@@ -47,7 +48,7 @@ impl Browsable {
                 .map(|(i, c)| BrowseColumn {
                     name: c.name.as_str().to_owned(),
                     ty: c.ty.clone(),
-                    required: c.required || feed.key.contains(&i),
+                    in_key: feed.key.contains(&i),
                 })
                 .collect(),
             key: feed.key.clone(),
@@ -59,9 +60,9 @@ impl Browsable {
         let column = |name: &str, ty: ColumnType| BrowseColumn {
             name: name.to_owned(),
             ty,
-            required: true,
+            in_key: name == "reference",
         };
-        let mut columns = vec![
+        let columns = vec![
             column("reference", ColumnType::Text),
             column(
                 "status",
@@ -81,9 +82,6 @@ impl Browsable {
             column("created_at", ColumnType::Timestamp),
             column("updated_at", ColumnType::Timestamp),
         ];
-        for c in &mut columns {
-            c.required = !matches!(c.name.as_str(), "charge_id" | "failure_reason");
-        }
         Self {
             table: quoted("bookings"),
             columns,
@@ -168,6 +166,17 @@ impl Sql {
         }
     }
 
+    /// A placeholder for `value`, compared with the column as stored.
+    fn stored(&mut self, ty: &ColumnType, value: FeedValue) -> String {
+        match (self.engine, ty) {
+            (Engine::Sqlite, ColumnType::Decimal) => {
+                self.binds.push(Bind::Value(value));
+                format!("${}", self.binds.len())
+            }
+            _ => self.value(ty, value),
+        }
+    }
+
     fn tenant(&mut self, tenant: TenantId) -> String {
         self.binds.push(Bind::Tenant(tenant));
         format!("${}", self.binds.len())
@@ -188,9 +197,11 @@ impl Sql {
         let mut left = vec!["tenant_id".to_owned()];
         let mut right = vec![self.tenant(cursor.tenant)];
         for (&k, value) in table.key.iter().zip(&cursor.key) {
+            // A key compares as stored, as the primary key orders it (on SQLite a decimal's text: as numbers,
+            // two keys of one value, `1.5` and `1.50`, would tie and a page would skip one).
             let column = &table.columns[k];
-            left.push(self.column(column));
-            right.push(self.value(&column.ty, value.clone()));
+            left.push(quoted(&column.name));
+            right.push(self.stored(&column.ty, value.clone()));
         }
         format!("({}) > ({})", left.join(", "), right.join(", "))
     }
@@ -321,14 +332,14 @@ impl Store {
             });
         }
         let key_order: Vec<String> = std::iter::once("tenant_id".to_owned())
-            .chain(table.key.iter().map(|&k| sql.column(&table.columns[k])))
+            .chain(table.key.iter().map(|&k| quoted(&table.columns[k].name)))
             .collect();
         let order = match query.sort {
             None => key_order.join(", "),
             Some(c) => {
                 let column = &table.columns[c];
                 let dir = if query.descending { "DESC" } else { "ASC" };
-                let nulls = match column.required {
+                let nulls = match column.in_key {
                     true => String::new(),
                     false => format!("({} IS NULL), ", quoted(&column.name)),
                 };
@@ -351,7 +362,7 @@ impl Store {
                     let expr = sql.column(column);
                     let v = sql.value(&column.ty, value.clone());
                     let beyond = if query.descending { "<" } else { ">" };
-                    let nulls = match column.required {
+                    let nulls = match column.in_key {
                         true => String::new(),
                         false => format!("{} IS NULL OR ", quoted(&column.name)),
                     };

@@ -15,6 +15,12 @@ use crate::error::Result;
 use crate::jobs::{Job, JOB_COLUMNS};
 use crate::store::Store;
 
+/// A job retry may queue again: one without a unique key, or the newest of its key when no other run of the key
+/// is unfinished (the unique index allows one unfinished job per key; the rest are left as they are).
+const RETRIABLE: &str = "(unique_key IS NULL OR NOT EXISTS (SELECT 1 FROM jobs AS other \
+    WHERE other.unique_key = jobs.unique_key AND other.id <> jobs.id \
+    AND (other.state IN ('queued', 'running') OR (other.created_at, other.id) > (jobs.created_at, jobs.id))))";
+
 /// Which jobs: every field optional; all given must match.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobFilter {
@@ -253,24 +259,36 @@ impl Store {
                      WHERE state = 'failed' AND ($1::uuid IS NULL OR tenant_id = $1) GROUP BY queue, state";
         let mut counts: Vec<JobCount> = sqlx::query_as(exact).bind(tenant).fetch_all(pool).await?;
         // Each column's most common values and their shares, as the last ANALYZE saw them.
-        let stats: Vec<(String, Vec<String>, Vec<f32>)> = sqlx::query_as(
-            "SELECT attname::text, most_common_vals::text::text[], most_common_freqs FROM pg_stats \
-             WHERE schemaname = current_schema() AND tablename = 'jobs' AND attname IN ('state', 'queue', 'tenant_id') \
-             AND most_common_vals IS NOT NULL",
+        type Stats = (String, Option<Vec<String>>, Option<Vec<f32>>, f32, f32);
+        let stats: Vec<Stats> = sqlx::query_as(
+            "SELECT attname::text, most_common_vals::text::text[], most_common_freqs, null_frac, n_distinct \
+             FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'jobs' \
+             AND attname IN ('queue', 'tenant_id')",
         )
         .fetch_all(pool)
         .await?;
+        // A value's share of the rows: its own among the most common values, else an equal part of what they
+        // leave (the planner's own rule), so a tenant too small to be among them still gets an estimate.
         let share = |column: &str, value: &str| -> f64 {
-            stats
-                .iter()
-                .find(|(name, _, _)| name == column)
-                .and_then(|(_, values, freqs)| {
-                    values
-                        .iter()
-                        .position(|v| v == value)
-                        .map(|i| f64::from(freqs[i]))
-                })
-                .unwrap_or(0.0)
+            let Some((_, values, freqs, null_frac, distinct)) =
+                stats.iter().find(|(name, ..)| name == column)
+            else {
+                return 0.0;
+            };
+            let (values, freqs) = (
+                values.as_deref().unwrap_or(&[]),
+                freqs.as_deref().unwrap_or(&[]),
+            );
+            if let Some(i) = values.iter().position(|v| v == value) {
+                return f64::from(freqs[i]);
+            }
+            let distinct = match f64::from(*distinct) {
+                d if d < 0.0 => -d * rows,
+                d => d,
+            };
+            let rest =
+                1.0 - freqs.iter().map(|f| f64::from(*f)).sum::<f64>() - f64::from(*null_frac);
+            (rest / (distinct - values.len() as f64).max(1.0)).max(0.0)
         };
         // Each queue's rows by the statistics, less what was counted exactly: its finished jobs.
         let scale = match tenant {
@@ -279,8 +297,8 @@ impl Store {
         };
         let queues = stats
             .iter()
-            .find(|(name, _, _)| name == "queue")
-            .map(|(_, values, _)| values.clone())
+            .find(|(name, ..)| name == "queue")
+            .and_then(|(_, values, ..)| values.clone())
             .unwrap_or_default();
         for queue in queues {
             let counted: i64 = counts
@@ -330,15 +348,15 @@ impl Store {
         Ok(on_pool!(&self.backend, c => sqlx::query_as(sql).bind(id).fetch_all(c).await)?)
     }
 
-    /// Queues the selected jobs that are not running to run now (a job out of attempts gets one more). Returns
-    /// how many.
+    /// Queues the selected jobs that are not running to run now (a job out of attempts gets one more), but for a
+    /// job whose unique key has another run unfinished or newer ([`RETRIABLE`]). Returns how many.
     pub async fn retry_jobs(&self, selection: &JobSelection, now: DateTime<Utc>) -> Result<u64> {
         let w = Where::selection(selection, self.engine());
         let n = w.binds.len() + 1;
         let sql = format!(
             "UPDATE jobs SET state = 'queued', run_at = ${n}, finished_at = NULL, locked_by = NULL, \
              locked_until = NULL, max_attempts = CASE WHEN attempts >= max_attempts THEN attempts + 1 \
-             ELSE max_attempts END WHERE ({}) AND state <> 'running'",
+             ELSE max_attempts END WHERE ({}) AND state <> 'running' AND {RETRIABLE}",
             w.clause
         );
         let binds = w.binds.into_iter().chain([Bind::Time(now)]);

@@ -185,3 +185,24 @@ pub async fn seats_left(store: &Store, tenant: &Tenant, flight: &Flight) -> u32 
         .unwrap()
         .seats_left()
 }
+
+/// A feed type of many rows and few columns (an integer key, a decimal, a text), for the benchmarks and tests
+/// that load a large file.
+pub const POINTS_FEED: &str = r#"
+name = "points"
+key = ["id"]
+
+[[columns]]
+name = "id"
+type = "integer"
+required = true
+
+[[columns]]
+name = "value"
+type = "decimal"
+required = true
+
+[[columns]]
+name = "label"
+type = "text"
+"#;

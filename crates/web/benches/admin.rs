@@ -16,24 +16,6 @@ use skybook_web::{AppState, WebOptions};
 use tower::ServiceExt;
 
 const TOKEN: &str = "bench-admin-token-000000000000001";
-const POINTS: &str = r#"
-name = "points"
-key = ["id"]
-
-[[columns]]
-name = "id"
-type = "integer"
-required = true
-
-[[columns]]
-name = "value"
-type = "decimal"
-required = true
-
-[[columns]]
-name = "label"
-type = "text"
-"#;
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -114,7 +96,9 @@ async fn main() {
         Some(t) => t,
         None => store.tenant_by_slug(&slug).await.unwrap().unwrap(),
     };
-    let feed = skybook_import::declaration::parse("points.toml", POINTS).unwrap();
+    let feed =
+        skybook_import::declaration::parse("points.toml", skybook_testkit::fixtures::POINTS_FEED)
+            .unwrap();
     store.ensure_feed_table(&feed.table).await.unwrap();
 
     let seeding = Instant::now();

@@ -33,6 +33,25 @@ use crate::site::{
 )]
 pub struct ApiDoc;
 
+/// What every admin operation may answer besides its own: one list, so each operation names only its own
+/// outcomes.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum AdminErrors {
+    /// `unauthorized`: no admin or operator token.
+    #[response(status = 401)]
+    Unauthorized(render::ErrorJson),
+    /// `invalid`: every bad parameter named (a repeated one, or one holding a NUL character, too).
+    #[response(status = 422)]
+    Invalid(render::ErrorJson),
+    /// `too_many_requests`: too many wrong tokens from this client; see Retry-After.
+    #[response(status = 429)]
+    TooManyRequests(render::ErrorJson),
+    /// `service_unavailable`: the database is unavailable; retry.
+    #[response(status = 503)]
+    Unavailable(render::ErrorJson),
+}
+
 /// The admin API's bearer token, as a security scheme its operations name.
 struct AdminToken;
 
@@ -115,5 +134,33 @@ mod tests {
             .unwrap();
         assert_eq!(key["schema"]["minLength"], 16, "{key}");
         assert_eq!(key["schema"]["maxLength"], 255, "{key}");
+    }
+
+    /// Every admin operation is in the document, behind the bearer token, with the answers every one may give.
+    #[test]
+    fn every_admin_operation_names_the_token_and_its_refusals() {
+        let doc = super::document();
+        let scheme = &doc["components"]["securitySchemes"]["admin_token"];
+        assert_eq!(scheme["scheme"], "bearer", "{scheme}");
+        let mut operations = 0;
+        for (path, methods) in doc["paths"].as_object().unwrap() {
+            if !path.starts_with("/admin") {
+                continue;
+            }
+            for (method, operation) in methods.as_object().unwrap() {
+                operations += 1;
+                assert!(
+                    operation["security"][0]["admin_token"].is_array(),
+                    "{method} {path}"
+                );
+                for status in ["401", "429", "503"] {
+                    assert!(
+                        operation["responses"][status].is_object(),
+                        "{method} {path}: no {status}"
+                    );
+                }
+            }
+        }
+        assert_eq!(operations, 15, "every admin JSON operation");
     }
 }

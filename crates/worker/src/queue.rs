@@ -246,6 +246,9 @@ impl QueueWorker {
 
     /// Claims one batch and runs it to the end (handlers concurrently). Returns how many jobs ran.
     pub async fn run_once(&self) -> anyhow::Result<usize> {
+        // At trace level only, as the round begins: a test reads it to know the worker has looked at its queue
+        // since some moment (a round logged after that moment claims after it).
+        tracing::trace!(queue = %self.config.queue, "claim round");
         let lease = chrono::Duration::from_std(self.config.lease)?;
         let jobs = self
             .store
@@ -257,8 +260,6 @@ impl QueueWorker {
                 self.config.batch,
             )
             .await?;
-        // At trace level only: what a test reads to know a worker has looked at its queue since some moment.
-        tracing::trace!(queue = %self.config.queue, claimed = jobs.len(), "claim round");
         if jobs.is_empty() {
             return Ok(0);
         }
@@ -364,5 +365,52 @@ impl QueueWorker {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every job event names its tenant: a tenant operator's dashboard stream is filtered by it.
+    #[test]
+    fn every_job_event_carries_its_tenant() {
+        let (id, tenant, kind) = (JobId::new(), Some(TenantId::new()), "k".to_owned());
+        let events = [
+            JobEvent::Started {
+                id,
+                tenant,
+                kind: kind.clone(),
+                attempt: 1,
+            },
+            JobEvent::Done {
+                id,
+                tenant,
+                kind: kind.clone(),
+            },
+            JobEvent::Retrying {
+                id,
+                tenant,
+                kind: kind.clone(),
+                error: "e".into(),
+            },
+            JobEvent::Failed {
+                id,
+                tenant,
+                kind: kind.clone(),
+                error: "e".into(),
+            },
+            JobEvent::Progress {
+                id,
+                tenant,
+                kind,
+                progress: serde_json::json!({}),
+            },
+        ];
+        for event in events {
+            let json = event.to_json();
+            assert_eq!(json["tenant"], tenant.unwrap().to_string(), "{json}");
+            assert_eq!(json["id"], id.to_string(), "{json}");
+        }
     }
 }

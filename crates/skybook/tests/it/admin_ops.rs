@@ -20,24 +20,6 @@ use crate::chrome::{fill, Chrome};
 
 const EXE: &str = env!("CARGO_BIN_EXE_skybook");
 const ADMIN_TOKEN: &str = "admin-token-of-the-operations-test-000001";
-const POINTS: &str = r#"
-name = "points"
-key = ["id"]
-
-[[columns]]
-name = "id"
-type = "integer"
-required = true
-
-[[columns]]
-name = "value"
-type = "decimal"
-required = true
-
-[[columns]]
-name = "label"
-type = "text"
-"#;
 /// Rows of the upload: enough that reading it takes a few seconds, so its progress is seen moving.
 const ROWS: u64 = 3_000_000;
 
@@ -112,7 +94,11 @@ async fn an_operator_retries_pauses_watches_an_import_and_browses_its_rows() {
     fixtures::tenant_with_flight(&store, "demo", 5).await;
     let feeds = dir.join("feeds");
     std::fs::create_dir_all(&feeds).unwrap();
-    std::fs::write(feeds.join("points.toml"), POINTS).unwrap();
+    std::fs::write(
+        feeds.join("points.toml"),
+        skybook_testkit::fixtures::POINTS_FEED,
+    )
+    .unwrap();
     let (_sandbox, sandbox) = start_sandbox(EXE, &dir);
     let workers: Vec<Running> = ["node-a-worker", "node-c-worker"]
         .into_iter()
@@ -203,11 +189,17 @@ async fn an_operator_retries_pauses_watches_an_import_and_browses_its_rows() {
     )
     .await;
     let held = enqueue(&store, "sentinel").await;
+    let enqueued = store.job(held).await.unwrap().unwrap().created_at;
     for worker in &workers {
-        worker.skip_printed();
-        // Two rounds seen after the job was in: the second began after it, and left it.
-        worker.wait_for_line("claim round");
-        worker.wait_for_line("claim round");
+        // A round begun (its line is logged as it begins) after the job was in has looked at the queue and left it.
+        loop {
+            let line = worker.wait_for_line("claim round");
+            let at: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+            let at: chrono::DateTime<Utc> = at["timestamp"].as_str().unwrap().parse().unwrap();
+            if at > enqueued {
+                break;
+            }
+        }
     }
     let job = store.job(held).await.unwrap().unwrap();
     assert_eq!(
@@ -284,14 +276,23 @@ async fn an_operator_retries_pauses_watches_an_import_and_browses_its_rows() {
                 .to_owned()
         }
     });
-    let mut seen = Vec::<String>::new();
+    // The rows read so far, each time the page shows a new figure.
+    let mut seen = Vec::<u64>::new();
+    let mut eta_shown = false;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let text = main_text(&browser).await;
         if let Some(line) = text.lines().find(|l| l.contains("so far")) {
-            if seen.last().map(String::as_str) != Some(line) {
-                seen.push(line.to_owned());
+            let rows: u64 = line
+                .split(" so far")
+                .next()
+                .and_then(|before| before.split_whitespace().last())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("a row count in {line:?}"));
+            if seen.last() != Some(&rows) {
+                seen.push(rows);
             }
+            eta_shown |= line.contains("left");
         }
         if text.contains("succeeded") && text.contains(&ROWS.to_string()) {
             break;
@@ -308,9 +309,10 @@ async fn an_operator_retries_pauses_watches_an_import_and_browses_its_rows() {
         "the progress moved on the page while it ran: {seen:?}"
     );
     assert!(
-        seen.iter().any(|l| l.contains("left")),
-        "with an ETA: {seen:?}"
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "and only forward: {seen:?}"
     );
+    assert!(eta_shown, "with an ETA");
     let refreshed = browser
         .execute(
             "return document.getElementById('main').getAttribute('data-refreshed')",

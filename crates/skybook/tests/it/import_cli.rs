@@ -226,7 +226,12 @@ async fn an_operator_token_is_printed_once_listed_and_revoked(engine: Engine) {
         .unwrap_or_default();
     assert_eq!(token.len(), 69, "the token alone on its line: {out}");
     assert!(err.contains("read-only operator token"), "{err}");
-    let id = err.split_whitespace().nth(4).unwrap().to_owned();
+    let id = err
+        .lines()
+        .find(|l| l.starts_with("created"))
+        .and_then(|l| l.split_whitespace().nth(4))
+        .unwrap_or_else(|| panic!("the token's id in {err}"))
+        .to_owned();
 
     let store = skybook_testkit::store_at(&url).await;
     let hash = skybook_domain::OperatorTokenHash::of_presented(token).unwrap();

@@ -307,7 +307,49 @@ async fn counts_are_exact_where_operators_act_and_estimated_for_a_large_history(
     }
 }
 
+/// Retrying every failed job retries only the newest run of a unique key, and none whose key has a run
+/// unfinished: the unique index allows one unfinished job per key, and a retry broke it (a 500, nothing retried).
+async fn a_retry_keeps_one_unfinished_job_per_unique_key(engine: Engine) {
+    let store = skybook_testkit::store(engine, "job_admin_unique").await;
+    let keyed = |key: &str| NewJob {
+        unique_key: Some(key.into()),
+        ..job("cron.tick", "{}")
+    };
+    let fail = |id: JobId| {
+        let store = store.clone();
+        async move {
+            let ids = JobSelection::Ids {
+                ids: vec![id],
+                tenant_id: None,
+            };
+            assert_eq!(store.cancel_jobs(&ids, Utc::now()).await.unwrap(), 1);
+        }
+    };
+    let older_q = enqueue(&store, keyed("q"), 40).await;
+    fail(older_q).await;
+    let older_k = enqueue(&store, keyed("k"), 30).await;
+    fail(older_k).await;
+    let newer_k = enqueue(&store, keyed("k"), 20).await;
+    fail(newer_k).await;
+    let queued_q = enqueue(&store, keyed("q"), 10).await;
+
+    let failed = JobSelection::Matching(JobFilter {
+        state: Some("failed".into()),
+        ..JobFilter::default()
+    });
+    assert_eq!(store.retry_jobs(&failed, Utc::now()).await.unwrap(), 1);
+    let state = |id: JobId| {
+        let store = store.clone();
+        async move { store.job(id).await.unwrap().unwrap().state }
+    };
+    assert_eq!(state(newer_k).await, "queued", "the newest run of k");
+    assert_eq!(state(older_k).await, "failed", "an older run of k");
+    assert_eq!(state(older_q).await, "failed", "q has a run queued");
+    assert_eq!(state(queued_q).await, "queued");
+}
+
 backend_tests!(
+    a_retry_keeps_one_unfinished_job_per_unique_key,
     counts_are_exact_where_operators_act_and_estimated_for_a_large_history,
     operators_list_filter_and_page_jobs,
     operators_retry_cancel_delete_and_pause,

@@ -1,5 +1,6 @@
 //! The storage contract, run against SQLite and PostgreSQL alike.
 
+mod browse;
 mod crashes;
 mod events;
 mod import_progress;

@@ -15,6 +15,7 @@ use super::operator::{by_token, operator, refused, require_operator};
 use super::session::Visit;
 use super::views::{summary, AdminLoginPage, AdminPage, AlertRow, CrashRow};
 use super::{see_other, PageError};
+use crate::openapi::AdminErrors;
 use crate::render::ErrorJson;
 use crate::throttle::Client;
 use crate::{ApiError, AppState};
@@ -135,11 +136,7 @@ pub async fn dashboard(
     responses(
         (status = 200, description = "OK", body = serde_json::Value),
         (status = 403, description = "`forbidden`: the platform admin's alone, a read-only token, or a session without its CSRF token", body = ErrorJson),
-        (status = 400, description = "A query string that does not parse", body = ErrorJson),
-        (status = 401, description = "`unauthorized`: no admin or operator token", body = ErrorJson),
-        (status = 422, description = "`invalid`: every bad parameter named", body = ErrorJson),
-        (status = 429, description = "`too_many_requests`: too many token presentations from this client", body = ErrorJson),
-        (status = 503, description = "`service_unavailable`: the database is unavailable; retry", body = ErrorJson),
+        AdminErrors,
     ),
     security(("admin_token" = [])),
     tag = "admin"
@@ -192,11 +189,7 @@ pub async fn crashes_api(
     description = "The newest alerts (a tenant operator: its tenant\'s).",
     responses(
         (status = 200, description = "OK", body = serde_json::Value),
-        (status = 400, description = "A query string that does not parse", body = ErrorJson),
-        (status = 401, description = "`unauthorized`: no admin or operator token", body = ErrorJson),
-        (status = 422, description = "`invalid`: every bad parameter named", body = ErrorJson),
-        (status = 429, description = "`too_many_requests`: too many token presentations from this client", body = ErrorJson),
-        (status = 503, description = "`service_unavailable`: the database is unavailable; retry", body = ErrorJson),
+        AdminErrors,
     ),
     security(("admin_token" = [])),
     tag = "admin"
@@ -239,11 +232,7 @@ pub async fn alerts_api(
     description = "The latest operator actions (a tenant operator: its tenant\'s).",
     responses(
         (status = 200, description = "OK", body = serde_json::Value),
-        (status = 400, description = "A query string that does not parse", body = ErrorJson),
-        (status = 401, description = "`unauthorized`: no admin or operator token", body = ErrorJson),
-        (status = 422, description = "`invalid`: every bad parameter named", body = ErrorJson),
-        (status = 429, description = "`too_many_requests`: too many token presentations from this client", body = ErrorJson),
-        (status = 503, description = "`service_unavailable`: the database is unavailable; retry", body = ErrorJson),
+        AdminErrors,
     ),
     security(("admin_token" = [])),
     tag = "admin"

@@ -18,6 +18,7 @@ use super::operator::{operator, require_operator, Operator};
 use super::session::Visit;
 use super::views::AdminNav;
 use super::{see_other, PageError};
+use crate::openapi::AdminErrors;
 use crate::render::ErrorJson;
 use crate::throttle::Client;
 use crate::{ApiError, AppState};
@@ -129,11 +130,7 @@ pub async fn booking_page(
     responses(
         (status = 200, description = "OK", body = serde_json::Value),
         (status = 404, description = "`not_found`: no such booking, or another tenant's", body = ErrorJson),
-        (status = 400, description = "A query string that does not parse", body = ErrorJson),
-        (status = 401, description = "`unauthorized`: no admin or operator token", body = ErrorJson),
-        (status = 422, description = "`invalid`: every bad parameter named", body = ErrorJson),
-        (status = 429, description = "`too_many_requests`: too many token presentations from this client", body = ErrorJson),
-        (status = 503, description = "`service_unavailable`: the database is unavailable; retry", body = ErrorJson),
+        AdminErrors,
     ),
     security(("admin_token" = [])),
     tag = "admin"

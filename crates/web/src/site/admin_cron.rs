@@ -22,6 +22,7 @@ use super::operator::{
 };
 use super::session::Visit;
 use super::{see_other, PageError};
+use crate::openapi::AdminErrors;
 use crate::render::ErrorJson;
 use crate::throttle::Client;
 use crate::{ApiError, AppState};
@@ -64,6 +65,7 @@ async fn act(
     audit(
         state,
         operator,
+        None,
         &format!("cron.{action}"),
         format!("schedule {name} ({outcome})"),
         affected,
@@ -108,11 +110,7 @@ fn schedule_json(s: &CronSchedule) -> Value {
     responses(
         (status = 200, description = "OK", body = serde_json::Value),
         (status = 403, description = "`forbidden`: the platform admin's alone, a read-only token, or a session without its CSRF token", body = ErrorJson),
-        (status = 400, description = "A query string that does not parse", body = ErrorJson),
-        (status = 401, description = "`unauthorized`: no admin or operator token", body = ErrorJson),
-        (status = 422, description = "`invalid`: every bad parameter named", body = ErrorJson),
-        (status = 429, description = "`too_many_requests`: too many token presentations from this client", body = ErrorJson),
-        (status = 503, description = "`service_unavailable`: the database is unavailable; retry", body = ErrorJson),
+        AdminErrors,
     ),
     security(("admin_token" = [])),
     tag = "admin"
@@ -146,11 +144,7 @@ pub async fn cron_api(
         (status = 200, description = "OK", body = serde_json::Value),
         (status = 403, description = "`forbidden`: the platform admin's alone, a read-only token, or a session without its CSRF token", body = ErrorJson),
         (status = 404, description = "`not_found`: no such schedule or action, or another tenant's", body = ErrorJson),
-        (status = 400, description = "A query string that does not parse", body = ErrorJson),
-        (status = 401, description = "`unauthorized`: no admin or operator token", body = ErrorJson),
-        (status = 422, description = "`invalid`: every bad parameter named", body = ErrorJson),
-        (status = 429, description = "`too_many_requests`: too many token presentations from this client", body = ErrorJson),
-        (status = 503, description = "`service_unavailable`: the database is unavailable; retry", body = ErrorJson),
+        AdminErrors,
     ),
     security(("admin_token" = [])),
     tag = "admin"

@@ -35,6 +35,7 @@ use super::operator::{operator, require_operator, Operator};
 use super::session::Visit;
 use super::views::AdminNav;
 use super::{see_other, PageError};
+use crate::openapi::AdminErrors;
 use crate::render::ErrorJson;
 use crate::throttle::Client;
 use crate::{ApiError, AppState};
@@ -180,11 +181,17 @@ fn bound(op: &str, value: FeedValue) -> Condition {
 
 /// A time bound: a time with its zone, or a date (its first moment; as a maximum, its last).
 fn time_bound(raw: &str, max: bool, name: &str, errors: &mut FieldErrors) -> Option<FeedValue> {
-    if let Ok(date) = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
-        let start = date.and_time(chrono::NaiveTime::MIN).and_utc();
+    if let Ok(FeedValue::Date(date)) = parse_typed(raw, &ColumnType::Date) {
         let at = match max {
-            true => start + chrono::Duration::days(1) - chrono::Duration::nanoseconds(1),
-            false => start,
+            // The day's last moment (the parser's years end at 9999: the next day is still a date).
+            true => {
+                date.succ_opt()
+                    .unwrap_or(date)
+                    .and_time(chrono::NaiveTime::MIN)
+                    .and_utc()
+                    - chrono::Duration::nanoseconds(1)
+            }
+            false => date.and_time(chrono::NaiveTime::MIN).and_utc(),
         };
         return Some(FeedValue::Timestamp(at));
     }
@@ -209,19 +216,24 @@ fn cursor_text(cursor: &BrowseCursor) -> String {
 fn parse_cursor(table: &Browsable, sort: Option<usize>, raw: &str) -> Option<BrowseCursor> {
     let parts: Vec<Value> = serde_json::from_str(raw).ok()?;
     let mut parts = parts.into_iter();
-    let typed = |v: Value, ty: &ColumnType| match v {
-        Value::Null => Some(FeedValue::Null),
-        Value::String(s) => parse_typed(&s, ty).ok(),
+    // Only what the listing hands out: text (no NUL, which no column holds) of the column's type, and no value
+    // only where a column may have none (never a key's).
+    let typed = |v: Value, ty: &ColumnType, may_be_empty: bool| match v {
+        Value::Null if may_be_empty => Some(FeedValue::Null),
+        Value::String(s) if !s.contains('\0') => parse_typed(&s, ty).ok(),
         _ => None,
     };
     let sort = match sort {
         None => None,
-        Some(c) => Some(typed(parts.next()?, &table.columns[c].ty)?),
+        Some(c) => {
+            let column = &table.columns[c];
+            Some(typed(parts.next()?, &column.ty, !column.in_key)?)
+        }
     };
     let tenant: TenantId = parts.next()?.as_str()?.parse().ok()?;
     let mut key = Vec::new();
     for &k in &table.key {
-        key.push(typed(parts.next()?, &table.columns[k].ty)?);
+        key.push(typed(parts.next()?, &table.columns[k].ty, false)?);
     }
     parts
         .next()
@@ -296,9 +308,17 @@ fn tables(state: &AppState) -> Vec<String> {
 }
 
 /// `GET /admin/data`: the first table.
-pub async fn data_index(State(state): State<AppState>) -> Response {
+pub async fn data_index(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    client: Client,
+    visit: Visit,
+) -> Result<Response, PageError> {
+    if operator(&state, &headers, client, &visit).await?.is_none() {
+        return Ok(see_other("/admin/login"));
+    }
     let first = tables(&state).into_iter().next().unwrap_or_default();
-    see_other(&format!("/admin/data/{first}"))
+    Ok(see_other(&format!("/admin/data/{first}")))
 }
 
 /// `GET /admin/data/{table}`.
@@ -416,11 +436,7 @@ pub async fn data_page(
     responses(
         (status = 200, description = "OK", body = serde_json::Value),
         (status = 404, description = "`not_found`: no such table, or another tenant's", body = ErrorJson),
-        (status = 400, description = "A query string that does not parse", body = ErrorJson),
-        (status = 401, description = "`unauthorized`: no admin or operator token", body = ErrorJson),
-        (status = 422, description = "`invalid`: every bad parameter named", body = ErrorJson),
-        (status = 429, description = "`too_many_requests`: too many token presentations from this client", body = ErrorJson),
-        (status = 503, description = "`service_unavailable`: the database is unavailable; retry", body = ErrorJson),
+        AdminErrors,
     ),
     security(("admin_token" = [])),
     tag = "admin"

@@ -4,7 +4,8 @@
 //! does every dashboard after the database's listener reconnects): the page then reads the current state
 //! again, so nothing shown is stale. A comment line every 15 s keeps proxies from closing an idle stream.
 //!
-//! Behind an operator's token, like the rest of the admin. A tenant operator's stream carries its tenant's
+//! Behind an operator's token, like the rest of the admin; a tenant operator's stream ends within ten seconds of
+//! its token's revocation. A tenant operator's stream carries its tenant's
 //! events only (and the stream's own: open, resync); the platform's (cron, queues, alerts of no tenant) are
 //! the platform admin's.
 
@@ -22,6 +23,9 @@ use super::session::Visit;
 use crate::throttle::Client;
 use crate::{ApiError, AppState};
 
+/// How often a tenant operator's stream checks that its token still stands.
+const STILL_VALID_EVERY: Duration = Duration::from_secs(10);
+
 pub async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -32,17 +36,32 @@ pub async fn events(
     let receiver = state.store.subscribe_events().await;
     // The first event says the stream is open: from here on nothing is missed.
     let opened = futures::stream::once(async { Ok(Event::default().data(r#"{"type":"open"}"#)) });
-    let stream = futures::stream::unfold(receiver, move |mut receiver| {
-        let operator = operator.clone();
+    let store = state.store.clone();
+    let mut check = tokio::time::interval(STILL_VALID_EVERY);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stream = futures::stream::unfold((receiver, check), move |(mut receiver, mut check)| {
+        let (operator, store) = (operator.clone(), store.clone());
         async move {
             loop {
-                let data = match receiver.recv().await {
+                let received = tokio::select! {
+                    received = receiver.recv() => received,
+                    _ = check.tick() => {
+                        // A revoked token's stream ends here, as its requests do (a failed check is no answer).
+                        if let Some(token) = operator.token_id() {
+                            if matches!(store.live_operator_token_by_id(token).await, Ok(None)) {
+                                return None;
+                            }
+                        }
+                        continue;
+                    }
+                };
+                let data = match received {
                     Ok(data) if !shown_to(&operator, &data) => continue,
                     Ok(data) => data,
                     Err(RecvError::Lagged(_)) => r#"{"type":"resync"}"#.to_owned(),
                     Err(RecvError::Closed) => return None,
                 };
-                return Some((Ok(Event::default().data(data)), receiver));
+                return Some((Ok(Event::default().data(data)), (receiver, check)));
             }
         }
     });

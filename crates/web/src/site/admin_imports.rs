@@ -12,6 +12,7 @@ use skybook_storage::{ImportRun, ImportRunFilter};
 use super::admin_params as params;
 use super::operator::{require_operator, Operator};
 use super::session::Visit;
+use crate::openapi::AdminErrors;
 use crate::render::ErrorJson;
 use crate::throttle::Client;
 use crate::{ApiError, AppState};
@@ -28,11 +29,7 @@ const MAX_RUNS: i64 = 500;
     params(("tenant" = Option<String>, Query, description = "Tenant slug", pattern = r"^([a-z0-9][a-z0-9-]{0,38}[a-z0-9])?$"), ("feed" = Option<String>, Query, description = "Feed type", pattern = r"^[^\x00]*$"), ("status" = Option<String>, Query, description = "queued, running, succeeded, failed or skipped", pattern = "^(queued|running|succeeded|failed|skipped)?$"), ("limit" = Option<u32>, Query, description = "1 to 500", minimum = 1, maximum = 500)),
     responses(
         (status = 200, description = "OK", body = serde_json::Value),
-        (status = 400, description = "A query string that does not parse", body = ErrorJson),
-        (status = 401, description = "`unauthorized`: no admin or operator token", body = ErrorJson),
-        (status = 422, description = "`invalid`: every bad parameter named", body = ErrorJson),
-        (status = 429, description = "`too_many_requests`: too many token presentations from this client", body = ErrorJson),
-        (status = 503, description = "`service_unavailable`: the database is unavailable; retry", body = ErrorJson),
+        AdminErrors,
     ),
     security(("admin_token" = [])),
     tag = "admin"
@@ -117,11 +114,7 @@ fn run_json(run: &ImportRun, tenant: Option<&str>) -> Value {
     responses(
         (status = 200, description = "OK", body = serde_json::Value),
         (status = 404, description = "`not_found`: no such run, or another tenant's", body = ErrorJson),
-        (status = 400, description = "A query string that does not parse", body = ErrorJson),
-        (status = 401, description = "`unauthorized`: no admin or operator token", body = ErrorJson),
-        (status = 422, description = "`invalid`: every bad parameter named", body = ErrorJson),
-        (status = 429, description = "`too_many_requests`: too many token presentations from this client", body = ErrorJson),
-        (status = 503, description = "`service_unavailable`: the database is unavailable; retry", body = ErrorJson),
+        AdminErrors,
     ),
     security(("admin_token" = [])),
     tag = "admin"
@@ -150,11 +143,7 @@ pub async fn import_run_api(
     responses(
         (status = 200, description = "OK", body = serde_json::Value),
         (status = 404, description = "`not_found`: no such run, or another tenant's", body = ErrorJson),
-        (status = 400, description = "A query string that does not parse", body = ErrorJson),
-        (status = 401, description = "`unauthorized`: no admin or operator token", body = ErrorJson),
-        (status = 422, description = "`invalid`: every bad parameter named", body = ErrorJson),
-        (status = 429, description = "`too_many_requests`: too many token presentations from this client", body = ErrorJson),
-        (status = 503, description = "`service_unavailable`: the database is unavailable; retry", body = ErrorJson),
+        AdminErrors,
     ),
     security(("admin_token" = [])),
     tag = "admin"

@@ -292,6 +292,7 @@ pub async fn rerun(
     audit(
         &state,
         &operator,
+        Some(run.tenant_id),
         "import.rerun",
         format!(
             "run {} ({} {} of {date}): {done}",

@@ -22,6 +22,7 @@ use skybook_storage::{Job, JobFilter, JobPage, JobSelection};
 use super::admin_params as params;
 use super::operator::{audit, require_operator, require_operator_to_act, Operator};
 use super::session::Visit;
+use crate::openapi::AdminErrors;
 use crate::render::ErrorJson;
 use crate::throttle::Client;
 use crate::{ApiError, AppState};
@@ -29,7 +30,7 @@ use crate::{ApiError, AppState};
 const DEFAULT_JOBS: i64 = 50;
 const MAX_JOBS: i64 = 500;
 /// Most ids one action may name.
-const MAX_IDS: usize = 1000;
+pub(super) const MAX_IDS: usize = 1000;
 const STATES: [&str; 4] = ["queued", "running", "done", "failed"];
 
 #[utoipa::path(
@@ -40,11 +41,7 @@ const STATES: [&str; 4] = ["queued", "running", "done", "failed"];
     params(("state" = Option<String>, Query, description = "queued, running, done or failed", pattern = "^(queued|running|done|failed)?$"), ("queue" = Option<String>, Query, description = "Queue name", max_length = 200, pattern = r"^[^\x00]*$"), ("kind" = Option<String>, Query, description = "Job kind", max_length = 200, pattern = r"^[^\x00]*$"), ("tenant" = Option<String>, Query, description = "Tenant slug", pattern = r"^([a-z0-9][a-z0-9-]{0,38}[a-z0-9])?$"), ("q" = Option<String>, Query, description = "Text in the payload or the last error", max_length = 200, pattern = r"^[^\x00]*$"), ("limit" = Option<u32>, Query, description = "1 to 500", minimum = 1, maximum = 500), ("after" = Option<String>, Query, description = "The cursor the previous page gave", pattern = r"^[^\x00]*$")),
     responses(
         (status = 200, description = "OK", body = serde_json::Value),
-        (status = 400, description = "A query string that does not parse", body = ErrorJson),
-        (status = 401, description = "`unauthorized`: no admin or operator token", body = ErrorJson),
-        (status = 422, description = "`invalid`: every bad parameter named", body = ErrorJson),
-        (status = 429, description = "`too_many_requests`: too many token presentations from this client", body = ErrorJson),
-        (status = 503, description = "`service_unavailable`: the database is unavailable; retry", body = ErrorJson),
+        AdminErrors,
     ),
     security(("admin_token" = [])),
     tag = "admin"
@@ -101,11 +98,7 @@ pub async fn jobs_api(
     responses(
         (status = 200, description = "OK", body = serde_json::Value),
         (status = 404, description = "`not_found`: no such job, or another tenant's", body = ErrorJson),
-        (status = 400, description = "A query string that does not parse", body = ErrorJson),
-        (status = 401, description = "`unauthorized`: no admin or operator token", body = ErrorJson),
-        (status = 422, description = "`invalid`: every bad parameter named", body = ErrorJson),
-        (status = 429, description = "`too_many_requests`: too many token presentations from this client", body = ErrorJson),
-        (status = 503, description = "`service_unavailable`: the database is unavailable; retry", body = ErrorJson),
+        AdminErrors,
     ),
     security(("admin_token" = [])),
     tag = "admin"
@@ -143,11 +136,7 @@ pub async fn job_api(
         (status = 200, description = "OK", body = serde_json::Value),
         (status = 403, description = "`forbidden`: the platform admin's alone, a read-only token, or a session without its CSRF token", body = ErrorJson),
         (status = 404, description = "`not_found`: no such action, or another tenant's", body = ErrorJson),
-        (status = 400, description = "A query string that does not parse", body = ErrorJson),
-        (status = 401, description = "`unauthorized`: no admin or operator token", body = ErrorJson),
-        (status = 422, description = "`invalid`: every bad parameter named", body = ErrorJson),
-        (status = 429, description = "`too_many_requests`: too many token presentations from this client", body = ErrorJson),
-        (status = 503, description = "`service_unavailable`: the database is unavailable; retry", body = ErrorJson),
+        AdminErrors,
     ),
     security(("admin_token" = [])),
     tag = "admin"
@@ -229,6 +218,7 @@ pub async fn job_action_api(
     audit(
         &state,
         &operator,
+        selection_tenant(&selection),
         &format!("jobs.{action}"),
         describe(&selection),
         affected,
@@ -248,11 +238,7 @@ pub async fn job_action_api(
         (status = 200, description = "OK", body = serde_json::Value),
         (status = 403, description = "`forbidden`: the platform admin's alone, a read-only token, or a session without its CSRF token", body = ErrorJson),
         (status = 404, description = "`not_found`: no such queue or action, or another tenant's", body = ErrorJson),
-        (status = 400, description = "A query string that does not parse", body = ErrorJson),
-        (status = 401, description = "`unauthorized`: no admin or operator token", body = ErrorJson),
-        (status = 422, description = "`invalid`: every bad parameter named", body = ErrorJson),
-        (status = 429, description = "`too_many_requests`: too many token presentations from this client", body = ErrorJson),
-        (status = 503, description = "`service_unavailable`: the database is unavailable; retry", body = ErrorJson),
+        AdminErrors,
     ),
     security(("admin_token" = [])),
     tag = "admin"
@@ -266,7 +252,7 @@ pub async fn queue_action_api(
 ) -> Result<Json<Value>, ApiError> {
     let operator = require_operator_to_act(&state, &headers, client, &visit).await?;
     operator.require_platform()?;
-    if queue.is_empty() || queue.len() > 64 {
+    if !is_queue_name(&queue) {
         return Err(ApiError::NotFound("queue"));
     }
     let changed = match action.as_str() {
@@ -278,6 +264,7 @@ pub async fn queue_action_api(
     audit(
         &state,
         &operator,
+        None,
         &format!("queue.{action}"),
         format!("queue {queue}"),
         u64::from(changed),
@@ -338,6 +325,19 @@ pub(super) async fn apply(
     };
     tracing::info!(action, affected, "operator acted on jobs");
     Ok(affected)
+}
+
+/// Whether `queue` can be a queue's name: 1 to 64 characters, no control character (a NUL reaches no table).
+pub(super) fn is_queue_name(queue: &str) -> bool {
+    (1..=64).contains(&queue.len()) && !queue.chars().any(char::is_control)
+}
+
+/// The tenant a selection is confined to, if one.
+pub(super) fn selection_tenant(selection: &JobSelection) -> Option<TenantId> {
+    match selection {
+        JobSelection::Ids { tenant_id, .. } => *tenant_id,
+        JobSelection::Matching(filter) => filter.tenant_id,
+    }
 }
 
 /// The jobs an action named, for the audit log.

@@ -15,7 +15,9 @@ use chrono::Utc;
 use skybook_domain::{FieldErrors, JobId, TenantId, TenantSlug};
 use skybook_storage::{Job, JobError, JobPage, JobSelection};
 
-use super::admin_jobs::{after_param, apply, describe, filter, find_job, next_cursor};
+use super::admin_jobs::{
+    after_param, apply, describe, filter, find_job, next_cursor, selection_tenant,
+};
 use super::admin_params as params;
 use super::forms::CsrfForm;
 use super::operator::{audit, operator, require_operator_for_form};
@@ -337,8 +339,15 @@ pub async fn act(
                 .filter(|(k, _)| k == "id")
                 .map(|(_, v)| v.parse().ok())
                 .collect();
-            if ids.is_none() {
-                errors.add("id", "must be job ids");
+            match &ids {
+                None => errors.add("id", "must be job ids"),
+                Some(ids) if ids.len() > super::admin_jobs::MAX_IDS => {
+                    errors.add(
+                        "id",
+                        format!("at most {} jobs at once", super::admin_jobs::MAX_IDS),
+                    );
+                }
+                Some(_) => {}
             }
             ids.map(|ids| JobSelection::Ids {
                 ids,
@@ -362,6 +371,7 @@ pub async fn act(
     audit(
         &state,
         &operator,
+        selection_tenant(&selection),
         &format!("jobs.{action}"),
         describe(&selection),
         affected,
@@ -385,7 +395,7 @@ pub async fn queue_act(
     let get = |name: &str| params::form_value(&pairs, name);
     let mut errors = FieldErrors::new();
     let queue = get("queue").unwrap_or_default();
-    if queue.is_empty() || queue.len() > 64 {
+    if !super::admin_jobs::is_queue_name(&queue) {
         errors.add("queue", "must be a queue's name");
     }
     let action = get("action").unwrap_or_default();
@@ -402,6 +412,7 @@ pub async fn queue_act(
     audit(
         &state,
         &operator,
+        None,
         &format!("queue.{action}"),
         format!("queue {queue}"),
         u64::from(changed),

@@ -202,6 +202,7 @@ pub async fn upload(
             .map_err(|e| invalid("file", e.to_string()))?;
     let label = format!("upload: {filename}");
     let label_for_audit = format!("{} {} {label}", tenant.slug, feed.name());
+    let tenant_id = tenant.id;
     let (run, dry_run) = (ImportRunId::new(), upload.dry_run);
     // The run goes on in its own task; it tells this request once it is recorded (or could not be).
     let (recorded, is_recorded) = tokio::sync::oneshot::channel();
@@ -242,6 +243,11 @@ pub async fn upload(
         match started.finish(&progress).await {
             Ok(summary) => {
                 tracing::info!(run.id = %run, tenant = %tenant.slug, feed = feed.name(), dry_run, status = summary.status, read = summary.counts.read, rejected = summary.counts.rejected, "uploaded import finished");
+                // Its end, so an open imports page shows the outcome at once.
+                store.publish_event(&json!({
+                    "type": "progress", "id": run, "tenant": tenant.id, "kind": "import.upload",
+                    "progress": { "rows": summary.counts.read, "done": true, "status": summary.status },
+                }));
                 Some(summary)
             }
             Err(e) => {
@@ -265,6 +271,7 @@ pub async fn upload(
     audit(
         &state,
         &operator,
+        Some(tenant_id),
         "import.upload",
         format!("run {run}: {label_for_audit}"),
         1,

@@ -247,11 +247,13 @@ pub(super) async fn refused(state: &AppState, client: Client) {
     }
 }
 
-/// Writes an operator's action to the audit log, after it happened. Should the write fail, the action stands
+/// Writes an operator's action (on `about`'s things, when they are one tenant's) to the audit log, after it
+/// happened. Should the write fail, the action stands
 /// and the failure is logged as an error (the log is missing an entry).
 pub(super) async fn audit(
     state: &AppState,
     operator: &Operator,
+    about: Option<TenantId>,
     action: &str,
     target: String,
     affected: u64,
@@ -262,7 +264,9 @@ pub(super) async fn audit(
         action: action.to_owned(),
         target,
         affected: i64::try_from(affected).unwrap_or(i64::MAX),
-        tenant_id: operator.tenant(),
+        // A tenant operator's own tenant, or the tenant the platform admin acted on: either way the tenant's
+        // operators read it.
+        tenant_id: operator.tenant().or(about),
     };
     if let Err(e) = state.store.record_audit(&entry).await {
         tracing::error!(error = %skybook_domain::ErrorChain(&e), action, "audit log entry not written");

@@ -375,6 +375,19 @@ async fn the_data_browser_sorts_pages_filters_and_exports_by_column_type(engine:
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["fields"]["tenant"][0], "no tenant sea", "{body}");
+    // Nor by the export, which streams every matching row: its own tenant's, by default.
+    let (status, _, csv) = app
+        .request(
+            axum::http::Request::get("/admin/data/fares/export.csv")
+                .header("authorization", format!("Bearer {}", token.expose()))
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(csv.lines().count(), 1 + air_rows.len(), "air's rows only");
+    assert!(!csv.contains("\nsea,"), "none of sea's");
 
     // The page, without JavaScript: the rows as the API has them, and the next page's link.
     let mut visitor = Visitor::new(app.router.clone());

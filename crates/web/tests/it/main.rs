@@ -15,6 +15,7 @@ mod imports_pages;
 mod jobs;
 mod jobs_pages;
 mod operators;
+mod operators_pages;
 mod probes;
 mod search;
 mod site;
